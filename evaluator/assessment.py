@@ -1,0 +1,182 @@
+"""One assessment: per deployed model its size, speed, clean accuracy and robustness under attack."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from evaluator.attacks import AttackTarget, create_attack
+from evaluator.data import Dataset, Split, load_dataset
+from evaluator.errors import EvaluatorError
+from evaluator.files import sha256_of
+from evaluator.latency import LatencyStats, measure_latency
+from evaluator.profile import ModelProfile, profile_model
+from evaluator.robustness import AttackResult, evaluate_attack
+from evaluator.runtime import OnnxClassifier, RuntimeChoice
+
+SCHEMA_VERSION = "1.0"
+DEFAULT_DATASET = "fashion-mnist"
+
+
+@dataclass(frozen=True)
+class AssessConfig:
+    """Options of `evaluator assess`; epsilons are Linf budgets in [0, 1] pixel units."""
+
+    dataset: str | None = None
+    data_dir: Path | None = None
+    source: Path | None = None
+    samples: int = 1000
+    epsilons: tuple[float, ...] = (8 / 255,)
+    attacks: tuple[str, ...] = ("pgd-linf", "square-linf")
+    provider: str = "auto"
+    batch_size: int = 256
+    throughput_batch: int = 256
+    threads: int | None = None
+    seed: int = 0
+    skip_latency: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {key: str(value) if isinstance(value, Path) else value for key, value in data.items()}
+
+
+@dataclass(frozen=True)
+class ModelAssessment:
+    path: str
+    dataset: str
+    profile: ModelProfile
+    runtime: RuntimeChoice
+    latency: LatencyStats | None
+    throughput: LatencyStats | None
+    clean_accuracy: float
+    clean_samples: int
+    attacks: tuple[AttackResult, ...]
+    source: str | None
+    metadata: dict[str, Any] | None
+    notes: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "dataset": self.dataset,
+            **self.profile.to_dict(),
+            "provider": self.runtime.used,
+            "provider_requested": self.runtime.requested,
+            "latency": self.latency.to_dict() if self.latency else None,
+            "throughput": self.throughput.to_dict() if self.throughput else None,
+            "clean_accuracy": self.clean_accuracy,
+            "clean_samples": self.clean_samples,
+            "attacks": [result.to_dict() for result in self.attacks],
+            "source": self.source,
+            "architecture": (self.metadata or {}).get("architecture"),
+            "pruning": (self.metadata or {}).get("pruning"),
+            "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True)
+class Assessment:
+    models: tuple[ModelAssessment, ...]
+    config: AssessConfig
+    environment: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "config": self.config.to_dict(),
+            "environment": self.environment,
+            "models": [model.to_dict() for model in self.models],
+        }
+
+
+Progress = Callable[[str], None]
+
+
+def resolve_source(model_path: Path, metadata: dict[str, Any] | None, override: Path | None) -> tuple[Path | None, list[str]]:
+    """The .pt2 behind a deployed model: --source, else the file named in its metadata (sha256-checked)."""
+    if override is not None:
+        if not override.is_file():
+            raise EvaluatorError(f"source file not found: {override}")
+        return override, []
+    record = (metadata or {}).get("source")
+    if not record:
+        return None, []
+    candidate = model_path.parent / record["file"]
+    if not candidate.is_file():
+        return None, [f"source {record['file']} named in the metadata is not beside the model: white-box attacks skipped"]
+    if record.get("sha256") and sha256_of(candidate) != record["sha256"]:
+        raise EvaluatorError(f"{candidate} does not match the sha256 recorded in {model_path.name}: pass --source to use it anyway")
+    return candidate, []
+
+
+def check_fit(classifier: OnnxClassifier, dataset: Dataset) -> None:
+    if classifier.input_shape != dataset.input_shape:
+        raise EvaluatorError(f"{classifier.path}: the model expects inputs of shape {classifier.input_shape}, "
+                             f"but dataset {dataset.name!r} has {dataset.input_shape}")
+    top_label = int(dataset.test.y.max())
+    if top_label >= classifier.num_classes:
+        raise EvaluatorError(f"dataset {dataset.name!r} has label {top_label}, out of range for a model with "
+                             f"{classifier.num_classes} outputs")
+
+
+def attack_subset(test: Split, samples: int, seed: int) -> Split:
+    """A seeded sample of the test split for the attacks (the whole split if `samples` >= its size)."""
+    if samples >= len(test):
+        return test
+    index = np.sort(np.random.default_rng(seed).choice(len(test), samples, replace=False))
+    return test.take(index)
+
+
+def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset], progress: Progress) -> ModelAssessment:
+    classifier = OnnxClassifier(path, config.provider, config.batch_size, config.threads)  # type: ignore[arg-type]
+    metadata = classifier.metadata
+    name = config.dataset or (metadata or {}).get("dataset") or DEFAULT_DATASET
+    if name not in datasets:
+        datasets[name] = load_dataset(name, config.data_dir)
+    dataset = datasets[name]
+    check_fit(classifier, dataset)
+    notes = [classifier.runtime.note] if classifier.runtime.note else []
+    source, source_notes = resolve_source(Path(path), metadata, config.source)
+    notes += source_notes
+    profile = profile_model(Path(path), classifier.model)
+    latency = throughput = None
+    if not config.skip_latency:
+        progress(f"{Path(path).name}: latency")
+        latency = measure_latency(classifier, 1, seed=config.seed)
+        throughput = measure_latency(classifier, config.throughput_batch, seed=config.seed)
+    progress(f"{Path(path).name}: clean accuracy")
+    clean_accuracy = float((classifier.predict(dataset.test.x) == dataset.test.y).mean())
+    subset = attack_subset(dataset.test, config.samples, config.seed)
+    target = AttackTarget(classifier, source)
+    results = []
+    for attack_name in config.attacks:
+        for epsilon in config.epsilons:
+            attack = create_attack(attack_name)
+            if attack.kind.value == "white-box" and source is None:
+                notes.append(f"{attack_name} skipped: no PyTorch source")
+                break
+            progress(f"{Path(path).name}: {attack_name} eps={epsilon:.4g}")
+            results.append(evaluate_attack(attack, target, subset, epsilon, config.seed))
+    return ModelAssessment(str(path), dataset.name, profile, classifier.runtime, latency, throughput, clean_accuracy,
+                           len(dataset.test), tuple(results), str(source) if source else None, metadata, tuple(notes))
+
+
+def assess(paths: list[Path], config: AssessConfig, progress: Progress = lambda message: None) -> Assessment:
+    """Assess every model in `paths` with the same data, attacks and seed."""
+    from evaluator.environment import environment_record
+
+    if config.samples < 1:
+        raise EvaluatorError(f"--samples must be at least 1, got {config.samples}")
+    for epsilon in config.epsilons:
+        if not 0 < epsilon <= 1:
+            raise EvaluatorError(f"epsilon must be in (0, 1] (pixel units), got {epsilon}")
+    for attack_name in config.attacks:
+        create_attack(attack_name)
+    datasets: dict[str, Dataset] = {}
+    models = tuple(assess_model(path, config, datasets, progress) for path in paths)
+    threads = config.threads or os.cpu_count() or 1
+    return Assessment(models, config, environment_record(threads))

@@ -1,0 +1,103 @@
+"""The attack contract and registry.
+
+An attack only crafts candidates (`run`); the bookkeeping - projection onto the budget, re-checking
+every candidate on the deployed ONNX graph, counting robust samples - is done once, in
+evaluator.robustness, by the evaluator's own distances.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from evaluator.errors import EvaluatorError
+from evaluator.runtime import OnnxClassifier
+
+
+class Norm(str, Enum):
+    L0 = "L0"
+    L2 = "L2"
+    LINF = "Linf"
+
+
+class AttackKind(str, Enum):
+    WHITE_BOX = "white-box"  # gradients of the PyTorch source
+    SCORE = "score"  # queries the deployed graph's scores
+    DECISION = "decision"  # queries the deployed graph's top-1 label
+    TRANSFER = "transfer"  # crafted on a surrogate, evaluated on the deployed graph
+
+
+@dataclass
+class AttackTarget:
+    """What an attack may use: the deployed ORT classifier and, lazily, the PyTorch source module."""
+
+    deployed: OnnxClassifier
+    source_path: Path | None = None
+    _source: Any = field(default=None, repr=False)
+
+    def source(self) -> Any:
+        """The source as a torch module (imports torch on first use)."""
+        if self._source is None:
+            if self.source_path is None:
+                raise EvaluatorError("this attack needs the PyTorch source (.pt2): pass --source or use a model made by the exporters")
+            from evaluator.source import load_source
+
+            self._source = load_source(self.source_path)
+        return self._source
+
+
+@dataclass(frozen=True)
+class AttackOutput:
+    """x_adv: (N, C, H, W) float32 candidates; queries: (N,) model queries per sample, for black-box attacks."""
+
+    x_adv: np.ndarray
+    queries: np.ndarray | None = None
+
+
+class Attack(ABC):
+    """A fixed-budget attack. Subclasses are dataclasses whose fields are the attack's options."""
+
+    name: ClassVar[str]
+    norm: ClassVar[Norm]
+    kind: ClassVar[AttackKind]
+    summary: ClassVar[str]
+
+    @abstractmethod
+    def run(self, target: AttackTarget, x: np.ndarray, y: np.ndarray, epsilon: float, seed: int) -> AttackOutput:
+        """Candidates for x (N, C, H, W) in [0, 1] with labels y (N,), inside `epsilon` in `norm`."""
+
+    def options(self) -> dict[str, Any]:
+        return dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
+
+
+ATTACKS: dict[str, type[Attack]] = {}
+
+
+def register_attack(cls: type[Attack]) -> type[Attack]:
+    """Class decorator: make `cls` available to create_attack under `cls.name`."""
+    if cls.name in ATTACKS:
+        raise ValueError(f"attack {cls.name!r} registered twice")
+    ATTACKS[cls.name] = cls
+    return cls
+
+
+def create_attack(name: str, **options: Any) -> Attack:
+    """A fresh attack object; unknown names and options are user errors."""
+    if name not in ATTACKS:
+        raise EvaluatorError(f"unknown attack {name!r}: expected one of {', '.join(sorted(ATTACKS))}")
+    cls = ATTACKS[name]
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise EvaluatorError(f"attack {name!r} has no option {', '.join(unknown)}: its options are {', '.join(sorted(known))}")
+    return cls(**options)
+
+
+def list_attacks() -> list[type[Attack]]:
+    return [ATTACKS[name] for name in sorted(ATTACKS)]

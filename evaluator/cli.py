@@ -1,0 +1,212 @@
+"""`evaluator`: train, prune, assess. Bad input prints one line and exits 2 (`--debug` shows the traceback)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from contextlib import contextmanager
+from fractions import Fraction
+from pathlib import Path
+from typing import Annotated, Any, Callable, Iterator, Optional, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from evaluator.errors import EvaluatorError
+
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+                  help="Size, speed and adversarial robustness of (pruned) classifiers on the deployed ONNX graph.")
+console = Console(width=None if sys.stdout.isatty() else 200)  # pipes and CI logs get the whole table
+errors = Console(stderr=True)
+DEBUG = {"enabled": False}
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def handles_errors(command: Command) -> Command:
+    """Turn EvaluatorError (and a missing optional dependency) into one line on stderr and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except EvaluatorError as error:
+            if DEBUG["enabled"]:
+                raise
+            errors.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(EvaluatorError.exit_code) from None
+        except ModuleNotFoundError as error:
+            if DEBUG["enabled"]:
+                raise
+            errors.print(f"[red]error:[/red] {error.name} is not installed: pip install 'evaluator[torch]' for training, "
+                         "pruning and white-box attacks", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            errors.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.callback()
+def root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")] = False) -> None:
+    DEBUG["enabled"] = debug
+
+
+def progress_bar() -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=errors, transient=True)
+
+
+def parse_epsilons(text: str) -> tuple[float, ...]:
+    """'8/255,0.1' -> (0.0313..., 0.1)."""
+    values = []
+    for part in text.split(","):
+        try:
+            values.append(float(Fraction(part.strip())))
+        except (ValueError, ZeroDivisionError):
+            raise EvaluatorError(f"cannot read epsilon {part.strip()!r}: use numbers or fractions like 8/255") from None
+    return tuple(values)
+
+
+@contextmanager
+def task_progress(total: int) -> Iterator[Callable[[str], None]]:
+    with progress_bar() as bar:
+        task = bar.add_task("starting", total=total)
+        first = {"step": True}
+
+        def step(message: str) -> None:
+            if not first["step"]:
+                bar.advance(task)
+            first["step"] = False
+            bar.update(task, description=message)
+
+        yield step
+        bar.update(task, completed=total)
+
+
+@app.command()
+@handles_errors
+def assess(
+    models: Annotated[list[Path], typer.Argument(help="ONNX models to assess (one table row each).")],
+    dataset: Annotated[Optional[str], typer.Option(help="fashion-mnist, mnist or a .npz; default: the model's metadata.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the dataset's IDX files.")] = None,
+    source: Annotated[Optional[Path], typer.Option(help="PyTorch source (.pt2) for white-box attacks; default: from metadata.")] = None,
+    eps: Annotated[str, typer.Option(help="Linf budgets in [0, 1] pixel units, comma separated; fractions allowed.")] = "8/255",
+    attacks: Annotated[str, typer.Option(help="Attacks by name, comma separated (see `evaluator attacks`).")] = "pgd-linf,square-linf",
+    samples: Annotated[int, typer.Option(help="Test samples attacked (clean accuracy uses the whole test set).")] = 1000,
+    provider: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    batch_size: Annotated[int, typer.Option(help="ONNX Runtime batch size for accuracy and black-box queries.")] = 256,
+    throughput_batch: Annotated[int, typer.Option(help="Batch size of the throughput measurement.")] = 256,
+    threads: Annotated[Optional[int], typer.Option(help="ONNX Runtime intra-op threads (default: all cores).")] = None,
+    no_latency: Annotated[bool, typer.Option("--no-latency", help="Skip the latency measurement.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the sample choice and of random attacks.")] = 0,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the whole assessment as JSON here.")] = None,
+) -> None:
+    """Measure size, latency, clean accuracy and robust accuracy of each ONNX model."""
+    from evaluator.assessment import AssessConfig, assess as run_assessment
+    from evaluator.files import write_text_atomic
+    from evaluator.report.terminal import render_table
+
+    config = AssessConfig(
+        dataset=dataset, data_dir=data_dir, source=source, samples=samples, epsilons=parse_epsilons(eps),
+        attacks=tuple(a.strip() for a in attacks.split(",") if a.strip()), provider=provider, batch_size=batch_size,
+        throughput_batch=throughput_batch, threads=threads, seed=seed, skip_latency=no_latency,
+    )
+    if len(models) > 1 and source is not None:
+        raise EvaluatorError("--source names one model's source: assess one model at a time with it")
+    steps = len(models) * (2 + (0 if no_latency else 1) + len(config.attacks) * len(config.epsilons))
+    with task_progress(steps) as step:
+        assessment = run_assessment(list(models), config, step)
+    render_table(assessment, console)
+    if json_path is not None:
+        write_text_atomic(json_path, json.dumps(assessment.to_dict(), indent=2) + "\n")
+        console.print(f"wrote {json_path}")
+
+
+@app.command("attacks")
+def list_attacks_command() -> None:
+    """List the registered attacks with their norm, kind and default options."""
+    from rich.table import Table
+
+    from evaluator.attacks import list_attacks
+
+    table = Table("name", "norm", "kind", "defaults", "summary")
+    for cls in list_attacks():
+        defaults = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in cls().options().items())
+        table.add_row(cls.name, cls.norm.value, cls.kind.value, defaults, cls.summary)
+    console.print(table)
+
+
+@app.command()
+@handles_errors
+def train(
+    arch: Annotated[str, typer.Argument(help="lenet5, resnet8 or vgg11.")],
+    dataset: Annotated[str, typer.Option(help="fashion-mnist, mnist or a .npz with x_train/y_train/x_test/y_test.")] = "fashion-mnist",
+    data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the dataset's IDX files.")] = None,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("."),
+    name: Annotated[Optional[str], typer.Option(help="Artifact name (default ARCH_DATASET).")] = None,
+    epochs: Annotated[int, typer.Option(help="Most epochs.")] = 30,
+    patience: Annotated[int, typer.Option(help="Stop after this many epochs without a better validation accuracy.")] = 3,
+    batch_size: Annotated[int, typer.Option()] = 128,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    width: Annotated[float, typer.Option(help="Width multiplier of the channels.")] = 1.0,
+    validation_size: Annotated[int, typer.Option(help="Validation samples carved from the training set.")] = 5000,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Train an architecture and write NAME.pt2, NAME.onnx (verified) and NAME.json."""
+    from exporters.train import TrainConfig
+    from exporters.workflows import DataOptions, train_architecture
+
+    if epochs < 1 or width <= 0 or lr <= 0:
+        raise EvaluatorError("--epochs must be >= 1, --width and --lr > 0")
+    stem = out / (name or f"{arch}_{Path(dataset).stem if dataset.endswith('.npz') else dataset}")
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, patience=patience, seed=seed)
+    with progress_bar() as bar:
+        artifacts, metadata = train_architecture(arch, stem, DataOptions(dataset, data_dir, validation_size), config, width, bar)
+    card = json.loads(artifacts.card.read_text())
+    check = card["export_check"]
+    console.print(f"trained {arch}: validation accuracy {metadata['training']['validation_accuracy']:.4f}, "
+                  f"test accuracy on ORT {check['onnx_accuracy']:.4f} (max |logit diff| vs torch {check['max_abs_logit_diff']:.1e})")
+    console.print(f"wrote {artifacts.pt2}, {artifacts.onnx}, {artifacts.card}")
+
+
+@app.command()
+@handles_errors
+def prune(
+    source: Annotated[Path, typer.Argument(help="The parent's .pt2 (written by `evaluator train` or `prune`).")],
+    method: Annotated[str, typer.Option(help="Pruning method.")] = "filter-l1",
+    rate: Annotated[float, typer.Option(help="Compression rate: weights before / non-zero weights after.")] = 4.0,
+    finetune_epochs: Annotated[int, typer.Option(help="Most fine-tuning epochs (early stopping on validation).")] = 10,
+    patience: Annotated[int, typer.Option()] = 3,
+    lr: Annotated[float, typer.Option(help="Adam learning rate of the fine-tuning.")] = 1e-3,
+    dataset: Annotated[Optional[str], typer.Option(help="Default: the dataset in the source's metadata.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option()] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder (default: beside the source).")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Artifact name (default SOURCE_METHOD_crRATE).")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Prune a model to a compression rate, fine-tune it and write verified artifacts with the pruning record."""
+    from exporters.train import TrainConfig
+    from exporters.workflows import prune_source
+
+    if finetune_epochs < 0:
+        raise EvaluatorError("--finetune-epochs must be >= 0")
+    stem = (out or source.parent) / (name or f"{source.stem}_{method}_cr{rate:g}")
+    config = TrainConfig(epochs=finetune_epochs, learning_rate=lr, patience=patience, seed=seed)
+    with progress_bar() as bar:
+        artifacts, outcome = prune_source(source, stem, method, rate, config, dataset, data_dir, bar)
+    card = json.loads(artifacts.card.read_text())
+    console.print(f"pruned {source.name} with {method}: rate {outcome.achieved_rate:.3f} (target {rate:g}), "
+                  f"params {outcome.params_before:,} -> {outcome.params_after:,}, test accuracy on ORT "
+                  f"{card['export_check']['onnx_accuracy']:.4f}")
+    console.print(f"wrote {artifacts.pt2}, {artifacts.onnx}, {artifacts.card}")
+
+
+def main() -> None:
+    app(prog_name="evaluator")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Latency of the deployed graph: warm-up, then timed runs of one fixed-shape batch."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from evaluator.runtime import OnnxClassifier
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Per-run wall time of one batch in milliseconds; throughput in samples per second."""
+
+    batch_size: int
+    runs: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    throughput_per_s: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def measure_latency(classifier: OnnxClassifier, batch_size: int, warmup: int = 10, min_runs: int = 50,
+                    min_seconds: float = 1.0, max_seconds: float = 10.0, seed: int = 0) -> LatencyStats:
+    """Time `classifier.run_batch` on a random batch until both minimums are met (or max_seconds passes)."""
+    x = np.random.default_rng(seed).random((batch_size, *classifier.input_shape), dtype=np.float32)
+    for _ in range(warmup):
+        classifier.run_batch(x)
+    times: list[float] = []
+    started = time.perf_counter()
+    while True:
+        begin = time.perf_counter()
+        classifier.run_batch(x)
+        times.append(time.perf_counter() - begin)
+        elapsed = time.perf_counter() - started
+        if (len(times) >= min_runs and elapsed >= min_seconds) or (elapsed >= max_seconds and len(times) >= 5):
+            break
+    ms = np.array(times) * 1e3
+    p50, p90, p99 = np.percentile(ms, [50, 90, 99])
+    return LatencyStats(batch_size, len(times), float(p50), float(p90), float(p99), float(ms.mean()),
+                        float(batch_size / (np.median(times))))

@@ -1,0 +1,36 @@
+"""Distances between inputs, computed by the evaluator itself. Inputs are (N, C, H, W) arrays.
+
+L0 counts changed pixel positions (a pixel counts once whatever its channels); L2 and Linf run over
+all input values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from evaluator.attacks.base import Norm
+
+
+def distances(x: np.ndarray, x_adv: np.ndarray, norm: Norm) -> np.ndarray:
+    """Per-sample distance (N,) float64 between x and x_adv in `norm`."""
+    delta = (x_adv.astype(np.float64) - x.astype(np.float64)).reshape(x.shape[0], x.shape[1], -1)
+    if norm is Norm.L0:
+        return (np.abs(delta) > 0).any(axis=1).sum(axis=1).astype(np.float64)
+    flat = delta.reshape(x.shape[0], -1)
+    if norm is Norm.L2:
+        return np.sqrt((flat**2).sum(axis=1))
+    return np.abs(flat).max(axis=1)
+
+
+def project(x: np.ndarray, x_adv: np.ndarray, norm: Norm, epsilon: float) -> np.ndarray:
+    """x_adv moved into the `epsilon` ball around x (L2, Linf) and into [0, 1]; float32 (N, C, H, W)."""
+    if norm is Norm.LINF:
+        projected = np.clip(x_adv, x - epsilon, x + epsilon)
+    elif norm is Norm.L2:
+        delta = x_adv - x
+        length = np.sqrt((delta.reshape(len(x), -1).astype(np.float64) ** 2).sum(axis=1))
+        scale = np.minimum(1.0, epsilon / np.maximum(length, 1e-12)).astype(np.float32)
+        projected = x + delta * scale.reshape(-1, 1, 1, 1)
+    else:
+        projected = x_adv  # L0 budgets are checked, not projected
+    return np.clip(projected, 0.0, 1.0).astype(np.float32)

@@ -1,0 +1,1 @@
+"""Renderers of an Assessment: terminal table, JSON file."""

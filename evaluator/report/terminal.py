@@ -1,0 +1,69 @@
+"""The size / speed / robustness table in the terminal (rich)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from evaluator.assessment import Assessment
+
+
+def human_bytes(count: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024  # type: ignore[assignment]
+    return str(count)
+
+
+def human_count(count: int) -> str:
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if count >= size:
+            return f"{count / size:.2f}{unit}"
+    return str(count)
+
+
+def render_table(assessment: Assessment, console: Console) -> None:
+    """One row per model; one column per (attack, epsilon)."""
+    columns: list[tuple[str, float]] = []
+    for model in assessment.models:
+        for result in model.attacks:
+            if (result.name, result.epsilon) not in columns:
+                columns.append((result.name, result.epsilon))
+    table = Table(title="size / speed / robustness", header_style="bold")
+    for header in ("model", "pruning", "size", "params", "non-zero", "MACs", "provider", "p50 ms b1", "p99 ms b1",
+                   "samples/s", "clean acc"):
+        table.add_column(header, justify="left" if header in ("model", "pruning", "provider") else "right")
+    for name, epsilon in columns:
+        table.add_column(f"{name}\neps={epsilon:.4g}", justify="right")
+    for model in assessment.models:
+        pruning = model.metadata.get("pruning") if model.metadata else None
+        pruning_text = f"{pruning['method']} CR {pruning['achieved_rate']:.2f}" if pruning else "-"
+        by_column = {(r.name, r.epsilon): r for r in model.attacks}
+        cells = []
+        for key in columns:
+            result = by_column.get(key)
+            if result is None:
+                cells.append("-")
+            elif result.queries is not None:
+                cells.append(f"{result.robust_accuracy:.3f} ({result.queries:.0f} q)")
+            else:
+                cells.append(f"{result.robust_accuracy:.3f}")
+        latency, throughput = model.latency, model.throughput
+        table.add_row(
+            Path(model.path).name, pruning_text, human_bytes(model.profile.size_bytes), human_count(model.profile.params),
+            human_count(model.profile.nonzero_params), human_count(model.profile.macs), model.runtime.used.replace("ExecutionProvider", ""),
+            f"{latency.p50_ms:.3f}" if latency else "-", f"{latency.p99_ms:.3f}" if latency else "-",
+            f"{throughput.throughput_per_s:,.0f} @{throughput.batch_size}" if throughput else "-",
+            f"{model.clean_accuracy:.4f}", *cells,
+        )
+    console.print(table)
+    samples = {r.samples for m in assessment.models for r in m.attacks}
+    if samples:
+        console.print(f"robust accuracy on {', '.join(map(str, sorted(samples)))} test samples, every adversarial re-checked "
+                      "on the deployed graph; (q) = mean queries per attacked sample", style="dim")
+    for model in assessment.models:
+        for note in model.notes:
+            console.print(f"[yellow]note[/yellow] {Path(model.path).name}: {note}")

@@ -1,0 +1,180 @@
+"""ONNX Runtime behind one class: provider choice, fixed-shape batches, CUDA graphs, query counting."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import onnx
+
+from evaluator.errors import EvaluatorError
+from evaluator.metadata import read_metadata
+
+Provider = Literal["auto", "cpu", "cuda"]
+CUDA_EP = "CUDAExecutionProvider"
+CPU_EP = "CPUExecutionProvider"
+
+
+def import_onnxruntime() -> Any:
+    try:
+        import onnxruntime
+    except ImportError:
+        raise EvaluatorError(
+            "ONNX Runtime is not installed: pip install 'evaluator[cpu]' (or 'evaluator[gpu]' on a CUDA machine)"
+        ) from None
+    return onnxruntime
+
+
+def load_onnx(path: Path) -> onnx.ModelProto:
+    """Read and check an ONNX file; any problem becomes one EvaluatorError line."""
+    path = Path(path)
+    if not path.is_file():
+        raise EvaluatorError(f"model file not found: {path}")
+    try:
+        model = onnx.load(str(path))
+        onnx.checker.check_model(model)
+    except Exception as error:  # onnx raises DecodeError, ValidationError, ... for a corrupt file
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise EvaluatorError(f"{path} is not a valid ONNX model: {first_line}") from None
+    if not model.graph.node:
+        raise EvaluatorError(f"{path} is not a valid ONNX model: its graph is empty")
+    return model
+
+
+@dataclass(frozen=True)
+class RuntimeChoice:
+    """The execution provider asked for, the one really used, and why they differ (if they do)."""
+
+    requested: str
+    used: str
+    note: str = ""
+
+
+class OnnxClassifier:
+    """An image classifier on ONNX Runtime: x (N, C, H, W) float32 in [0, 1] -> logits (N, classes).
+
+    On CUDA every run has the fixed batch shape `batch_size` (the last batch is padded) so a CUDA graph,
+    captured once, is replayed through IOBinding. `queries` counts the samples sent (padding excluded).
+    """
+
+    def __init__(self, path: Path, provider: Provider = "auto", batch_size: int = 256, threads: int | None = None) -> None:
+        self.path = Path(path)
+        self.model = load_onnx(self.path)
+        self.metadata = read_metadata(self.model)
+        self.input_name, self.input_shape = self._input_signature()
+        self.batch_size = batch_size
+        self.threads = threads if threads is not None else (os.cpu_count() or 1)
+        self.queries = 0
+        self._ort = import_onnxruntime()
+        self.runtime = self._choose_provider(provider)
+        self._sessions: dict[int, Any] = {}
+        self._bindings: dict[int, tuple[Any, Any, Any]] = {}
+        self.output_name = self.session(batch_size).get_outputs()[0].name
+        self.num_classes = self._probe_classes()
+
+    @property
+    def uses_cuda_graph(self) -> bool:
+        return self.runtime.used == CUDA_EP
+
+    def _input_signature(self) -> tuple[str, tuple[int, int, int]]:
+        initializers = {init.name for init in self.model.graph.initializer}
+        inputs = [value for value in self.model.graph.input if value.name not in initializers]
+        if len(inputs) != 1:
+            raise EvaluatorError(f"{self.path}: expected one image input, found {len(inputs)}")
+        tensor_type = inputs[0].type.tensor_type
+        if tensor_type.elem_type != onnx.TensorProto.FLOAT:
+            raise EvaluatorError(f"{self.path}: the input must be float32, found {onnx.TensorProto.DataType.Name(tensor_type.elem_type)}")
+        dims = [dim.dim_value if dim.HasField("dim_value") else None for dim in tensor_type.shape.dim]
+        if len(dims) != 4 or any(d is None for d in dims[1:]):
+            raise EvaluatorError(f"{self.path}: expected an input of shape (batch, C, H, W) with fixed C, H, W; found {dims}")
+        return inputs[0].name, (int(dims[1]), int(dims[2]), int(dims[3]))  # type: ignore[arg-type]
+
+    def _choose_provider(self, provider: Provider) -> RuntimeChoice:
+        if provider not in ("auto", "cpu", "cuda"):
+            raise EvaluatorError(f"unknown provider {provider!r}: expected auto, cpu or cuda")
+        available = self._ort.get_available_providers()
+        if provider == "cpu":
+            return RuntimeChoice(provider, CPU_EP)
+        if CUDA_EP not in available:
+            note = "" if provider == "auto" else "CUDA requested but this onnxruntime has no CUDA EP: fell back to CPU"
+            return RuntimeChoice(provider, CPU_EP, note)
+        try:
+            session = self._new_session(CUDA_EP, self.batch_size)
+        except Exception as error:  # a broken CUDA install surfaces here, in many exception types
+            return RuntimeChoice(provider, CPU_EP, f"CUDA EP failed to start ({str(error).splitlines()[0]}): fell back to CPU")
+        if session.get_providers()[0] != CUDA_EP:
+            return RuntimeChoice(provider, CPU_EP, "ONNX Runtime did not place the graph on CUDA: fell back to CPU")
+        self._sessions = {self.batch_size: session}
+        return RuntimeChoice(provider, CUDA_EP)
+
+    def _new_session(self, provider: str, batch_size: int) -> Any:
+        options = self._ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.log_severity_level = 3
+        options.graph_optimization_level = self._ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if provider == CUDA_EP:
+            cuda = {"enable_cuda_graph": "1", "cudnn_conv_algo_search": "EXHAUSTIVE"}
+            return self._ort.InferenceSession(
+                self.model.SerializeToString(), options, providers=[(CUDA_EP, cuda), CPU_EP]
+            )
+        return self._ort.InferenceSession(self.model.SerializeToString(), options, providers=[CPU_EP])
+
+    def session(self, batch_size: int) -> Any:
+        """The session for one batch shape (CUDA graphs need one session per shape; CPU shares one)."""
+        key = batch_size if self.uses_cuda_graph else 0
+        if key not in self._sessions:
+            if not self.uses_cuda_graph and self._sessions:
+                return next(iter(self._sessions.values()))
+            self._sessions[key] = self._new_session(self.runtime.used, batch_size)
+        return self._sessions[key]
+
+    def _probe_classes(self) -> int:
+        logits = self.run_batch(np.zeros((1, *self.input_shape), dtype=np.float32))
+        if logits.ndim != 2:
+            raise EvaluatorError(f"{self.path}: expected logits of shape (batch, classes), got {logits.shape}")
+        return int(logits.shape[1])
+
+    def run_batch(self, x: np.ndarray) -> np.ndarray:
+        """One session run on exactly x.shape[0] samples (no padding, no query count)."""
+        if not self.uses_cuda_graph:
+            return self.session(x.shape[0]).run([self.output_name], {self.input_name: x})[0]
+        return self._run_cuda_graph(x)
+
+    def _run_cuda_graph(self, x: np.ndarray) -> np.ndarray:
+        batch = x.shape[0]
+        if batch not in self._bindings:
+            session = self.session(batch)
+            ort_input = self._ort.OrtValue.ortvalue_from_numpy(np.zeros_like(x), "cuda", 0)
+            binding = session.io_binding()
+            binding.bind_ortvalue_input(self.input_name, ort_input)
+            binding.bind_output(self.output_name, "cuda", 0)
+            self._bindings[batch] = (session, binding, ort_input)
+        session, binding, ort_input = self._bindings[batch]
+        ort_input.update_inplace(np.ascontiguousarray(x))
+        session.run_with_iobinding(binding)
+        return binding.get_outputs()[0].numpy()
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """Logits for any number of samples; batches of `batch_size`, the last one padded on CUDA."""
+        if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
+            raise EvaluatorError(f"{self.path}: inputs of shape {tuple(x.shape[1:])} do not fit the model's input {self.input_shape}")
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        outputs = []
+        for start in range(0, x.shape[0], self.batch_size):
+            chunk = x[start:start + self.batch_size]
+            count = chunk.shape[0]
+            if self.uses_cuda_graph and count < self.batch_size:
+                chunk = np.concatenate([chunk, np.zeros((self.batch_size - count, *self.input_shape), np.float32)])
+            outputs.append(self.run_batch(chunk)[:count])
+        self.queries += x.shape[0]
+        logits = np.concatenate(outputs) if outputs else np.zeros((0, self.num_classes), np.float32)
+        if not np.isfinite(logits).all():
+            raise EvaluatorError(f"{self.path}: the model produced NaN or infinite outputs")
+        return logits
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Top-1 labels (N,) int64."""
+        return self.logits(x).argmax(axis=1)

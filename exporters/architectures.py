@@ -1,0 +1,194 @@
+"""The study's architectures behind one registry; inputs are float32 NCHW in [0, 1].
+
+Every model starts with a `Normalize` layer, so the normalisation is part of the exported graph and
+every epsilon lives in [0, 1] pixel space.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from evaluator.errors import EvaluatorError
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """What it takes to rebuild an architecture: name, input (C, H=W) and output size, width multiplier."""
+
+    name: str
+    in_channels: int = 1
+    image_size: int = 28
+    num_classes: int = 10
+    width: float = 1.0
+    mean: tuple[float, ...] = (0.5,)
+    std: tuple[float, ...] = (0.5,)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ArchSpec":
+        fields = {key: data[key] for key in cls.__dataclass_fields__ if key in data}
+        for key in ("mean", "std"):
+            if key in fields:
+                fields[key] = tuple(fields[key])
+        return cls(**fields)
+
+
+class Normalize(nn.Module):
+    """(x - mean) / std per channel; x: (N, C, H, W) in [0, 1]."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def scaled(channels: int, width: float) -> int:
+    return max(1, int(round(channels * width)))
+
+
+class LeNet5(nn.Module):
+    """conv5x5x6 - pool - conv5x5x16 - pool - dense 120-84-classes (61.7k parameters at 28 px, width 1)."""
+
+    def __init__(self, spec: ArchSpec) -> None:
+        super().__init__()
+        c1, c2 = scaled(6, spec.width), scaled(16, spec.width)
+        h1, h2 = scaled(120, spec.width), scaled(84, spec.width)
+        padding = 2 if spec.image_size == 28 else 0  # the classic 32 px layout: 5x5 maps before the dense part
+        spatial = ((spec.image_size + 2 * padding - 4) // 2 - 4) // 2
+        self.normalize = Normalize(spec.mean, spec.std)
+        self.features = nn.Sequential(
+            nn.Conv2d(spec.in_channels, c1, 5, padding=padding), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, 5), nn.ReLU(), nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(c2 * spatial * spatial, h1), nn.ReLU(),
+            nn.Linear(h1, h2), nn.ReLU(), nn.Linear(h2, spec.num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(self.normalize(x)))
+
+
+class PreActBlock(nn.Module):
+    """Pre-activation residual block: BN-ReLU-conv3x3(stride)-BN-ReLU-conv3x3, 1x1 projection shortcut."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_channels)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.shortcut = nn.Conv2d(in_channels, out_channels, 1, stride, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(x))
+        shortcut = self.shortcut(out)
+        out = self.conv1(out)
+        out = self.conv2(torch.relu(self.bn2(out)))
+        return out + shortcut
+
+
+class ResNet8(nn.Module):
+    """Stem conv3x3x32 stride 2, three pre-activation blocks 64/128/256 stride 2, GAP, dense."""
+
+    def __init__(self, spec: ArchSpec) -> None:
+        super().__init__()
+        widths = [scaled(c, spec.width) for c in (32, 64, 128, 256)]
+        self.normalize = Normalize(spec.mean, spec.std)
+        self.stem = nn.Conv2d(spec.in_channels, widths[0], 3, 2, 1, bias=False)
+        self.blocks = nn.Sequential(*(PreActBlock(widths[i], widths[i + 1], 2) for i in range(3)))
+        self.bn = nn.BatchNorm2d(widths[3])
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(widths[3], spec.num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.blocks(self.stem(self.normalize(x)))
+        out = self.pool(torch.relu(self.bn(out)))
+        return self.fc(torch.flatten(out, 1))
+
+
+VGG11_LAYERS = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
+
+
+class VGG11(nn.Module):
+    """VGG-11 with batch norm and a dense 2048-1024-classes head; pools that would empty the map are skipped."""
+
+    def __init__(self, spec: ArchSpec) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels, size = spec.in_channels, spec.image_size
+        for item in VGG11_LAYERS:
+            if item == "M":
+                if size >= 2:
+                    layers.append(nn.MaxPool2d(2))
+                    size //= 2
+                continue
+            out = scaled(int(item), spec.width)
+            layers += [nn.Conv2d(channels, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU()]
+            channels = out
+        self.normalize = Normalize(spec.mean, spec.std)
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        hidden1, hidden2 = scaled(2048, spec.width), scaled(1024, spec.width)
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(channels, hidden1), nn.ReLU(),
+            nn.Linear(hidden1, hidden2), nn.ReLU(), nn.Linear(hidden2, spec.num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.pool(self.features(self.normalize(x))))
+
+
+ARCHITECTURES: dict[str, Callable[[ArchSpec], nn.Module]] = {
+    "lenet5": LeNet5,
+    "resnet8": ResNet8,
+    "vgg11": VGG11,
+}
+
+
+def build_model(spec: ArchSpec) -> nn.Module:
+    """A freshly initialised model of `spec` (seed torch before calling for reproducible weights)."""
+    if spec.name not in ARCHITECTURES:
+        raise EvaluatorError(f"unknown architecture {spec.name!r}: expected one of {', '.join(ARCHITECTURES)}")
+    if spec.in_channels not in (1, 3) or spec.image_size not in (28, 32):
+        raise EvaluatorError(f"{spec.name} supports 1 or 3 channels and 28 or 32 px inputs, got {spec.in_channels}x{spec.image_size}")
+    if len(spec.mean) != spec.in_channels or len(spec.std) != spec.in_channels:
+        raise EvaluatorError(f"normalisation needs {spec.in_channels} mean/std values")
+    return ARCHITECTURES[spec.name](spec)
+
+
+def final_classifier(model: nn.Module) -> nn.Linear:
+    """The last Linear layer: its outputs are the classes, so pruning never touches them."""
+    linears = [module for module in model.modules() if isinstance(module, nn.Linear)]
+    return linears[-1]
+
+
+def reshape_to_state(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
+    """Resize conv / linear / batch-norm layers to the shapes in `state` (a structurally pruned model)."""
+    for name, module in model.named_modules():
+        weight = state.get(f"{name}.weight")
+        if weight is None:
+            continue
+        if isinstance(module, nn.Conv2d):
+            module.out_channels, module.in_channels = int(weight.shape[0]), int(weight.shape[1]) * module.groups
+        elif isinstance(module, nn.Linear):
+            module.out_features, module.in_features = int(weight.shape[0]), int(weight.shape[1])
+        elif isinstance(module, nn.BatchNorm2d):
+            module.num_features = int(weight.shape[0])
+        else:
+            continue
+        for key, tensor in module.named_parameters(recurse=False):
+            setattr(module, key, nn.Parameter(torch.empty_like(state[f"{name}.{key}"])))
+        for key, tensor in list(module.named_buffers(recurse=False)):
+            if f"{name}.{key}" in state:
+                module.register_buffer(key, torch.empty_like(state[f"{name}.{key}"]))
+    return model

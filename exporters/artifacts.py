@@ -1,0 +1,144 @@
+"""Verified export: one model becomes NAME.pt2 (torch.export source), NAME.onnx (deployed) and NAME.json (card).
+
+The export is checked before anything is written: onnx.checker, ONNX Runtime against PyTorch on the
+whole test split (max |logit diff| <= 1e-4, identical top-1). Files are written atomically.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from evaluator.data import Split
+from evaluator.errors import EvaluatorError
+from evaluator.files import sha256_of, write_bytes_atomic, write_text_atomic
+from evaluator.metadata import write_metadata
+from evaluator.runtime import import_onnxruntime
+from exporters.architectures import ArchSpec, build_model, reshape_to_state
+
+PT2_METADATA_FILE = "evaluator.json"
+MAX_LOGIT_DIFF = 1e-4
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    pt2: Path
+    onnx: Path
+    card: Path
+
+
+@dataclass(frozen=True)
+class ExportCheck:
+    """How closely the ONNX graph reproduces PyTorch on the test split."""
+
+    samples: int
+    max_abs_logit_diff: float
+    top1_agreement: float
+    torch_accuracy: float
+    onnx_accuracy: float
+
+
+def export_program(model: nn.Module, example: torch.Tensor) -> torch.export.ExportedProgram:
+    """torch.export with a dynamic batch dimension; `model` must be in eval mode."""
+    batch = torch.export.Dim("batch", min=1, max=1 << 20)
+    return torch.export.export(model, (example,), dynamic_shapes={"x": {0: batch}})
+
+
+def to_onnx(program: torch.export.ExportedProgram, example: torch.Tensor) -> onnx.ModelProto:
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    batch = torch.export.Dim("batch", min=1, max=1 << 20)
+    exported = torch.onnx.export(program, (example,), dynamo=True, dynamic_shapes={"x": {0: batch}}, verbose=False)
+    return exported.model_proto
+
+
+def torch_logits(model: nn.Module, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    with torch.no_grad():
+        return np.concatenate([model(torch.from_numpy(x[i:i + batch_size])).numpy() for i in range(0, len(x), batch_size)])
+
+
+def check_export(model: nn.Module, proto: onnx.ModelProto, test: Split) -> ExportCheck:
+    """Compare ONNX Runtime (CPU) with PyTorch on `test`; raise EvaluatorError when they disagree."""
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except onnx.checker.ValidationError as error:
+        raise EvaluatorError(f"exported ONNX model fails the checker: {str(error).splitlines()[0]}") from None
+    ort = import_onnxruntime()
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    input_name = session.get_inputs()[0].name
+    reference = torch_logits(model, test.x)
+    deployed = np.concatenate([session.run(None, {input_name: test.x[i:i + 1000]})[0] for i in range(0, len(test), 1000)])
+    diff = float(np.abs(reference - deployed).max())
+    agreement = float((reference.argmax(1) == deployed.argmax(1)).mean())
+    if diff > MAX_LOGIT_DIFF or agreement < 1.0:
+        raise EvaluatorError(f"ONNX export does not match PyTorch: max |logit diff| {diff:.2e} (limit {MAX_LOGIT_DIFF:.0e}), "
+                             f"top-1 agreement {agreement:.4f} on {len(test)} test samples")
+    return ExportCheck(len(test), diff, agreement, float((reference.argmax(1) == test.y).mean()),
+                       float((deployed.argmax(1) == test.y).mean()))
+
+
+def save_artifacts(model: nn.Module, out_stem: Path, metadata: dict[str, Any], test: Split,
+                   card_extra: dict[str, Any] | None = None) -> Artifacts:
+    """Export, verify, then write NAME.pt2, NAME.onnx and NAME.json; `metadata` follows evaluator.metadata."""
+    model.eval()
+    example = torch.from_numpy(test.x[:2].copy())
+    program = export_program(model, example)
+    buffer = io.BytesIO()
+    torch.export.save(program, buffer, extra_files={PT2_METADATA_FILE: json.dumps(metadata, sort_keys=True)})
+    pt2_bytes = buffer.getvalue()
+    proto = to_onnx(program, example)
+    paths = Artifacts(out_stem.with_suffix(".pt2"), out_stem.with_suffix(".onnx"), out_stem.with_suffix(".json"))
+    write_bytes_atomic(paths.pt2, pt2_bytes)
+    full_metadata = {**metadata, "source": {"file": paths.pt2.name, "sha256": sha256_of(paths.pt2)}}
+    write_metadata(proto, full_metadata)
+    try:
+        check = check_export(model, proto, test)
+    except EvaluatorError:
+        paths.pt2.unlink(missing_ok=True)
+        raise
+    write_bytes_atomic(paths.onnx, proto.SerializeToString())
+    card = {
+        "name": out_stem.name,
+        "files": {path.suffix[1:]: {"file": path.name, "sha256": sha256_of(path), "bytes": path.stat().st_size}
+                  for path in (paths.pt2, paths.onnx)},
+        "metadata": full_metadata,
+        "export_check": check.__dict__,
+        **(card_extra or {}),
+    }
+    write_text_atomic(paths.card, json.dumps(card, indent=2, sort_keys=True) + "\n")
+    return paths
+
+
+def read_pt2_metadata(path: Path) -> tuple[torch.export.ExportedProgram, dict[str, Any]]:
+    """Load a .pt2 written by save_artifacts with its metadata (no pickle is involved)."""
+    if not Path(path).is_file():
+        raise EvaluatorError(f"source file not found: {path}")
+    extra = {PT2_METADATA_FILE: ""}
+    try:
+        program = torch.export.load(str(path), extra_files=extra)
+    except Exception as error:  # torch raises several types for a corrupt archive
+        raise EvaluatorError(f"{path} is not a torch.export program: {str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+    if not extra[PT2_METADATA_FILE]:
+        raise EvaluatorError(f"{path} carries no evaluator metadata: it was not written by the evaluator's exporters")
+    return program, json.loads(extra[PT2_METADATA_FILE])
+
+
+def load_trainable(path: Path) -> tuple[nn.Module, ArchSpec, dict[str, Any]]:
+    """Rebuild an editable nn.Module (for fine-tuning and pruning) from a .pt2 and its architecture record."""
+    program, metadata = read_pt2_metadata(path)
+    spec = ArchSpec.from_dict(metadata["architecture"])
+    state = {key: value.detach().clone() for key, value in program.state_dict.items()}
+    model = reshape_to_state(build_model(spec), state)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or [key for key in missing if not key.endswith("num_batches_tracked")]:
+        raise EvaluatorError(f"{path}: weights do not fit architecture {spec.name} (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    model.eval()
+    return model, spec, metadata

@@ -1,0 +1,99 @@
+"""Seeded training with Adam and early stopping on a validation split (the study's recipe)."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from rich.progress import Progress
+
+from evaluator.data import Split
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Adam at `learning_rate`; stop after `patience` epochs without a better validation accuracy."""
+
+    epochs: int = 30
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    patience: int = 3
+    seed: int = 0
+    augment: bool = False  # flip + pad-crop, for colour data
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    epochs_run: int
+    best_epoch: int
+    validation_accuracy: float
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def accuracy(model: nn.Module, split: Split, batch_size: int = 1000) -> float:
+    """Top-1 accuracy of `model` (in eval mode) on `split`."""
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for start in range(0, len(split), batch_size):
+            x = torch.from_numpy(split.x[start:start + batch_size])
+            y = torch.from_numpy(split.y[start:start + batch_size])
+            correct += int((model(x).argmax(1) == y).sum())
+    return correct / max(1, len(split))
+
+
+def augment_batch(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random horizontal flip and 4-pixel pad-and-crop; x: (N, C, H, W)."""
+    n, _, h, w = x.shape
+    flip = torch.rand(n, generator=generator) < 0.5
+    x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+    padded = nn.functional.pad(x, (4, 4, 4, 4))
+    dy, dx = torch.randint(0, 9, (2,), generator=generator).tolist()
+    return padded[:, :, dy:dy + h, dx:dx + w]
+
+
+def train_model(model: nn.Module, train: Split, validation: Split, config: TrainConfig, progress: Progress | None = None,
+                description: str = "training") -> TrainResult:
+    """Train `model` in place; at the end it holds the weights of its best validation epoch."""
+    seed_everything(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    loss_fn = nn.CrossEntropyLoss()
+    x_all, y_all = torch.from_numpy(train.x), torch.from_numpy(train.y)
+    batches = (len(train) + config.batch_size - 1) // config.batch_size
+    task = progress.add_task(description, total=config.epochs * batches) if progress else None
+    best_accuracy, best_epoch, best_state = -1.0, 0, copy.deepcopy(model.state_dict())
+    epoch = 0
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        order = torch.randperm(len(train), generator=generator)
+        for start in range(0, len(train), config.batch_size):
+            index = order[start:start + config.batch_size]
+            x, y = x_all[index], y_all[index]
+            if config.augment:
+                x = augment_batch(x, generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss_fn(model(x), y).backward()
+            optimizer.step()
+            if progress is not None and task is not None:
+                progress.advance(task)
+        validation_accuracy = accuracy(model, validation)
+        if progress is not None and task is not None:
+            progress.update(task, description=f"{description} (epoch {epoch}, val {validation_accuracy:.3f})")
+        if validation_accuracy > best_accuracy:
+            best_accuracy, best_epoch, best_state = validation_accuracy, epoch, copy.deepcopy(model.state_dict())
+        elif epoch - best_epoch >= config.patience:
+            break
+    if progress is not None and task is not None:
+        progress.update(task, completed=config.epochs * batches)
+    model.load_state_dict(best_state)
+    model.eval()
+    return TrainResult(epoch, best_epoch, best_accuracy)

@@ -20,6 +20,7 @@ class SourceModel(nn.Module):
     def __init__(self, program: torch.export.ExportedProgram) -> None:
         super().__init__()
         self.program = program.module()
+        self.training = False  # frozen in eval mode at export time
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.program(x)

@@ -1,0 +1,42 @@
+"""Shared fixtures: real Fashion-MNIST (Debian's dataset-fashion-mnist), the shipped zoo, a tiny trained model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from evaluator.data import Dataset, load_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+ZOO_PARENT = ROOT / "models" / "lenet5_fmnist.onnx"
+ZOO_CHILD = ROOT / "models" / "lenet5_fmnist_filter-l1_cr4.onnx"
+
+
+@pytest.fixture(scope="session")
+def fmnist() -> Dataset:
+    return load_dataset("fashion-mnist")
+
+
+@pytest.fixture(scope="session")
+def small_npz(fmnist: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real Fashion-MNIST subset as a train/test .npz: 3000 training and 500 test images, uint8 NHWC."""
+    assert fmnist.train is not None
+    path = tmp_path_factory.mktemp("data") / "fmnist_small.npz"
+    to_uint8 = lambda x: np.round(x * 255).astype(np.uint8).transpose(0, 2, 3, 1)  # noqa: E731
+    np.savez(path, x_train=to_uint8(fmnist.train.x[:3000]), y_train=fmnist.train.y[:3000],
+             x_test=to_uint8(fmnist.test.x[:500]), y_test=fmnist.test.y[:500], classes=np.array(fmnist.classes))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(small_npz: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A half-width LeNet-5 trained for two epochs on the small subset, exported by the real workflow."""
+    from exporters.train import TrainConfig
+    from exporters.workflows import DataOptions, train_architecture
+
+    out = tmp_path_factory.mktemp("tiny")
+    artifacts, _ = train_architecture("lenet5", out / "tiny", DataOptions(str(small_npz), None, 500),
+                                      TrainConfig(epochs=2, seed=0), width=0.5)
+    return artifacts.onnx

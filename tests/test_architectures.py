@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from evaluator.errors import EvaluatorError
+from exporters.architectures import ARCHITECTURES, ArchSpec, build_model, final_classifier, reshape_to_state
+from exporters.prune import count_params, prune_to_rate
+
+
+def test_lenet5_has_the_studys_parameter_count() -> None:
+    assert count_params(build_model(ArchSpec("lenet5"))) == 61706
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+@pytest.mark.parametrize(("channels", "size"), [(1, 28), (3, 32)])
+def test_every_architecture_fits_both_input_formats(name: str, channels: int, size: int) -> None:
+    spec = ArchSpec(name, channels, size, 7, 0.25, (0.5,) * channels, (0.5,) * channels)
+    model = build_model(spec).eval()
+    assert model(torch.rand(3, channels, size, size)).shape == (3, 7)
+    assert final_classifier(model).out_features == 7
+
+
+def test_width_multiplier_scales_the_model() -> None:
+    assert count_params(build_model(ArchSpec("vgg11", width=0.25))) < count_params(build_model(ArchSpec("vgg11"))) / 10
+
+
+def test_bad_specs_are_user_errors() -> None:
+    with pytest.raises(EvaluatorError, match="unknown architecture"):
+        build_model(ArchSpec("alexnet"))
+    with pytest.raises(EvaluatorError, match="28 or 32"):
+        build_model(ArchSpec("lenet5", image_size=64))
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_pruned_weights_load_into_a_rebuilt_model(name: str) -> None:
+    torch.manual_seed(0)
+    spec = ArchSpec(name, width=0.25)
+    model = build_model(spec).eval()
+    pruned, _ = prune_to_rate(model, torch.rand(1, 1, 28, 28), "filter-l1", 4)
+    state = pruned.state_dict()
+    rebuilt = reshape_to_state(build_model(spec), state)
+    rebuilt.load_state_dict(state)
+    x = torch.rand(4, 1, 28, 28)
+    torch.testing.assert_close(rebuilt.eval()(x), pruned(x))

@@ -1,0 +1,104 @@
+"""Soundness and strength of the attacks on the shipped zoo model and real Fashion-MNIST test images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evaluator.attacks import AttackTarget, create_attack, list_attacks
+from evaluator.attacks.base import AttackKind, Norm
+from evaluator.data import Dataset
+from evaluator.errors import EvaluatorError
+from evaluator.metrics import distances, project
+from evaluator.robustness import evaluate_attack
+from evaluator.runtime import OnnxClassifier
+
+from conftest import ZOO_PARENT
+
+EPSILON = 8 / 255
+
+
+@pytest.fixture(scope="module")
+def target() -> AttackTarget:
+    return AttackTarget(OnnxClassifier(ZOO_PARENT, provider="cpu"), ZOO_PARENT.with_suffix(".pt2"))
+
+
+def small_options(name: str) -> dict:
+    """Budgets small enough for a quick test but large enough to break samples."""
+    return {"square-linf": {"queries": 200}, "pgd-linf": {"steps": 10}}[name]
+
+
+@pytest.mark.parametrize("attack_class", list_attacks(), ids=lambda cls: cls.name)
+def test_every_registered_attack_is_sound(attack_class: type, target: AttackTarget, fmnist: Dataset) -> None:
+    subset = fmnist.test.head(200)
+    results = [evaluate_attack(create_attack(attack_class.name, **small_options(attack_class.name)), target, subset, eps, seed=0)
+               for eps in (2 / 255, EPSILON, 32 / 255)]
+    for result in results:
+        assert result.out_of_budget == 0
+        assert result.robust_accuracy <= result.clean_accuracy
+        assert result.samples == 200 and result.attacked == round(result.clean_accuracy * 200)
+        if attack_class.kind is AttackKind.SCORE:
+            assert result.queries is not None and 1 <= result.queries <= 200
+    robust = [result.robust_accuracy for result in results]
+    assert robust[0] >= robust[1] >= robust[2] and robust[2] < robust[0], robust
+
+
+@pytest.mark.parametrize("attack_class", list_attacks(), ids=lambda cls: cls.name)
+def test_same_seed_same_numbers(attack_class: type, target: AttackTarget, fmnist: Dataset) -> None:
+    subset = fmnist.test.head(100)
+    runs = [evaluate_attack(create_attack(attack_class.name, **small_options(attack_class.name)), target, subset, EPSILON, seed=7)
+            for _ in range(2)]
+    assert runs[0] == runs[1]
+
+
+def test_every_candidate_behind_a_success_fools_the_deployed_graph(target: AttackTarget, fmnist: Dataset) -> None:
+    x, y = fmnist.test.x[:100], fmnist.test.y[:100]
+    correct = target.deployed.predict(x) == y
+    output = create_attack("pgd-linf").run(target, x[correct], y[correct], EPSILON, seed=0)
+    x_adv = project(x[correct], output.x_adv, Norm.LINF, EPSILON)
+    assert distances(x[correct], x_adv, Norm.LINF).max() <= EPSILON + 1e-6
+    fooled = target.deployed.predict(x_adv) != y[correct]
+    result = evaluate_attack(create_attack("pgd-linf"), target, fmnist.test.head(100), EPSILON, seed=0)
+    assert result.successes == int(fooled.sum()) > 0
+
+
+def test_pgd_linf_matches_foolbox(target: AttackTarget, fmnist: Dataset) -> None:
+    """Robust accuracy within 2 points of foolbox's LinfPGD with the same 40 steps on the same 1000 images."""
+    foolbox = pytest.importorskip("foolbox")
+    import torch
+
+    subset = fmnist.test.head(1000)
+    ours = evaluate_attack(create_attack("pgd-linf", steps=40), target, subset, EPSILON, seed=0)
+    model = foolbox.PyTorchModel(target.source(), bounds=(0, 1))
+    _, adversarials, _ = foolbox.attacks.LinfPGD(steps=40)(model, torch.from_numpy(subset.x), torch.from_numpy(subset.y),
+                                                          epsilons=EPSILON)
+    theirs = float((target.deployed.predict(adversarials.numpy()) == subset.y).mean())
+    assert ours.robust_accuracy <= theirs + 0.02, (ours.robust_accuracy, theirs)
+    assert abs(ours.robust_accuracy - theirs) <= 0.02, (ours.robust_accuracy, theirs)
+
+
+def test_distances_follow_the_contract() -> None:
+    x = np.zeros((1, 3, 2, 2), np.float32)
+    x_adv = x.copy()
+    x_adv[0, :, 0, 0] = 0.5  # one pixel, all three channels
+    x_adv[0, 1, 1, 1] = -0.25
+    assert distances(x, x_adv, Norm.L0)[0] == 2
+    assert distances(x, x_adv, Norm.LINF)[0] == 0.5
+    assert distances(x, x_adv, Norm.L2)[0] == pytest.approx(np.sqrt(3 * 0.25 + 0.0625))
+
+
+def test_projection_keeps_inputs_in_the_box_and_budget() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.random((5, 1, 4, 4), dtype=np.float32)
+    wild = x + rng.normal(0, 1, x.shape).astype(np.float32)
+    for norm in (Norm.LINF, Norm.L2):
+        projected = project(x, wild, norm, 0.3)
+        assert projected.min() >= 0 and projected.max() <= 1
+        assert distances(x, projected, norm).max() <= 0.3 + 1e-6
+
+
+def test_bad_attack_requests_are_user_errors() -> None:
+    with pytest.raises(EvaluatorError, match="unknown attack"):
+        create_attack("deepfool")
+    with pytest.raises(EvaluatorError, match="no option"):
+        create_attack("pgd-linf", iterations=3)

@@ -1,0 +1,131 @@
+"""The command line through typer's CliRunner: the main job, training and pruning, and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from typer.testing import CliRunner
+
+from evaluator.cli import app
+
+from conftest import ZOO_CHILD, ZOO_PARENT
+from onnx_graphs import linear_classifier
+
+runner = CliRunner()
+
+
+def invoke(*args: str):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, [str(arg) for arg in args])
+
+
+def test_assess_zoo_models_writes_the_documented_json(tmp_path: Path) -> None:
+    report = tmp_path / "assessment.json"
+    result = invoke("assess", ZOO_PARENT, ZOO_CHILD, "--samples", "100", "--json", report)
+    assert result.exit_code == 0, result.output
+    assert "size / speed / robustness" in result.output and "lenet5_fmnist_filter-l1_cr4.onnx" in result.output
+    data = json.loads(report.read_text())
+    assert data["schema_version"] == "1.0" and data["environment"]["packages"]["onnxruntime"]
+    parent, child = data["models"]
+    for model in (parent, child):
+        for key in ("path", "sha256", "size_bytes", "params", "macs", "provider", "clean_accuracy"):
+            assert model[key] is not None, key
+        assert set(model["latency"]) >= {"batch_size", "p50_ms", "p99_ms", "throughput_per_s"}
+        assert model["latency"]["batch_size"] == 1 and model["throughput"]["batch_size"] == 256
+        names = {attack["name"]: attack for attack in model["attacks"]}
+        assert set(names) == {"pgd-linf", "square-linf"}
+        for attack in model["attacks"]:
+            assert {"name", "norm", "kind", "epsilon", "robust_accuracy", "samples"} <= set(attack)
+            assert attack["samples"] == 100 and attack["robust_accuracy"] <= model["clean_accuracy"] + 0.1
+        assert names["square-linf"]["queries"] > 0 and names["pgd-linf"]["kind"] == "white-box"
+    assert parent["params"] / child["params"] >= 3.5
+    assert child["pruning"]["method"] == "filter-l1" and parent["pruning"] is None
+
+
+def test_attacks_are_listed() -> None:
+    result = invoke("attacks")
+    assert result.exit_code == 0 and "pgd-linf" in result.output and "square-linf" in result.output
+
+
+def test_train_prune_assess_on_a_small_npz(small_npz: Path, tmp_path: Path) -> None:
+    trained = invoke("train", "lenet5", "--dataset", small_npz, "--out", tmp_path, "--name", "small", "--epochs", "1",
+                     "--validation-size", "500", "--width", "0.5")
+    assert trained.exit_code == 0, trained.output
+    pruned = invoke("prune", tmp_path / "small.pt2", "--rate", "2", "--finetune-epochs", "1")
+    assert pruned.exit_code == 0, pruned.output
+    child = tmp_path / "small_filter-l1_cr2.onnx"
+    card = json.loads(child.with_suffix(".json").read_text())
+    assert abs(card["metadata"]["pruning"]["achieved_rate"] / 2 - 1) <= 0.05
+    assert card["metadata"]["parent"]["source_sha256"] == card["metadata"]["parent"]["source_sha256"]
+    assert card["export_check"]["max_abs_logit_diff"] <= 1e-4 and card["export_check"]["top1_agreement"] == 1.0
+    assessed = invoke("assess", child, "--samples", "50", "--no-latency", "--json", tmp_path / "a.json")
+    assert assessed.exit_code == 0, assessed.output
+    model = json.loads((tmp_path / "a.json").read_text())["models"][0]
+    assert model["dataset"] == "small" and model["clean_samples"] == 500 and model["latency"] is None
+
+
+def one_error_line(result) -> str:  # type: ignore[no-untyped-def]
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+def test_missing_model_file(tmp_path: Path) -> None:
+    line = one_error_line(invoke("assess", tmp_path / "nope.onnx", "--json", tmp_path / "out.json"))
+    assert "not found" in line and not (tmp_path / "out.json").exists()
+
+
+def test_text_file_named_onnx(tmp_path: Path) -> None:
+    fake = tmp_path / "model.onnx"
+    fake.write_text("this is not a model\n")
+    line = one_error_line(invoke("assess", fake, "--json", tmp_path / "out.json"))
+    assert "not a valid ONNX model" in line and not (tmp_path / "out.json").exists()
+
+
+def test_input_shape_that_does_not_fit_the_dataset(tmp_path: Path) -> None:
+    model = linear_classifier(tmp_path / "rgb.onnx", channels=3, size=32)
+    line = one_error_line(invoke("assess", model, "--json", tmp_path / "out.json"))
+    assert "(3, 32, 32)" in line and "(1, 28, 28)" in line and not (tmp_path / "out.json").exists()
+
+
+def test_labels_out_of_range(tmp_path: Path) -> None:
+    data = tmp_path / "labels.npz"
+    np.savez(data, x=np.zeros((4, 28, 28), np.uint8), y=np.array([0, 1, 2, 12]))
+    line = one_error_line(invoke("assess", ZOO_PARENT, "--dataset", data, "--json", tmp_path / "out.json"))
+    assert "label 12" in line and not (tmp_path / "out.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--eps", "-0.1"), "epsilon"),
+        (("--eps", "eight"), "cannot read epsilon"),
+        (("--attacks", "deepfool"), "unknown attack"),
+        (("--samples", "0"), "--samples"),
+    ],
+)
+def test_bad_options(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    line = one_error_line(invoke("assess", ZOO_PARENT, *args, "--json", tmp_path / "out.json"))
+    assert message in line and not (tmp_path / "out.json").exists()
+
+
+def test_model_without_metadata_assesses_score_based_only(tmp_path: Path) -> None:
+    plain = tmp_path / "plain.onnx"
+    model = onnx.load(str(ZOO_PARENT))
+    del model.metadata_props[:]
+    onnx.save(model, str(plain))
+    result = invoke("assess", plain, "--samples", "30", "--no-latency", "--json", tmp_path / "out.json")
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "out.json").read_text())["models"][0]
+    assert [a["name"] for a in data["attacks"]] == ["square-linf"]
+    assert any("pgd-linf skipped" in note for note in data["notes"])
+
+
+def test_prune_of_a_missing_source(tmp_path: Path) -> None:
+    line = one_error_line(invoke("prune", tmp_path / "absent.pt2"))
+    assert "not found" in line

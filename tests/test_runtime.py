@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from evaluator.data import Dataset
+from evaluator.errors import EvaluatorError
+from evaluator.latency import measure_latency
+from evaluator.metadata import read_metadata
+from evaluator.profile import count_macs, profile_model
+from evaluator.runtime import CPU_EP, OnnxClassifier
+
+from conftest import ZOO_PARENT
+from onnx_graphs import linear_classifier
+
+
+def test_zoo_model_runs_on_cpu_and_describes_itself(fmnist: Dataset) -> None:
+    classifier = OnnxClassifier(ZOO_PARENT, provider="cpu", batch_size=100)
+    assert classifier.runtime.used == CPU_EP and classifier.runtime.note == ""
+    assert classifier.input_shape == (1, 28, 28) and classifier.num_classes == 10
+    metadata = classifier.metadata
+    assert metadata is not None and metadata["dataset"] == "fashion-mnist" and metadata["architecture"]["name"] == "lenet5"
+    classifier.queries = 0
+    logits = classifier.logits(fmnist.test.x[:250])
+    assert logits.shape == (250, 10) and classifier.queries == 250
+    np.testing.assert_allclose(logits[:7], classifier.run_batch(fmnist.test.x[:7]), atol=1e-5)
+
+
+def test_zoo_parent_reaches_the_promised_accuracy(fmnist: Dataset) -> None:
+    predictions = OnnxClassifier(ZOO_PARENT, provider="cpu").predict(fmnist.test.x)
+    assert float((predictions == fmnist.test.y).mean()) >= 0.88
+
+
+def test_cuda_request_without_cuda_falls_back_and_says_so() -> None:
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this machine has the CUDA EP")
+    classifier = OnnxClassifier(ZOO_PARENT, provider="cuda")
+    assert classifier.runtime.used == CPU_EP and "fell back to CPU" in classifier.runtime.note
+
+
+def test_lenet5_macs_are_counted_exactly() -> None:
+    # conv1 6*28*28*25 + conv2 16*10*10*150 + dense 400*120 + 120*84 + 84*10
+    assert count_macs(onnx.load(str(ZOO_PARENT))) == 117600 + 240000 + 48000 + 10080 + 840
+
+
+def test_profile_counts_parameters_and_bytes() -> None:
+    profile = profile_model(ZOO_PARENT, onnx.load(str(ZOO_PARENT)))
+    assert profile.params == 61706 + 2  # weights plus the graph's normalisation mean and std
+    assert profile.size_bytes == ZOO_PARENT.stat().st_size and 0 < profile.gzip_bytes < profile.size_bytes
+
+
+def test_latency_statistics_are_ordered() -> None:
+    stats = measure_latency(OnnxClassifier(ZOO_PARENT, provider="cpu"), 8, warmup=2, min_runs=20, min_seconds=0.0)
+    assert stats.runs >= 20 and stats.batch_size == 8
+    assert 0 < stats.p50_ms <= stats.p90_ms <= stats.p99_ms
+    assert stats.throughput_per_s == pytest.approx(8 / (stats.p50_ms / 1e3), rel=1e-6)
+
+
+def test_nan_logits_are_an_input_error(tmp_path: Path) -> None:
+    classifier = OnnxClassifier(linear_classifier(tmp_path / "nan.onnx", weight_value=float("nan")), provider="cpu")
+    with pytest.raises(EvaluatorError, match="NaN"):
+        classifier.logits(np.zeros((2, 1, 28, 28), np.float32))
+
+
+def test_inputs_of_the_wrong_shape_are_rejected(tmp_path: Path) -> None:
+    classifier = OnnxClassifier(linear_classifier(tmp_path / "rgb.onnx", channels=3, size=32), provider="cpu")
+    with pytest.raises(EvaluatorError, match=r"do not fit the model's input \(3, 32, 32\)"):
+        classifier.logits(np.zeros((2, 1, 28, 28), np.float32))
+
+
+@pytest.mark.parametrize(("content", "message"), [(b"hello, not a model", "not a valid ONNX model"), (None, "not found")])
+def test_unreadable_models_are_input_errors(tmp_path: Path, content: bytes | None, message: str) -> None:
+    path = tmp_path / "model.onnx"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(EvaluatorError, match=message):
+        OnnxClassifier(path)
+
+
+def test_a_model_without_metadata_has_none(tmp_path: Path) -> None:
+    assert read_metadata(onnx.load(str(linear_classifier(tmp_path / "plain.onnx")))) is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import warnings
 from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
@@ -52,6 +53,9 @@ def handles_errors(command: Command) -> Command:
 @app.callback()
 def root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")] = False) -> None:
     DEBUG["enabled"] = debug
+    if not debug:  # torch's own deprecation chatter is not for our users
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
 def progress_bar() -> Progress:

@@ -178,7 +178,7 @@ def load_npz(path: Path) -> Dataset:
         classes = tuple(str(index) for index in range(int(labels.max()) + 1))
     if int(labels.max()) >= len(classes):
         raise EvaluatorError(f"{path}: label {int(labels.max())} is out of range for {len(classes)} classes")
-    return Dataset(path.stem, classes, train, test)
+    return Dataset(str(path), classes, train, test)
 
 
 def npz_split(path: Path, x: np.ndarray, y: np.ndarray) -> Split:

@@ -68,7 +68,7 @@ def prune_to_rate(model: nn.Module, example: torch.Tensor, method: str, rate: fl
     if rate < 1:
         raise EvaluatorError(f"compression rate must be >= 1, got {rate}")
     spec = FILTER_METHODS[method]
-    before = count_nonzero(model)
+    before = count_params(model)
     target = before / rate
 
     def pruned_at(ratio: float) -> nn.Module:
@@ -97,8 +97,8 @@ def prune_to_rate(model: nn.Module, example: torch.Tensor, method: str, rate: fl
             break
     achieved = before / count_nonzero(best)
     if abs(achieved / rate - 1) > RATE_TOLERANCE:
-        raise EvaluatorError(f"{method} cannot reach compression rate {rate:g} on this model (closest {achieved:.2f}): "
-                             "a layer would vanish before the rate is reached")
+        raise EvaluatorError(f"{method} cannot reach compression rate {rate:g} within 5 % on this model (closest reachable "
+                             f"{achieved:.2f}): its layers have too few filters, or one would vanish first")
     best.eval()
     outcome = PruneOutcome(method, spec.criterion, "filter", "global" if global_scope else "local", float(rate),
                            float(achieved), before, count_params(best), count_nonzero(best), best_ratio)

@@ -64,7 +64,7 @@ def test_train_prune_assess_on_a_small_npz(small_npz: Path, tmp_path: Path) -> N
     assessed = invoke("assess", child, "--samples", "50", "--no-latency", "--json", tmp_path / "a.json")
     assert assessed.exit_code == 0, assessed.output
     model = json.loads((tmp_path / "a.json").read_text())["models"][0]
-    assert model["dataset"] == "small" and model["clean_samples"] == 500 and model["latency"] is None
+    assert model["dataset"] == str(small_npz) and model["clean_samples"] == 500 and model["latency"] is None
 
 
 def one_error_line(result) -> str:  # type: ignore[no-untyped-def]

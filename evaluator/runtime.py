@@ -46,18 +46,25 @@ def load_onnx(path: Path) -> onnx.ModelProto:
 
 @dataclass(frozen=True)
 class RuntimeChoice:
-    """The execution provider asked for, the one really used, and why they differ (if they do)."""
+    """The execution provider asked for, the one really used, whether CUDA graphs replay, and why (if it differs)."""
 
     requested: str
     used: str
+    cuda_graph: bool = False
     note: str = ""
+
+
+def first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 class OnnxClassifier:
     """An image classifier on ONNX Runtime: x (N, C, H, W) float32 in [0, 1] -> logits (N, classes).
 
-    On CUDA every run has the fixed batch shape `batch_size` (the last batch is padded) so a CUDA graph,
-    captured once, is replayed through IOBinding. `queries` counts the samples sent (padding excluded).
+    With CUDA graphs every run has a fixed batch shape (the last batch is padded): one session per
+    batch size, its graph captured on the first run and replayed through IOBinding with device buffers
+    that never move. `queries` counts the samples sent (padding excluded).
     """
 
     def __init__(self, path: Path, provider: Provider = "auto", batch_size: int = 256, threads: int | None = None) -> None:
@@ -65,19 +72,20 @@ class OnnxClassifier:
         self.model = load_onnx(self.path)
         self.metadata = read_metadata(self.model)
         self.input_name, self.input_shape = self._input_signature()
+        self.output_name = self.model.graph.output[0].name
         self.batch_size = batch_size
         self.threads = threads if threads is not None else (os.cpu_count() or 1)
         self.queries = 0
         self._ort = import_onnxruntime()
+        self._serialized = self.model.SerializeToString()
+        self._session: Any = None  # CPU or plain CUDA: one session serves every batch shape
+        self._bindings: dict[int, tuple[Any, Any, Any, Any]] = {}  # CUDA graphs: one session per batch shape
         self.runtime = self._choose_provider(provider)
-        self._sessions: dict[int, Any] = {}
-        self._bindings: dict[int, tuple[Any, Any, Any]] = {}
-        self.output_name = self.session(batch_size).get_outputs()[0].name
         self.num_classes = self._probe_classes()
 
     @property
     def uses_cuda_graph(self) -> bool:
-        return self.runtime.used == CUDA_EP
+        return self.runtime.cuda_graph
 
     def _input_signature(self) -> tuple[str, tuple[int, int, int]]:
         initializers = {init.name for init in self.model.graph.initializer}
@@ -93,43 +101,41 @@ class OnnxClassifier:
         return inputs[0].name, (int(dims[1]), int(dims[2]), int(dims[3]))  # type: ignore[arg-type]
 
     def _choose_provider(self, provider: Provider) -> RuntimeChoice:
+        """CUDA with graphs, else plain CUDA, else CPU; every step down is stated in the note."""
         if provider not in ("auto", "cpu", "cuda"):
             raise EvaluatorError(f"unknown provider {provider!r}: expected auto, cpu or cuda")
-        available = self._ort.get_available_providers()
         if provider == "cpu":
             return RuntimeChoice(provider, CPU_EP)
-        if CUDA_EP not in available:
+        if CUDA_EP not in self._ort.get_available_providers():
             note = "" if provider == "auto" else "CUDA requested but this onnxruntime has no CUDA EP: fell back to CPU"
-            return RuntimeChoice(provider, CPU_EP, note)
+            return RuntimeChoice(provider, CPU_EP, note=note)
         try:
-            session = self._new_session(CUDA_EP, self.batch_size)
-        except Exception as error:  # a broken CUDA install surfaces here, in many exception types
-            return RuntimeChoice(provider, CPU_EP, f"CUDA EP failed to start ({str(error).splitlines()[0]}): fell back to CPU")
+            self._run_cuda_graph(np.zeros((self.batch_size, *self.input_shape), np.float32))  # captures the graph
+            return RuntimeChoice(provider, CUDA_EP, cuda_graph=True)
+        except Exception as error:  # ORT raises plain RuntimeError/Fail for EP problems
+            graph_problem = first_line(error)
+        self._bindings = {}
+        try:
+            session = self._new_session(CUDA_EP, cuda_graph=False)
+        except Exception as error:  # a broken CUDA install surfaces here
+            return RuntimeChoice(provider, CPU_EP, note=f"CUDA EP failed to start ({first_line(error)}): fell back to CPU")
         if session.get_providers()[0] != CUDA_EP:
-            return RuntimeChoice(provider, CPU_EP, "ONNX Runtime did not place the graph on CUDA: fell back to CPU")
-        self._sessions = {self.batch_size: session}
-        return RuntimeChoice(provider, CUDA_EP)
+            return RuntimeChoice(provider, CPU_EP, note="ONNX Runtime did not place the graph on CUDA: fell back to CPU")
+        self._session = session
+        return RuntimeChoice(provider, CUDA_EP, note=f"CUDA graphs unavailable ({graph_problem}): plain CUDA EP")
 
-    def _new_session(self, provider: str, batch_size: int) -> Any:
+    def _new_session(self, provider: str, cuda_graph: bool = False) -> Any:
         options = self._ort.SessionOptions()
         options.intra_op_num_threads = self.threads
         options.log_severity_level = 3
         options.graph_optimization_level = self._ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if provider == CUDA_EP:
-            cuda = {"enable_cuda_graph": "1", "cudnn_conv_algo_search": "EXHAUSTIVE"}
-            return self._ort.InferenceSession(
-                self.model.SerializeToString(), options, providers=[(CUDA_EP, cuda), CPU_EP]
-            )
-        return self._ort.InferenceSession(self.model.SerializeToString(), options, providers=[CPU_EP])
-
-    def session(self, batch_size: int) -> Any:
-        """The session for one batch shape (CUDA graphs need one session per shape; CPU shares one)."""
-        key = batch_size if self.uses_cuda_graph else 0
-        if key not in self._sessions:
-            if not self.uses_cuda_graph and self._sessions:
-                return next(iter(self._sessions.values()))
-            self._sessions[key] = self._new_session(self.runtime.used, batch_size)
-        return self._sessions[key]
+            cuda = {"enable_cuda_graph": "1" if cuda_graph else "0", "cudnn_conv_algo_search": "EXHAUSTIVE"}
+            session = self._ort.InferenceSession(self._serialized, options, providers=[(CUDA_EP, cuda), CPU_EP])
+            if cuda_graph and session.get_providers()[0] != CUDA_EP:
+                raise RuntimeError("the session did not start on the CUDA EP")
+            return session
+        return self._ort.InferenceSession(self._serialized, options, providers=[CPU_EP])
 
     def _probe_classes(self) -> int:
         logits = self.run_batch(np.zeros((1, *self.input_shape), dtype=np.float32))
@@ -140,25 +146,33 @@ class OnnxClassifier:
     def run_batch(self, x: np.ndarray) -> np.ndarray:
         """One session run on exactly x.shape[0] samples (no padding, no query count)."""
         if not self.uses_cuda_graph:
-            return self.session(x.shape[0]).run([self.output_name], {self.input_name: x})[0]
+            if self._session is None:
+                self._session = self._new_session(CPU_EP)
+            return self._session.run([self.output_name], {self.input_name: x})[0]
         return self._run_cuda_graph(x)
 
     def _run_cuda_graph(self, x: np.ndarray) -> np.ndarray:
         batch = x.shape[0]
         if batch not in self._bindings:
-            session = self.session(batch)
-            ort_input = self._ort.OrtValue.ortvalue_from_numpy(np.zeros_like(x), "cuda", 0)
+            session = self._new_session(CUDA_EP, cuda_graph=True)
+            device_input = self._ort.OrtValue.ortvalue_from_numpy(np.zeros_like(x), "cuda", 0)
             binding = session.io_binding()
-            binding.bind_ortvalue_input(self.input_name, ort_input)
-            binding.bind_output(self.output_name, "cuda", 0)
-            self._bindings[batch] = (session, binding, ort_input)
-        session, binding, ort_input = self._bindings[batch]
-        ort_input.update_inplace(np.ascontiguousarray(x))
+            binding.bind_ortvalue_input(self.input_name, device_input)
+            classes = self.model.graph.output[0].type.tensor_type.shape.dim[-1]
+            device_output = None
+            if classes.HasField("dim_value"):
+                device_output = self._ort.OrtValue.ortvalue_from_shape_and_type([batch, classes.dim_value], np.float32, "cuda", 0)
+                binding.bind_ortvalue_output(self.output_name, device_output)
+            else:
+                binding.bind_output(self.output_name, "cuda", 0)
+            self._bindings[batch] = (session, binding, device_input, device_output)
+        session, binding, device_input, device_output = self._bindings[batch]
+        device_input.update_inplace(np.ascontiguousarray(x))
         session.run_with_iobinding(binding)
-        return binding.get_outputs()[0].numpy()
+        return device_output.numpy() if device_output is not None else binding.get_outputs()[0].numpy()
 
     def logits(self, x: np.ndarray) -> np.ndarray:
-        """Logits for any number of samples; batches of `batch_size`, the last one padded on CUDA."""
+        """Logits (N, classes) for any N; batches of `batch_size`, the last one padded when CUDA graphs replay."""
         if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
             raise EvaluatorError(f"{self.path}: inputs of shape {tuple(x.shape[1:])} do not fit the model's input {self.input_shape}")
         x = np.ascontiguousarray(x, dtype=np.float32)

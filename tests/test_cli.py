@@ -129,3 +129,29 @@ def test_model_without_metadata_assesses_score_based_only(tmp_path: Path) -> Non
 def test_prune_of_a_missing_source(tmp_path: Path) -> None:
     line = one_error_line(invoke("prune", tmp_path / "absent.pt2"))
     assert "not found" in line
+
+
+def test_score_based_assessment_never_imports_torch(tmp_path: Path) -> None:
+    """A slim install (no torch) must still assess latency, accuracy and score-based robustness."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, json\n"
+        "from typer.testing import CliRunner\n"
+        "from evaluator.cli import app\n"
+        f"result = CliRunner().invoke(app, ['assess', {str(ZOO_PARENT)!r}, '--attacks', 'square-linf', '--samples', '20',"
+        f" '--json', {str(tmp_path / 'a.json')!r}])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "print(json.dumps(sorted(name for name in sys.modules if name.split('.')[0] in ('torch', 'torch_pruning'))))\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert json.loads(completed.stdout.strip().splitlines()[-1]) == []
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    import subprocess
+    import sys
+
+    completed = subprocess.run([sys.executable, "-m", "evaluator", "--help"], capture_output=True, text=True)
+    assert completed.returncode == 0 and "assess" in completed.stdout and "prune" in completed.stdout

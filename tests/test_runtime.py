@@ -43,6 +43,19 @@ def test_cuda_request_without_cuda_falls_back_and_says_so() -> None:
     assert classifier.runtime.used == CPU_EP and "fell back to CPU" in classifier.runtime.note
 
 
+def test_a_cuda_ep_that_cannot_place_the_graph_falls_back_to_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole fall-back chain (CUDA graphs -> plain CUDA -> CPU) on a build whose CUDA EP does not start."""
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this machine has the CUDA EP")
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    classifier = OnnxClassifier(ZOO_PARENT, provider="auto")
+    assert classifier.runtime.used == CPU_EP and not classifier.uses_cuda_graph
+    assert "fell back to CPU" in classifier.runtime.note
+    assert classifier.logits(np.zeros((3, 1, 28, 28), np.float32)).shape == (3, 10)
+
+
 def test_lenet5_macs_are_counted_exactly() -> None:
     # conv1 6*28*28*25 + conv2 16*10*10*150 + dense 400*120 + 120*84 + 84*10
     assert count_macs(onnx.load(str(ZOO_PARENT))) == 117600 + 240000 + 48000 + 10080 + 840

@@ -176,36 +176,74 @@ def train(
     console.print(f"wrote {artifacts.pt2}, {artifacts.onnx}, {artifacts.card}")
 
 
+def parse_rates(text: str) -> tuple[float, ...]:
+    """'2,4,8' -> (2.0, 4.0, 8.0)."""
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise EvaluatorError(f"cannot read rates {text!r}: use numbers like 2,4,8") from None
+
+
+def print_methods() -> None:
+    from rich.table import Table
+
+    from exporters.pruning.methods import METHODS
+
+    table = Table("method", "granularity", "criterion", "scope", "rate basis", "removes channels", "summary")
+    for method in METHODS.values():
+        table.add_row(method.name, method.granularity, method.criterion, method.scope or "--scope (local)",
+                      method.default_basis, "yes" if method.physical else "no (zeros)", method.summary)
+    console.print(table)
+
+
 @app.command()
 @handles_errors
 def prune(
-    source: Annotated[Path, typer.Argument(help="The parent's .pt2 (written by `evaluator train` or `prune`).")],
-    method: Annotated[str, typer.Option(help="Pruning method.")] = "filter-l1",
-    rate: Annotated[float, typer.Option(help="Compression rate: weights before / non-zero weights after.")] = 4.0,
-    finetune_epochs: Annotated[int, typer.Option(help="Most fine-tuning epochs (early stopping on validation).")] = 10,
+    source: Annotated[Optional[Path], typer.Argument(help="The parent's .pt2 (written by `evaluator train` or `prune`).")] = None,
+    method: Annotated[str, typer.Option(help="Pruning method (see --list).")] = "filter-l1",
+    rate: Annotated[str, typer.Option(help="Compression rates, comma separated: weights before / non-zero weights after.")] = "4",
+    target: Annotated[str, typer.Option(help="weights (compression rate) or macs (MAC reduction).")] = "weights",
+    rate_basis: Annotated[Optional[str], typer.Option(help="all weights or the pruned layers' (default: the method's).")] = None,
+    scope: Annotated[Optional[str], typer.Option(help="local or global ranking, for torch-pruning criteria.")] = None,
+    round_to: Annotated[Optional[int], typer.Option(help="Keep channel counts multiples of this (filter methods).")] = None,
+    schedule: Annotated[str, typer.Option(help="iterative (prune, retrain, prune further) or oneshot.")] = "iterative",
+    finetune_epochs: Annotated[int, typer.Option(help="Most fine-tuning epochs per step (early stopping on validation).")] = 10,
     patience: Annotated[int, typer.Option()] = 3,
     lr: Annotated[float, typer.Option(help="Adam learning rate of the fine-tuning.")] = 1e-3,
     dataset: Annotated[Optional[str], typer.Option(help="Default: the dataset in the source's metadata.")] = None,
     data_dir: Annotated[Optional[Path], typer.Option()] = None,
     out: Annotated[Optional[Path], typer.Option(help="Output folder (default: beside the source).")] = None,
-    name: Annotated[Optional[str], typer.Option(help="Artifact name (default SOURCE_METHOD_crRATE).")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Artifact name prefix (default SOURCE_METHOD); _crRATE is appended.")] = None,
     seed: Annotated[int, typer.Option()] = 0,
+    list_methods: Annotated[bool, typer.Option("--list", help="List the pruning methods and exit.")] = False,
 ) -> None:
-    """Prune a model to a compression rate, fine-tune it and write verified artifacts with the pruning record."""
+    """Prune a model to one or more compression rates, fine-tune each step and write verified artifacts."""
+    if list_methods:
+        print_methods()
+        return
+    from exporters.pruning.schedule import PruneRequest, run_schedule
     from exporters.train import TrainConfig
-    from exporters.workflows import prune_source
 
+    if source is None:
+        raise EvaluatorError("prune needs the parent's .pt2 (or --list)")
+    choices = {"--target": (target, ("weights", "macs")), "--rate-basis": (rate_basis, ("all", "pruned", None)),
+               "--scope": (scope, ("local", "global", None)), "--schedule": (schedule, ("iterative", "oneshot"))}
+    for flag, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise EvaluatorError(f"{flag} must be one of {', '.join(a for a in allowed if a)}, got {value!r}")
     if finetune_epochs < 0:
         raise EvaluatorError("--finetune-epochs must be >= 0")
-    stem = (out or source.parent) / (name or f"{source.stem}_{method}_cr{rate:g}")
-    config = TrainConfig(epochs=finetune_epochs, learning_rate=lr, patience=patience, seed=seed)
+    request = PruneRequest(method, parse_rates(rate), target, rate_basis, scope, round_to, schedule,  # type: ignore[arg-type]
+                           TrainConfig(epochs=finetune_epochs, learning_rate=lr, patience=patience, seed=seed))
     with progress_bar() as bar:
-        artifacts, outcome = prune_source(source, stem, method, rate, config, dataset, data_dir, bar)
-    card = json.loads(artifacts.card.read_text())
-    console.print(f"pruned {source.name} with {method}: rate {outcome.achieved_rate:.3f} (target {rate:g}), "
-                  f"params {outcome.params_before:,} -> {outcome.params_after:,}, test accuracy on ORT "
-                  f"{card['export_check']['onnx_accuracy']:.4f}")
-    console.print(f"wrote {artifacts.pt2}, {artifacts.onnx}, {artifacts.card}")
+        steps = run_schedule(source, request, out or source.parent, name, dataset, data_dir, seed, bar)
+    for step in steps:
+        record = step.outcome
+        rates = record["rates"]
+        console.print(f"{'resumed' if step.resumed else 'pruned'} {record['method']} CR {step.rate:g}: achieved {record['achieved_rate']:.3f} "
+                      f"(all weights {rates['all']:.2f}, pruned layers {rates['pruned']:.2f}, MACs {rates['macs']:.2f}), "
+                      f"params {record['after']['params']:,}, non-zero {record['after']['nonzero']:,}, "
+                      f"test accuracy {step.test_accuracy:.4f} -> {step.artifacts.onnx}")
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -61,8 +62,11 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 def train_model(model: nn.Module, train: Split, validation: Split, config: TrainConfig, progress: Progress | None = None,
-                description: str = "training") -> TrainResult:
-    """Train `model` in place; at the end it holds the weights of its best validation epoch."""
+                description: str = "training", after_step: Callable[[], None] | None = None) -> TrainResult:
+    """Train `model` in place; at the end it holds the weights of its best validation epoch.
+
+    `after_step` runs after every optimizer step (pruning masks use it to keep zeroed weights at zero).
+    """
     seed_everything(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
@@ -83,6 +87,8 @@ def train_model(model: nn.Module, train: Split, validation: Split, config: Train
             optimizer.zero_grad(set_to_none=True)
             loss_fn(model(x), y).backward()
             optimizer.step()
+            if after_step is not None:
+                after_step()
             if progress is not None and task is not None:
                 progress.advance(task)
         validation_accuracy = accuracy(model, validation)

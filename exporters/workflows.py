@@ -6,15 +6,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from rich.progress import Progress
 
 from evaluator.data import Dataset, load_dataset, train_validation_split
 from evaluator.errors import EvaluatorError
-from evaluator.files import sha256_of
 from exporters.architectures import ArchSpec, build_model
-from exporters.artifacts import Artifacts, load_trainable, save_artifacts
-from exporters.prune import PruneOutcome, count_params, prune_to_rate
+from exporters.artifacts import Artifacts, save_artifacts
 from exporters.train import TrainConfig, TrainResult, accuracy, seed_everything, train_model
 
 
@@ -61,33 +58,3 @@ def train_architecture(arch: str, out_stem: Path, options: DataOptions, config: 
     metadata = {**base_metadata(dataset, spec), "training": training_record(config, result, options), "pruning": None, "parent": None}
     artifacts = save_artifacts(model, out_stem, metadata, dataset.test, {"test_accuracy": accuracy(model, dataset.test)})
     return artifacts, metadata
-
-
-def prune_source(source: Path, out_stem: Path, method: str, rate: float, finetune: TrainConfig,
-                 dataset_name: str | None, data_dir: Path | None, progress: Progress | None = None) -> tuple[Artifacts, PruneOutcome]:
-    """Prune a .pt2 to `rate` with `method`, fine-tune, and write verified artifacts with the pruning record."""
-    model, spec, parent_metadata = load_trainable(source)
-    options = DataOptions(dataset_name or parent_metadata["dataset"], data_dir,
-                          parent_metadata.get("training", {}).get("validation_size", 5000))
-    dataset, train, validation = load_training_data(options, finetune.seed)
-    if dataset.input_shape != (spec.in_channels, spec.image_size, spec.image_size):
-        raise EvaluatorError(f"{source} expects inputs {(spec.in_channels, spec.image_size, spec.image_size)}, "
-                             f"dataset {dataset.name!r} has {dataset.input_shape}")
-    seed_everything(finetune.seed)
-    example = torch.from_numpy(train.x[:1].copy())
-    pruned, outcome = prune_to_rate(model, example, method, rate)
-    accuracy_before_finetune = accuracy(pruned, validation)
-    result = train_model(pruned, train, validation, finetune, progress, f"fine-tuning {method} CR {rate:g}") if finetune.epochs else None
-    pruning = {
-        **asdict(outcome), "schedule": "oneshot", "validation_accuracy_before_finetune": accuracy_before_finetune,
-        "finetune": training_record(finetune, result, options) if result else None,
-    }
-    parent_onnx = source.with_suffix(".onnx")
-    parent = {
-        "source_file": source.name, "source_sha256": sha256_of(source),
-        "file": parent_onnx.name if parent_onnx.is_file() else None,
-        "sha256": sha256_of(parent_onnx) if parent_onnx.is_file() else None,
-    }
-    metadata = {**base_metadata(dataset, spec), "training": parent_metadata.get("training"), "pruning": pruning, "parent": parent}
-    card_extra = {"test_accuracy": accuracy(pruned, dataset.test), "params": count_params(pruned)}
-    return save_artifacts(pruned, out_stem, metadata, dataset.test, card_extra), outcome

@@ -40,3 +40,15 @@ def tiny_model(small_npz: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     artifacts, _ = train_architecture("lenet5", out / "tiny", DataOptions(str(small_npz), None, 500),
                                       TrainConfig(epochs=2, seed=0), width=0.5)
     return artifacts.onnx
+
+
+@pytest.fixture(scope="session")
+def tiny_resnet(small_npz: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A quarter-width ResNet-8 trained for one epoch on the small subset (a .pt2 with batch norm)."""
+    from exporters.train import TrainConfig
+    from exporters.workflows import DataOptions, train_architecture
+
+    out = tmp_path_factory.mktemp("tiny_resnet")
+    artifacts, _ = train_architecture("resnet8", out / "tiny_resnet", DataOptions(str(small_npz), None, 500),
+                                      TrainConfig(epochs=1, seed=0), width=0.25)
+    return artifacts.pt2

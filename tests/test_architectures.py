@@ -5,7 +5,13 @@ import torch
 
 from evaluator.errors import EvaluatorError
 from exporters.architectures import ARCHITECTURES, ArchSpec, build_model, final_classifier, reshape_to_state
-from exporters.prune import count_params, prune_to_rate
+from exporters.pruning.census import prunable_layers, take_census
+from exporters.pruning.engine import Target, prune_to_target
+from exporters.pruning.methods import get_method
+
+
+def count_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
 
 
 def test_lenet5_has_the_studys_parameter_count() -> None:
@@ -37,7 +43,9 @@ def test_pruned_weights_load_into_a_rebuilt_model(name: str) -> None:
     torch.manual_seed(0)
     spec = ArchSpec(name, width=1.0 if name == "lenet5" else 0.25)
     model = build_model(spec).eval()
-    pruned, _ = prune_to_rate(model, torch.rand(1, 1, 28, 28), "filter-l1", 4)
+    method, example = get_method("filter-l1"), torch.rand(1, 1, 28, 28)
+    root = take_census(model, prunable_layers(model, "filter", False), example)
+    pruned, _ = prune_to_target(model, method, Target(4), root, example, (example, torch.zeros(1, dtype=torch.long)), "local")
     state = pruned.state_dict()
     rebuilt = reshape_to_state(build_model(spec), state)
     rebuilt.load_state_dict(state)

@@ -1,39 +1,100 @@
+"""The pruning lab: every method on small models, rates, shapes, schedules, resumption, determinism."""
+
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import onnx
 import pytest
 import torch
+from typer.testing import CliRunner
 
+from evaluator.cli import app
 from evaluator.errors import EvaluatorError
 from evaluator.profile import profile_model
 from exporters.architectures import ArchSpec, build_model
-from exporters.prune import count_nonzero, count_params, prune_to_rate
+from exporters.pruning.census import prunable_layers, take_census
+from exporters.pruning.engine import Target, prune_to_target
+from exporters.pruning.methods import METHODS, get_method
 
 from conftest import ZOO_CHILD, ZOO_PARENT
 
+runner = CliRunner()
+EXAMPLE = torch.rand(1, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+CALIBRATION = (torch.rand(32, 1, 28, 28, generator=torch.Generator().manual_seed(1)), torch.arange(32) % 10)
 
-@pytest.mark.parametrize(("name", "width"), [("lenet5", 1.0), ("resnet8", 0.25), ("vgg11", 0.25)])
-@pytest.mark.parametrize("rate", [2, 4, 8])
-def test_filter_pruning_reaches_the_rate(name: str, width: float, rate: int) -> None:
+
+def small_model(method_name: str) -> torch.nn.Module:
+    """LeNet-5 for weight-level methods; a quarter-width ResNet-8 (with varied BN scales) for filter methods."""
     torch.manual_seed(0)
-    model = build_model(ArchSpec(name, width=width)).eval()
-    before = count_params(model)
-    pruned, outcome = prune_to_rate(model, torch.rand(1, 1, 28, 28), "filter-l1", rate)
-    assert abs(outcome.achieved_rate / rate - 1) <= 0.05
-    assert outcome.achieved_rate == pytest.approx(before / count_nonzero(pruned))
-    assert count_params(model) == before, "the parent must be left untouched"
-    assert pruned(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    if not get_method(method_name).physical:
+        return build_model(ArchSpec("lenet5")).eval()
+    model = build_model(ArchSpec("resnet8", width=0.25)).eval()
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.weight.data.uniform_(0.5, 1.5)
+    return model
 
 
-def test_an_unreachable_rate_is_a_clear_error() -> None:
-    model = build_model(ArchSpec("lenet5")).eval()
-    with pytest.raises(EvaluatorError, match="cannot reach compression rate"):
-        prune_to_rate(model, torch.rand(1, 1, 28, 28), "filter-l1", 5000)
+def prune(model: torch.nn.Module, method_name: str, rate: float, **target: str):  # type: ignore[no-untyped-def]
+    method = get_method(method_name)
+    layers = prunable_layers(model, method.granularity, method.conv_only)
+    root = take_census(model, layers, EXAMPLE)
+    basis = target.pop("basis", method.default_basis)
+    return prune_to_target(model, method, Target(rate, basis=basis, **target), root, EXAMPLE, CALIBRATION,  # type: ignore[arg-type]
+                           method.scope or "local", seed=0)
 
 
-def test_unknown_method_is_rejected() -> None:
-    with pytest.raises(EvaluatorError, match="unknown pruning method"):
-        prune_to_rate(build_model(ArchSpec("lenet5")), torch.rand(1, 1, 28, 28), "magic", 2)
+@pytest.mark.parametrize("method_name", sorted(METHODS))
+def test_every_method_reaches_rates_2_4_8(method_name: str) -> None:
+    model = small_model(method_name)
+    params = sum(p.numel() for p in model.parameters())
+    for rate in (2, 4, 8):
+        pruned, outcome = prune(model, method_name, rate)
+        assert abs(outcome.achieved_rate / rate - 1) <= 0.05, (rate, outcome.achieved_rate)
+        assert outcome.rates[get_method(method_name).default_basis] == pytest.approx(outcome.achieved_rate)
+        assert pruned(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+        pruned_params = sum(p.numel() for p in pruned.parameters())
+        if get_method(method_name).physical:
+            assert pruned_params < params and outcome.after["macs"] < outcome.root["macs"]
+        else:
+            assert pruned_params == params and outcome.after["macs"] == outcome.root["macs"]
+            assert outcome.after["nonzero"] < outcome.root["nonzero"]
+    assert sum(p.numel() for p in model.parameters()) == params, "the parent must be left untouched"
+
+
+def test_unstructured_pruning_removes_the_smallest_weights() -> None:
+    model = small_model("unstructured-global-magnitude")
+    pruned, _ = prune(model, "unstructured-global-magnitude", 4)
+    before = torch.cat([m.weight.detach().abs().flatten() for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))])
+    after = torch.cat([m.weight.detach().flatten() for m in pruned.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))])
+    assert before[after == 0].max() <= before[after != 0].min()
+
+
+def test_kernel_pruning_zeroes_whole_kernels() -> None:
+    pruned, _ = prune(small_model("kernel-local-magnitude"), "kernel-local-magnitude", 4)
+    for module in pruned.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            per_kernel = (module.weight != 0).sum(dim=(2, 3))
+            assert set(per_kernel.unique().tolist()) <= {0, module.weight.shape[2] * module.weight.shape[3]}
+
+
+def test_mac_targets_for_filter_methods_and_refused_for_zeroing_methods() -> None:
+    _, outcome = prune(small_model("filter-l1"), "filter-l1", 4, metric="macs")
+    assert abs(outcome.rates["macs"] / 4 - 1) <= 0.05
+    with pytest.raises(EvaluatorError, match="MACs cannot fall"):
+        prune(small_model("unstructured-local-random"), "unstructured-local-random", 4, metric="macs")
+
+
+@pytest.mark.parametrize(("method_name", "rate", "message"), [
+    ("filter-l1", 5000, "cannot reach a compression rate of 5000"),
+    ("filter-bn-scale", 2, "no batch norm"),
+])
+def test_impossible_requests_are_clear_errors(method_name: str, rate: float, message: str) -> None:
+    model = small_model(method_name) if method_name != "filter-bn-scale" else build_model(ArchSpec("lenet5")).eval()
+    with pytest.raises(EvaluatorError, match=message):
+        prune(model, method_name, rate)
 
 
 def test_zoo_child_has_at_least_3_5x_fewer_onnx_parameters() -> None:
@@ -41,3 +102,69 @@ def test_zoo_child_has_at_least_3_5x_fewer_onnx_parameters() -> None:
     child = profile_model(ZOO_CHILD, onnx.load(str(ZOO_CHILD)))
     assert parent.params / child.params >= 3.5
     assert child.macs < parent.macs and child.size_bytes < parent.size_bytes
+
+
+@pytest.mark.parametrize("method_name", sorted(METHODS))
+def test_every_method_exports_a_verified_self_describing_model(method_name: str, tiny_resnet: Path, tmp_path: Path) -> None:
+    """prune -> verified export -> `evaluator assess` with no flags reads the record back."""
+    rate = "4" if get_method(method_name).physical and get_method(method_name).scope == "global" else "2"
+    pruned = runner.invoke(app, ["prune", str(tiny_resnet), "--method", method_name, "--rate", rate, "--finetune-epochs", "0",
+                                 "--out", str(tmp_path)])
+    assert pruned.exit_code == 0, pruned.output
+    child = next(tmp_path.glob("*.onnx"))
+    card = json.loads(child.with_suffix(".json").read_text())
+    check = card["export_check"]
+    assert check["max_abs_logit_diff"] <= check["limit"] and check["top1_agreement"] == 1.0
+    report = tmp_path / "assessment.json"
+    assessed = runner.invoke(app, ["assess", str(child), "--no-latency", "--samples", "20", "--attacks", "square-linf",
+                                   "--json", str(report)])
+    assert assessed.exit_code == 0, assessed.output
+    model = json.loads(report.read_text())["models"][0]
+    assert model["pruning"]["method"] == method_name and abs(model["pruning"]["achieved_rate"] / float(rate) - 1) <= 0.05
+    if get_method(method_name).physical:
+        assert model["params"] < card["metadata"]["pruning"]["root"]["params"] + 10
+    else:
+        assert model["nonzero_params"] < model["params"]
+
+
+def run_prune(source: Path, out: Path, *extra: str):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, ["prune", str(source), "--method", "unstructured-local-magnitude", "--rate", "2,4",
+                               "--finetune-epochs", "1", "--out", str(out), *extra])
+
+
+def test_iterative_schedule_is_deterministic_and_resumes(tiny_model: Path, tmp_path: Path) -> None:
+    source = tiny_model.with_suffix(".pt2")
+    first, second = run_prune(source, tmp_path / "a"), run_prune(source, tmp_path / "b")
+    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    for suffix in ("pt2", "onnx"):
+        for rate in ("2", "4"):
+            name = f"tiny_unstructured-local-magnitude_cr{rate}.{suffix}"
+            assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    card = json.loads((tmp_path / "a" / "tiny_unstructured-local-magnitude_cr4.json").read_text())
+    assert card["metadata"]["parent"]["source_file"] == "tiny_unstructured-local-magnitude_cr2.pt2"
+    assert card["metadata"]["pruning"]["schedule"] == "iterative" and card["metadata"]["pruning"]["step"] == 2
+    (tmp_path / "a" / "tiny_unstructured-local-magnitude_cr4.onnx").unlink()  # as if killed before the last step
+    resumed = run_prune(source, tmp_path / "a")
+    assert resumed.exit_code == 0 and resumed.output.count("resumed") == 1, resumed.output
+    assert (tmp_path / "a" / "tiny_unstructured-local-magnitude_cr4.onnx").read_bytes() == \
+        (tmp_path / "b" / "tiny_unstructured-local-magnitude_cr4.onnx").read_bytes()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--method", "magic"), "unknown pruning method"),
+    (("--rate", "0.5"), "rates must be >= 1"),
+    (("--rate", "two"), "cannot read rates"),
+    (("--method", "unstructured-global-magnitude", "--scope", "local"), "global by definition"),
+    (("--schedule", "sometimes"), "--schedule must be one of"),
+    (("--method", "kernel-local-random", "--round-to", "4"), "filter methods only"),
+])
+def test_bad_prune_options(tiny_model: Path, args: tuple[str, ...], message: str) -> None:
+    result = runner.invoke(app, ["prune", str(tiny_model.with_suffix(".pt2")), *args])
+    assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_methods_are_listed() -> None:
+    result = runner.invoke(app, ["prune", "--list"])
+    assert result.exit_code == 0
+    for name in METHODS:
+        assert name in result.output

@@ -1,0 +1,115 @@
+"""One pruning step: any method, to a compression-rate target, found by bisection on the pruning level."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Literal
+
+import torch
+from torch import nn
+
+from evaluator.errors import EvaluatorError
+from exporters.pruning.census import Census, achieved_rates, prunable_layers, take_census
+from exporters.pruning.channels import check_applicable, prune_channels
+from exporters.pruning.masks import MaskedModel, removal_priority
+from exporters.pruning.methods import PruningMethod
+
+RATE_TOLERANCE = 0.05
+SEARCH_STEPS = 40
+MAX_LEVEL = 0.999
+MEASURES = {"all": "over all weights", "pruned": "over the pruned layers", "macs": "MACs"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """rate: weights before / non-zero weights after (metric 'weights', over `basis`) or MACs before / after."""
+
+    rate: float
+    metric: Literal["weights", "macs"] = "weights"
+    basis: Literal["all", "pruned"] = "all"
+
+    @property
+    def measure(self) -> str:
+        return "macs" if self.metric == "macs" else self.basis
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """What one pruning step reached; rates are relative to the unpruned root model."""
+
+    method: str
+    granularity: str
+    criterion: str
+    scope: str
+    target: dict[str, Any]
+    achieved_rate: float
+    rates: dict[str, float]
+    root: dict[str, int]
+    after: dict[str, int]
+    level: float
+    layers: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def bisect_level(evaluate: Callable[[float], tuple[float, Any]], target: float) -> tuple[float, float, Any]:
+    """The level in [0, MAX_LEVEL] whose rate (non-decreasing in level) is closest to `target`."""
+    best_rate, best_thing = evaluate(0.0)
+    best_level, low, high = 0.0, 0.0, MAX_LEVEL
+    for _ in range(SEARCH_STEPS):
+        level = (low + high) / 2
+        rate, thing = evaluate(level)
+        if abs(rate - target) < abs(best_rate - target):
+            best_level, best_rate, best_thing = level, rate, thing
+        if rate < target:
+            low = level
+        else:
+            high = level
+        if abs(rate / target - 1) < RATE_TOLERANCE / 10:
+            break
+    return best_level, best_rate, best_thing
+
+
+def prune_to_target(model: nn.Module, method: PruningMethod, target: Target, root: Census, example: torch.Tensor,
+                    calibration: tuple[torch.Tensor, torch.Tensor], scope: str, round_to: int | None = None,
+                    seed: int = 0) -> tuple[nn.Module, StepOutcome]:
+    """A pruned copy of `model` (left untouched) whose rate against `root` is within 5 % of `target`."""
+    if target.rate < 1:
+        raise EvaluatorError(f"compression rate must be >= 1, got {target.rate:g}")
+    if target.metric == "macs" and not method.physical:
+        raise EvaluatorError(f"{method.name} keeps dense shapes (it zeroes weights), so MACs cannot fall: target weights instead")
+    layers = prunable_layers(model, method.granularity, method.conv_only)
+
+    def rate_of(candidate: nn.Module) -> float:
+        return achieved_rates(root, take_census(candidate, layers, example))[target.measure]
+
+    if method.physical:
+        check_applicable(model, method)
+
+        def evaluate(level: float) -> tuple[float, nn.Module]:
+            candidate = prune_channels(model, method, scope, level, example, calibration, round_to, seed)
+            return rate_of(candidate), candidate
+
+        level, rate, pruned = bisect_level(evaluate, target.rate)
+    else:
+        pruned = copy.deepcopy(model).eval()
+        masked = MaskedModel(pruned, removal_priority(pruned, layers, method.granularity, method.criterion, scope, seed),
+                             method.granularity)
+
+        def evaluate(level: float) -> tuple[float, None]:
+            masked.mask_at(level)
+            return rate_of(pruned), None
+
+        level, rate, _ = bisect_level(evaluate, target.rate)
+        masked.mask_at(level)
+    if abs(rate / target.rate - 1) > RATE_TOLERANCE:
+        raise EvaluatorError(
+            f"{method.name} cannot reach a compression rate of {target.rate:g} ({MEASURES[target.measure]}) within 5 % on this model "
+            f"(closest reachable {rate:.2f}): its layers have too few units to prune, or one would vanish first"
+        )
+    after = take_census(pruned, layers, example)
+    outcome = StepOutcome(method.name, method.granularity, method.criterion, scope, asdict(target), float(rate),
+                          achieved_rates(root, after), root.to_dict(), after.to_dict(), float(level), layers)
+    return pruned.eval(), outcome

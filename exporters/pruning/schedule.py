@@ -1,0 +1,175 @@
+"""Prune-and-retrain schedules over a list of rates, one verified artifact set per step, resumable.
+
+iterative (the study's): prune to the first rate, fine-tune, prune that model to the next rate, ...
+oneshot: prune the source to each rate independently. Rates are always relative to the unpruned root.
+A step whose artifacts exist with the same step key (a hash of everything that decides it) is loaded
+instead of redone, so an interrupted schedule resumes where it stopped with identical results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from rich.progress import Progress
+
+from evaluator.data import Dataset, Split
+from evaluator.errors import EvaluatorError
+from evaluator.files import sha256_of
+from exporters.architectures import ArchSpec
+from exporters.artifacts import Artifacts, load_trainable, save_artifacts
+from exporters.pruning.census import Census, prunable_layers, take_census
+from exporters.pruning.engine import StepOutcome, Target, prune_to_target
+from exporters.pruning.masks import MaskKeeper
+from exporters.pruning.methods import PruningMethod, get_method
+from exporters.train import TrainConfig, accuracy, seed_everything, train_model
+from exporters.workflows import DataOptions, base_metadata, load_training_data, training_record
+
+CALIBRATION_SAMPLES = 256
+
+
+@dataclass(frozen=True)
+class PruneRequest:
+    """Everything that decides a schedule's results (and so its step keys)."""
+
+    method: str
+    rates: tuple[float, ...]
+    metric: Literal["weights", "macs"] = "weights"
+    basis: Literal["all", "pruned"] | None = None
+    scope: Literal["local", "global"] | None = None
+    round_to: int | None = None
+    schedule: Literal["iterative", "oneshot"] = "iterative"
+    finetune: TrainConfig = field(default_factory=TrainConfig)
+
+    def resolved(self) -> "PruneRequest":
+        """Method defaults filled in; errors for choices the method does not allow."""
+        method = get_method(self.method)
+        if method.scope is not None and self.scope not in (None, method.scope):
+            raise EvaluatorError(f"{method.name} is {method.scope} by definition: drop --scope or pick the {self.scope} variant")
+        if not self.rates or any(rate < 1 for rate in self.rates):
+            raise EvaluatorError(f"rates must be >= 1, got {', '.join(f'{r:g}' for r in self.rates) or 'none'}")
+        if self.round_to is not None and (self.round_to < 1 or not method.physical):
+            raise EvaluatorError("--round-to takes a positive channel count and applies to filter methods only")
+        return PruneRequest(self.method, tuple(sorted(set(self.rates))), self.metric, self.basis or method.default_basis,  # type: ignore[arg-type]
+                            self.scope or method.scope or "local", self.round_to, self.schedule, self.finetune)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    rate: float
+    artifacts: Artifacts
+    outcome: dict[str, Any]
+    test_accuracy: float
+    resumed: bool
+
+
+def step_key(source_sha: str, request: PruneRequest, rate: float, previous: str | None) -> str:
+    payload = {"source": source_sha, "request": asdict(request), "rate": rate, "previous": previous}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def root_census(metadata: dict[str, Any], layers: list[str], current: Census) -> Census:
+    """The unpruned root's counts: from the source's pruning record when it covers the same layers."""
+    record = metadata.get("pruning") or {}
+    if record.get("root") and record.get("layers") == layers:
+        return Census(**record["root"])
+    return current
+
+
+def finished_step(stem: Path, key: str) -> dict[str, Any] | None:
+    card_path, pt2, onnx = stem.with_suffix(".json"), stem.with_suffix(".pt2"), stem.with_suffix(".onnx")
+    if not (card_path.is_file() and pt2.is_file() and onnx.is_file()):
+        return None
+    card = json.loads(card_path.read_text())
+    if (card["metadata"].get("pruning") or {}).get("step_key") != key:
+        return None
+    if card["files"]["pt2"]["sha256"] != sha256_of(pt2) or card["files"]["onnx"]["sha256"] != sha256_of(onnx):
+        return None
+    return card
+
+
+def run_schedule(source: Path, request: PruneRequest, out_dir: Path, name: str | None, dataset_name: str | None,
+                 data_dir: Path | None, seed: int, progress: Progress | None = None) -> list[StepResult]:
+    request = request.resolved()
+    method: PruningMethod = get_method(request.method)
+    parent_model, spec, parent_metadata = load_trainable(source)
+    options = DataOptions(dataset_name or parent_metadata["dataset"], data_dir,
+                          (parent_metadata.get("training") or {}).get("validation_size", 5000))
+    dataset, train, validation = load_training_data(options, seed)
+    if dataset.input_shape != (spec.in_channels, spec.image_size, spec.image_size):
+        raise EvaluatorError(f"{source} expects inputs {(spec.in_channels, spec.image_size, spec.image_size)}, "
+                             f"dataset {dataset.name!r} has {dataset.input_shape}")
+    example = torch.from_numpy(train.x[:1].copy())
+    calibration = (torch.from_numpy(train.x[:CALIBRATION_SAMPLES].copy()), torch.from_numpy(train.y[:CALIBRATION_SAMPLES].copy()))
+    layers = prunable_layers(parent_model, method.granularity, method.conv_only)
+    root = root_census(parent_metadata, layers, take_census(parent_model, layers, example))
+    source_sha = sha256_of(source)
+    root_record = (parent_metadata.get("pruning") or {}).get("root_source") or {"file": source.name, "sha256": source_sha}
+    base = name or f"{source.stem}_{method.name}"
+    results: list[StepResult] = []
+    current, current_path, previous_key = parent_model, source, None
+    for index, rate in enumerate(request.rates):
+        stem = out_dir / f"{base}_cr{rate:g}{'_macs' if request.metric == 'macs' else ''}"
+        start, start_path = (current, current_path) if request.schedule == "iterative" else (parent_model, source)
+        key = step_key(source_sha, request, rate, previous_key if request.schedule == "iterative" else None)
+        card = finished_step(stem, key)
+        if card is not None:
+            pruned, _, _ = load_trainable(stem.with_suffix(".pt2"))
+            artifacts = Artifacts(stem.with_suffix(".pt2"), stem.with_suffix(".onnx"), stem.with_suffix(".json"))
+            results.append(StepResult(rate, artifacts, card["metadata"]["pruning"], card["test_accuracy"], True))
+        else:
+            seed_everything(seed)
+            target = Target(rate, request.metric, request.basis)  # type: ignore[arg-type]
+            pruned, outcome = prune_to_target(start, method, target, root, example, calibration, request.scope,  # type: ignore[arg-type]
+                                              request.round_to, seed)
+            context = StepContext(index, key, root_record, start_path, stem, spec, parent_metadata.get("training"))
+            artifacts, record = finetune_and_save(pruned, outcome, method, request, context, dataset, train, validation,
+                                                  options, seed, progress)
+            results.append(StepResult(rate, artifacts, record, accuracy(pruned, dataset.test), False))
+        current, current_path, previous_key = pruned, stem.with_suffix(".pt2"), key
+    return results
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """Where a step sits: its index and key, the root and immediate parent, the output stem, the architecture."""
+
+    index: int
+    key: str
+    root_record: dict[str, str]
+    parent_path: Path
+    stem: Path
+    spec: ArchSpec
+    training: dict[str, Any] | None
+
+
+def finetune_and_save(pruned: torch.nn.Module, outcome: StepOutcome, method: PruningMethod, request: PruneRequest,
+                      context: StepContext, dataset: Dataset, train: Split, validation: Split, options: DataOptions,
+                      seed: int, progress: Progress | None) -> tuple[Artifacts, dict[str, Any]]:
+    """Fine-tune a pruned model (keeping zeroed weights at zero) and write its verified artifacts."""
+    before = accuracy(pruned, validation)
+    keeper = None if method.physical else MaskKeeper(pruned, outcome.layers)
+    config = TrainConfig(**{**asdict(request.finetune), "seed": seed})
+    result = None
+    if config.epochs:
+        result = train_model(pruned, train, validation, config, progress, f"fine-tuning {method.name} CR {outcome.target['rate']:g}",
+                             after_step=keeper)
+    record = {
+        **outcome.to_dict(), "schedule": request.schedule, "step": context.index + 1, "rates_requested": list(request.rates),
+        "round_to": request.round_to, "seed": seed, "step_key": context.key, "root_source": context.root_record,
+        "validation_accuracy_before_finetune": before,
+        "finetune": training_record(config, result, options) if result else None,
+    }
+    parent_onnx = context.parent_path.with_suffix(".onnx")
+    parent = {
+        "source_file": context.parent_path.name, "source_sha256": sha256_of(context.parent_path),
+        "file": parent_onnx.name if parent_onnx.is_file() else None,
+        "sha256": sha256_of(parent_onnx) if parent_onnx.is_file() else None,
+    }
+    metadata = {**base_metadata(dataset, context.spec), "training": context.training, "pruning": record, "parent": parent}
+    card_extra = {"test_accuracy": accuracy(pruned, dataset.test)}
+    return save_artifacts(pruned, context.stem, metadata, dataset.test, card_extra), record

@@ -15,7 +15,7 @@ from evaluator.errors import EvaluatorError
 from evaluator.files import sha256_of
 from evaluator.latency import LatencyStats, measure_latency
 from evaluator.profile import ModelProfile, profile_model
-from evaluator.robustness import AttackResult, evaluate_attack
+from evaluator.robustness import AttackResult, WorstCase, evaluate_attack, worst_cases
 from evaluator.runtime import OnnxClassifier, RuntimeChoice
 
 SCHEMA_VERSION = "1.0"
@@ -55,6 +55,7 @@ class ModelAssessment:
     clean_accuracy: float
     clean_samples: int
     attacks: tuple[AttackResult, ...]
+    worst_case: tuple[WorstCase, ...]
     source: str | None
     metadata: dict[str, Any] | None
     notes: tuple[str, ...] = field(default=())
@@ -71,6 +72,7 @@ class ModelAssessment:
             "clean_accuracy": self.clean_accuracy,
             "clean_samples": self.clean_samples,
             "attacks": [result.to_dict() for result in self.attacks],
+            "robustness": [worst.to_dict() for worst in self.worst_case],
             "source": self.source,
             "architecture": (self.metadata or {}).get("architecture"),
             "pruning": (self.metadata or {}).get("pruning"),
@@ -139,7 +141,7 @@ def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset],
         datasets[name] = load_dataset(name, config.data_dir)
     dataset = datasets[name]
     check_fit(classifier, dataset)
-    notes = [classifier.runtime.note] if classifier.runtime.note else []
+    notes = ([classifier.runtime.note] if classifier.runtime.note else []) + classifier.notes
     source, source_notes = resolve_source(Path(path), metadata, config.source)
     notes += source_notes
     profile = profile_model(Path(path), classifier.model)
@@ -162,7 +164,7 @@ def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset],
             progress(f"{Path(path).name}: {attack_name} eps={epsilon:.4g}")
             results.append(evaluate_attack(attack, target, subset, epsilon, config.seed))
     return ModelAssessment(str(path), dataset.name, profile, classifier.runtime, latency, throughput, clean_accuracy,
-                           len(dataset.test), tuple(results), str(source) if source else None, metadata, tuple(notes))
+                           len(dataset.test), tuple(results), tuple(worst_cases(results)), str(source) if source else None, metadata, tuple(notes))
 
 
 def assess(paths: list[Path], config: AssessConfig, progress: Progress = lambda message: None) -> Assessment:
@@ -171,8 +173,10 @@ def assess(paths: list[Path], config: AssessConfig, progress: Progress = lambda 
 
     if config.samples < 1:
         raise EvaluatorError(f"--samples must be at least 1, got {config.samples}")
+    if config.batch_size < 1 or config.throughput_batch < 1 or (config.threads is not None and config.threads < 1):
+        raise EvaluatorError("--batch-size, --throughput-batch and --threads must be at least 1")
     for epsilon in config.epsilons:
-        if not 0 < epsilon <= 1:
+        if not 0 < epsilon <= 1:  # also refuses NaN
             raise EvaluatorError(f"epsilon must be in (0, 1] (pixel units), got {epsilon}")
     for attack_name in config.attacks:
         create_attack(attack_name)

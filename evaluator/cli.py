@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
+import math
+import os
 import sys
 import warnings
 from contextlib import contextmanager
@@ -13,13 +15,14 @@ from typing import Annotated, Any, Callable, Iterator, Optional, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from evaluator.errors import EvaluatorError
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
                   help="Size, speed and adversarial robustness of (pruned) classifiers on the deployed ONNX graph.")
-console = Console(width=None if sys.stdout.isatty() else 200)  # pipes and CI logs get the whole table
+console = Console(width=None if sys.stdout.isatty() else 260)  # pipes and CI logs get the whole table
 errors = Console(stderr=True)
 DEBUG = {"enabled": False}
 Command = TypeVar("Command", bound=Callable[..., Any])
@@ -35,19 +38,42 @@ def handles_errors(command: Command) -> Command:
         except EvaluatorError as error:
             if DEBUG["enabled"]:
                 raise
-            errors.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+            print_error(str(error))
             raise typer.Exit(EvaluatorError.exit_code) from None
         except ModuleNotFoundError as error:
             if DEBUG["enabled"]:
                 raise
-            errors.print(f"[red]error:[/red] {error.name} is not installed: pip install 'evaluator[torch]' for training, "
-                         "pruning and white-box attacks", highlight=False, soft_wrap=True)
+            print_error(f"{error.name} is not installed: pip install 'evaluator[torch]' for training, pruning and white-box attacks")
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             errors.print("interrupted")
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def print_error(message: str) -> None:
+    """One line on stderr; the message is printed literally (paths may contain [brackets])."""
+    errors.print(Text.assemble(("error: ", "red"), message), highlight=False, soft_wrap=True)
+
+
+def check_output_path(path: Path | None) -> None:
+    """Fail before the work, not after it, when a result file cannot be written."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise EvaluatorError(f"--json {path} is a directory")
+    parent = path.parent if str(path.parent) else Path(".")
+    if parent.exists() and not os.access(parent, os.W_OK):
+        raise EvaluatorError(f"cannot write {path}: {parent} is not writable")
+    if not parent.exists() and any(p.is_file() for p in parent.parents):
+        raise EvaluatorError(f"cannot write {path}: a parent of it is a file")
+
+
+def positive_finite(**values: float) -> None:
+    for name, value in values.items():
+        if not math.isfinite(value) or value <= 0:
+            raise EvaluatorError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
 
 
 @app.callback()
@@ -69,7 +95,7 @@ def parse_epsilons(text: str) -> tuple[float, ...]:
     for part in text.split(","):
         try:
             values.append(float(Fraction(part.strip())))
-        except (ValueError, ZeroDivisionError):
+        except (ValueError, ZeroDivisionError, OverflowError):
             raise EvaluatorError(f"cannot read epsilon {part.strip()!r}: use numbers or fractions like 8/255") from None
     return tuple(values)
 
@@ -118,6 +144,7 @@ def assess(
         attacks=tuple(a.strip() for a in attacks.split(",") if a.strip()), provider=provider, batch_size=batch_size,
         throughput_batch=throughput_batch, threads=threads, seed=seed, skip_latency=no_latency,
     )
+    check_output_path(json_path)
     if len(models) > 1 and source is not None:
         raise EvaluatorError("--source names one model's source: assess one model at a time with it")
     steps = len(models) * (2 + (0 if no_latency else 1) + len(config.attacks) * len(config.epsilons))
@@ -163,8 +190,7 @@ def train(
     from exporters.train import TrainConfig
     from exporters.workflows import DataOptions, train_architecture
 
-    if epochs < 1 or width <= 0 or lr <= 0:
-        raise EvaluatorError("--epochs must be >= 1, --width and --lr > 0")
+    positive_finite(epochs=epochs, width=width, lr=lr, batch_size=batch_size, validation_size=validation_size)
     stem = out / (name or f"{arch}_{Path(dataset).stem if dataset.endswith('.npz') else dataset}")
     config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, patience=patience, seed=seed)
     with progress_bar() as bar:
@@ -179,9 +205,12 @@ def train(
 def parse_rates(text: str) -> tuple[float, ...]:
     """'2,4,8' -> (2.0, 4.0, 8.0)."""
     try:
-        return tuple(float(part) for part in text.split(",") if part.strip())
+        rates = tuple(float(part) for part in text.split(",") if part.strip())
     except ValueError:
         raise EvaluatorError(f"cannot read rates {text!r}: use numbers like 2,4,8") from None
+    if not all(math.isfinite(rate) for rate in rates):
+        raise EvaluatorError(f"rates must be finite numbers, got {text!r}")
+    return rates
 
 
 def print_methods() -> None:
@@ -233,6 +262,7 @@ def prune(
             raise EvaluatorError(f"{flag} must be one of {', '.join(a for a in allowed if a)}, got {value!r}")
     if finetune_epochs < 0:
         raise EvaluatorError("--finetune-epochs must be >= 0")
+    positive_finite(lr=lr, patience=patience)
     request = PruneRequest(method, parse_rates(rate), target, rate_basis, scope, round_to, schedule,  # type: ignore[arg-type]
                            TrainConfig(epochs=finetune_epochs, learning_rate=lr, patience=patience, seed=seed))
     with progress_bar() as bar:

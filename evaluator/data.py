@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import gzip
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,7 +137,7 @@ def read_idx(path: Path) -> np.ndarray:
     try:
         with opener(path, "rb") as handle:
             raw = handle.read()
-    except (OSError, EOFError) as error:
+    except (OSError, EOFError, zlib.error) as error:
         raise EvaluatorError(f"cannot read {path}: {error}") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES:
         raise EvaluatorError(f"{path} is not an IDX file")
@@ -160,8 +162,8 @@ def load_npz(path: Path) -> Dataset:
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError) as error:
-        raise EvaluatorError(f"{path} is not a readable .npz file: {error}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise EvaluatorError(f"{path} is not a readable .npz file: {error or type(error).__name__}") from None
     if {"x", "y"} <= arrays.keys():
         train, test = None, npz_split(path, arrays["x"], arrays["y"])
     elif {"x_train", "y_train", "x_test", "y_test"} <= arrays.keys():
@@ -182,6 +184,8 @@ def load_npz(path: Path) -> Dataset:
 
 
 def npz_split(path: Path, x: np.ndarray, y: np.ndarray) -> Split:
+    if x.ndim < 1:
+        raise EvaluatorError(f"{path}: inputs must be an array of images, got a scalar")
     if not np.issubdtype(y.dtype, np.integer) or y.ndim != 1:
         raise EvaluatorError(f"{path}: labels must be a 1-D integer array, got {y.dtype} of shape {y.shape}")
     if x.shape[0] != y.shape[0] or y.shape[0] == 0:

@@ -28,7 +28,11 @@ class LatencyStats:
 
 def measure_latency(classifier: OnnxClassifier, batch_size: int, warmup: int = 10, min_runs: int = 50,
                     min_seconds: float = 1.0, max_seconds: float = 10.0, seed: int = 0) -> LatencyStats:
-    """Time `classifier.run_batch` on a random batch until both minimums are met (or max_seconds passes)."""
+    """Time `classifier.run_batch` on a random batch until both minimums are met (or max_seconds passes).
+
+    A graph with a fixed batch dimension is timed at that batch size, whatever `batch_size` asks.
+    """
+    batch_size = classifier.fixed_batch or batch_size
     x = np.random.default_rng(seed).random((batch_size, *classifier.input_shape), dtype=np.float32)
     for _ in range(warmup):
         classifier.run_batch(x)

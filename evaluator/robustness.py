@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -36,15 +36,45 @@ class AttackResult:
     queries: float | None
     queries_median_success: float | None
     options: dict[str, Any]
+    robust: np.ndarray = field(repr=False, compare=False)  # (samples,) bool, per sample; not serialised
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "robust"}
+
+
+@dataclass(frozen=True)
+class WorstCase:
+    """Per norm and epsilon, a sample is robust only if it survived every attack run (the union of successes)."""
+
+    norm: str
+    epsilon: float
+    samples: int
+    robust_accuracy: float
+    attacks: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"norm": self.norm, "epsilon": self.epsilon, "samples": self.samples,
+                "robust_accuracy": self.robust_accuracy, "attacks": list(self.attacks)}
+
+
+def worst_cases(results: list[AttackResult]) -> list[WorstCase]:
+    groups: dict[tuple[str, float], list[AttackResult]] = {}
+    for result in results:
+        groups.setdefault((result.norm, result.epsilon), []).append(result)
+    worst = []
+    for (norm, epsilon), members in groups.items():
+        robust = np.logical_and.reduce([member.robust for member in members])
+        worst.append(WorstCase(norm, epsilon, len(robust), float(robust.mean()), tuple(m.name for m in members)))
+    return worst
 
 
 def budget_violations(x: np.ndarray, x_raw: np.ndarray, norm: Norm, epsilon: float) -> int:
+    """Candidates that are not finite, leave [0, 1], or lie outside the budget."""
+    not_finite = ~np.isfinite(x_raw.reshape(len(x), -1)).all(axis=1)
+    x_raw = np.nan_to_num(x_raw, nan=-1.0)
     outside_box = (x_raw.reshape(len(x), -1).min(axis=1) < 0) | (x_raw.reshape(len(x), -1).max(axis=1) > 1)
     too_far = distances(x, x_raw, norm) > epsilon * (1 + BUDGET_SLACK) + BUDGET_SLACK
-    return int((outside_box | too_far).sum())
+    return int((not_finite | outside_box | too_far).sum())
 
 
 def evaluate_attack(attack: Attack, target: AttackTarget, split: Split, epsilon: float, seed: int) -> AttackResult:
@@ -58,7 +88,7 @@ def evaluate_attack(attack: Attack, target: AttackTarget, split: Split, epsilon:
     if index.size:
         output = attack.run(target, x, y, epsilon, seed)
         out_of_budget = budget_violations(x, output.x_adv, attack.norm, epsilon)
-        x_adv = project(x, output.x_adv, attack.norm, epsilon)
+        x_adv = project(x, np.nan_to_num(output.x_adv, nan=0.0, posinf=1.0, neginf=0.0), attack.norm, epsilon)
         inside = distances(x, x_adv, attack.norm) <= epsilon * (1 + BUDGET_SLACK) + BUDGET_SLACK
         fooled = inside & (deployed.predict(x_adv) != y)
         if output.queries is not None:
@@ -67,9 +97,11 @@ def evaluate_attack(attack: Attack, target: AttackTarget, split: Split, epsilon:
     else:
         out_of_budget, fooled = 0, np.zeros(0, bool)
     successes = int(fooled.sum())
+    robust = correct.copy()
+    robust[index[fooled]] = False
     return AttackResult(
         name=attack.name, norm=attack.norm.value, kind=attack.kind.value, epsilon=float(epsilon),
         samples=len(split), clean_accuracy=float(correct.mean()), robust_accuracy=float((index.size - successes) / len(split)),
         attacked=int(index.size), successes=successes, out_of_budget=out_of_budget, queries=queries,
-        queries_median_success=median_success, options=attack.options(),
+        queries_median_success=median_success, options=attack.options(), robust=robust,
     )

@@ -71,9 +71,18 @@ class OnnxClassifier:
         self.path = Path(path)
         self.model = load_onnx(self.path)
         self.metadata = read_metadata(self.model)
-        self.input_name, self.input_shape = self._input_signature()
+        self.input_name, self.input_shape, self.fixed_batch = self._input_signature()
         self.output_name = self.model.graph.output[0].name
-        self.batch_size = batch_size
+        if batch_size < 1:
+            raise EvaluatorError(f"batch size must be at least 1, got {batch_size}")
+        if threads is not None and threads < 1:
+            raise EvaluatorError(f"threads must be at least 1, got {threads}")
+        self.batch_size = self.fixed_batch or batch_size
+        self.notes: list[str] = []
+        if self.fixed_batch:
+            self.notes.append(f"the graph's batch dimension is fixed at {self.fixed_batch}: every run is padded to it")
+        if len(self.model.graph.output) > 1:
+            self.notes.append(f"the graph has {len(self.model.graph.output)} outputs: the first, {self.output_name!r}, is taken as the logits")
         self.threads = threads if threads is not None else (os.cpu_count() or 1)
         self.queries = 0
         self._ort = import_onnxruntime()
@@ -87,7 +96,13 @@ class OnnxClassifier:
     def uses_cuda_graph(self) -> bool:
         return self.runtime.cuda_graph
 
-    def _input_signature(self) -> tuple[str, tuple[int, int, int]]:
+    @property
+    def pads_batches(self) -> bool:
+        """Every run has the shape (batch_size, C, H, W): CUDA graphs or a graph with a fixed batch need that."""
+        return self.uses_cuda_graph or self.fixed_batch is not None
+
+    def _input_signature(self) -> tuple[str, tuple[int, int, int], int | None]:
+        """Input name, (C, H, W), and the batch size when the graph fixes it (None when it is dynamic)."""
         initializers = {init.name for init in self.model.graph.initializer}
         inputs = [value for value in self.model.graph.input if value.name not in initializers]
         if len(inputs) != 1:
@@ -98,7 +113,8 @@ class OnnxClassifier:
         dims = [dim.dim_value if dim.HasField("dim_value") else None for dim in tensor_type.shape.dim]
         if len(dims) != 4 or any(d is None for d in dims[1:]):
             raise EvaluatorError(f"{self.path}: expected an input of shape (batch, C, H, W) with fixed C, H, W; found {dims}")
-        return inputs[0].name, (int(dims[1]), int(dims[2]), int(dims[3]))  # type: ignore[arg-type]
+        fixed_batch = int(dims[0]) if dims[0] else None
+        return inputs[0].name, (int(dims[1]), int(dims[2]), int(dims[3])), fixed_batch  # type: ignore[arg-type]
 
     def _choose_provider(self, provider: Provider) -> RuntimeChoice:
         """CUDA with graphs, else plain CUDA, else CPU; every step down is stated in the note."""
@@ -129,27 +145,36 @@ class OnnxClassifier:
         options.intra_op_num_threads = self.threads
         options.log_severity_level = 3
         options.graph_optimization_level = self._ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.use_deterministic_compute = True  # same seed, same numbers, on the GPU too
         if provider == CUDA_EP:
-            cuda = {"enable_cuda_graph": "1" if cuda_graph else "0", "cudnn_conv_algo_search": "EXHAUSTIVE"}
+            cuda = {"enable_cuda_graph": "1" if cuda_graph else "0", "cudnn_conv_algo_search": "HEURISTIC"}
             session = self._ort.InferenceSession(self._serialized, options, providers=[(CUDA_EP, cuda), CPU_EP])
             if cuda_graph and session.get_providers()[0] != CUDA_EP:
                 raise RuntimeError("the session did not start on the CUDA EP")
             return session
-        return self._ort.InferenceSession(self._serialized, options, providers=[CPU_EP])
+        try:
+            return self._ort.InferenceSession(self._serialized, options, providers=[CPU_EP])
+        except Exception as error:  # ORT's Fail / InvalidGraph / NotImplemented for graphs it cannot load
+            raise EvaluatorError(f"ONNX Runtime cannot load {self.path}: {first_line(error)}") from None
 
     def _probe_classes(self) -> int:
-        logits = self.run_batch(np.zeros((1, *self.input_shape), dtype=np.float32))
+        logits = self.run_batch(np.zeros((self.fixed_batch or 1, *self.input_shape), dtype=np.float32))
         if logits.ndim != 2:
             raise EvaluatorError(f"{self.path}: expected logits of shape (batch, classes), got {logits.shape}")
         return int(logits.shape[1])
 
     def run_batch(self, x: np.ndarray) -> np.ndarray:
         """One session run on exactly x.shape[0] samples (no padding, no query count)."""
-        if not self.uses_cuda_graph:
-            if self._session is None:
-                self._session = self._new_session(CPU_EP)
-            return self._session.run([self.output_name], {self.input_name: x})[0]
-        return self._run_cuda_graph(x)
+        try:
+            if not self.uses_cuda_graph:
+                if self._session is None:
+                    self._session = self._new_session(CPU_EP)
+                return self._session.run([self.output_name], {self.input_name: x})[0]
+            return self._run_cuda_graph(x)
+        except EvaluatorError:
+            raise
+        except Exception as error:  # ORT raises its own types (Fail, InvalidArgument, RuntimeException)
+            raise EvaluatorError(f"ONNX Runtime failed to run {self.path} on a batch of {x.shape[0]}: {first_line(error)}") from None
 
     def _run_cuda_graph(self, x: np.ndarray) -> np.ndarray:
         batch = x.shape[0]
@@ -158,18 +183,21 @@ class OnnxClassifier:
             device_input = self._ort.OrtValue.ortvalue_from_numpy(np.zeros_like(x), "cuda", 0)
             binding = session.io_binding()
             binding.bind_ortvalue_input(self.input_name, device_input)
-            classes = self.model.graph.output[0].type.tensor_type.shape.dim[-1]
-            device_output = None
-            if classes.HasField("dim_value"):
-                device_output = self._ort.OrtValue.ortvalue_from_shape_and_type([batch, classes.dim_value], np.float32, "cuda", 0)
-                binding.bind_ortvalue_output(self.output_name, device_output)
-            else:
-                binding.bind_output(self.output_name, "cuda", 0)
+            device_output = self._ort.OrtValue.ortvalue_from_shape_and_type([batch, self._output_width()], np.float32, "cuda", 0)
+            binding.bind_ortvalue_output(self.output_name, device_output)
             self._bindings[batch] = (session, binding, device_input, device_output)
         session, binding, device_input, device_output = self._bindings[batch]
         device_input.update_inplace(np.ascontiguousarray(x))
         session.run_with_iobinding(binding)
-        return device_output.numpy() if device_output is not None else binding.get_outputs()[0].numpy()
+        return device_output.numpy()
+
+    def _output_width(self) -> int:
+        """Number of classes, for the pre-allocated output buffer: from the graph, else from one CPU run."""
+        dims = self.model.graph.output[0].type.tensor_type.shape.dim
+        if len(dims) == 2 and dims[1].HasField("dim_value"):
+            return int(dims[1].dim_value)
+        probe = self._new_session(CPU_EP).run([self.output_name], {self.input_name: np.zeros((self.fixed_batch or 1, *self.input_shape), np.float32)})
+        return int(probe[0].shape[-1])
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         """Logits (N, classes) for any N; batches of `batch_size`, the last one padded when CUDA graphs replay."""
@@ -180,7 +208,7 @@ class OnnxClassifier:
         for start in range(0, x.shape[0], self.batch_size):
             chunk = x[start:start + self.batch_size]
             count = chunk.shape[0]
-            if self.uses_cuda_graph and count < self.batch_size:
+            if self.pads_batches and count < self.batch_size:
                 chunk = np.concatenate([chunk, np.zeros((self.batch_size - count, *self.input_shape), np.float32)])
             outputs.append(self.run_batch(chunk)[:count])
         self.queries += x.shape[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
@@ -33,6 +34,8 @@ def load_source(path: Path) -> SourceModel:
     path = Path(path)
     if not path.is_file():
         raise EvaluatorError(f"source file not found: {path}")
+    logging.getLogger("torch.export").setLevel(logging.CRITICAL)  # it logs a traceback before raising
+    logging.getLogger("torch._export").setLevel(logging.CRITICAL)
     try:
         program = torch.export.load(str(path))
     except Exception as error:  # torch raises several types for a corrupt archive

@@ -7,6 +7,7 @@ whole test split (max |logit diff| <= 1e-4, identical top-1). Files are written 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 import logging
@@ -100,14 +101,10 @@ def save_artifacts(model: nn.Module, out_stem: Path, metadata: dict[str, Any], t
     pt2_bytes = buffer.getvalue()
     proto = to_onnx(program, example)
     paths = Artifacts(out_stem.with_suffix(".pt2"), out_stem.with_suffix(".onnx"), out_stem.with_suffix(".json"))
-    write_bytes_atomic(paths.pt2, pt2_bytes)
-    full_metadata = {**metadata, "source": {"file": paths.pt2.name, "sha256": sha256_of(paths.pt2)}}
+    full_metadata = {**metadata, "source": {"file": paths.pt2.name, "sha256": hashlib.sha256(pt2_bytes).hexdigest()}}
     write_metadata(proto, full_metadata)
-    try:
-        check = check_export(model, proto, test)
-    except EvaluatorError:
-        paths.pt2.unlink(missing_ok=True)
-        raise
+    check = check_export(model, proto, test)  # before anything is written: a failed export leaves old files alone
+    write_bytes_atomic(paths.pt2, pt2_bytes)
     write_bytes_atomic(paths.onnx, proto.SerializeToString())
     card = {
         "name": out_stem.name,
@@ -127,6 +124,7 @@ def read_pt2_metadata(path: Path) -> tuple[torch.export.ExportedProgram, dict[st
     if not Path(path).is_file():
         raise EvaluatorError(f"source file not found: {path}")
     extra = {PT2_METADATA_FILE: ""}
+    logging.getLogger("torch.export").setLevel(logging.CRITICAL)  # it logs a traceback before raising
     try:
         program = torch.export.load(str(path), extra_files=extra)
     except Exception as error:  # torch raises several types for a corrupt archive

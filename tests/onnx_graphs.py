@@ -9,18 +9,33 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 
-def linear_classifier(path: Path, channels: int = 1, size: int = 28, classes: int = 10, weight_value: float = 0.01) -> Path:
+def linear_classifier(path: Path, channels: int = 1, size: int = 28, classes: int = 10, weight_value: float = 0.01,
+                      batch: str | int = "batch") -> Path:
     """x (N, C, H, W) -> Flatten -> MatMul W -> logits (N, classes); W filled with `weight_value` (NaN allowed)."""
     features = channels * size * size
     weight = numpy_helper.from_array(np.full((features, classes), weight_value, np.float32), "W")
     graph = helper.make_graph(
         [helper.make_node("Flatten", ["x"], ["flat"]), helper.make_node("MatMul", ["flat", "W"], ["logits"])],
         "linear",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", channels, size, size])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", classes])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, channels, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, classes])],
         [weight],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def custom_op_model(path: Path) -> Path:
+    """A valid ONNX file whose only node is an operator ONNX Runtime does not know."""
+    graph = helper.make_graph(
+        [helper.make_node("Mystery", ["x"], ["logits"], domain="com.example")],
+        "custom",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 1, 28, 28])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)])
     model.ir_version = 8
     onnx.save(model, str(path))
     return path

@@ -102,3 +102,35 @@ def test_bad_attack_requests_are_user_errors() -> None:
         create_attack("deepfool")
     with pytest.raises(EvaluatorError, match="no option"):
         create_attack("pgd-linf", iterations=3)
+
+
+def test_nan_candidates_count_as_out_of_budget(target: AttackTarget, fmnist: Dataset) -> None:
+    from dataclasses import dataclass
+
+    from evaluator.attacks.base import Attack, AttackOutput
+
+    @dataclass
+    class Broken(Attack):  # not registered: it exists only for this test
+        name = "broken"
+        norm = Norm.LINF
+        kind = AttackKind.SCORE
+        summary = "returns NaN"
+
+        def run(self, target, x, y, epsilon, seed):  # type: ignore[no-untyped-def]
+            return AttackOutput(np.full_like(x, np.nan), np.ones(len(x), np.int64))
+
+    result = evaluate_attack(Broken(), target, fmnist.test.head(50), EPSILON, seed=0)
+    assert result.out_of_budget == result.attacked > 0
+    assert result.robust_accuracy == result.clean_accuracy
+
+
+def test_worst_case_is_the_union_of_successes(target: AttackTarget, fmnist: Dataset) -> None:
+    from evaluator.robustness import worst_cases
+
+    subset = fmnist.test.head(200)
+    results = [evaluate_attack(create_attack(name, **small_options(name)), target, subset, EPSILON, seed=0)
+               for name in ("pgd-linf", "square-linf")]
+    (worst,) = worst_cases(results)
+    assert worst.robust_accuracy <= min(r.robust_accuracy for r in results)
+    assert worst.robust_accuracy == float((results[0].robust & results[1].robust).mean())
+    assert worst.attacks == ("pgd-linf", "square-linf")

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from evaluator.cli import app
 
 from conftest import ZOO_CHILD, ZOO_PARENT
-from onnx_graphs import linear_classifier
+from onnx_graphs import custom_op_model, linear_classifier
 
 runner = CliRunner()
 
@@ -155,3 +155,64 @@ def test_python_dash_m_runs_the_cli() -> None:
 
     completed = subprocess.run([sys.executable, "-m", "evaluator", "--help"], capture_output=True, text=True)
     assert completed.returncode == 0 and "assess" in completed.stdout and "prune" in completed.stdout
+
+
+def test_a_graph_with_a_fixed_batch_of_one_is_padded_not_refused(tmp_path: Path) -> None:
+    model = linear_classifier(tmp_path / "fixed.onnx", batch=1)
+    result = invoke("assess", model, "--samples", "20", "--attacks", "square-linf", "--json", tmp_path / "out.json")
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "out.json").read_text())["models"][0]
+    assert data["latency"]["batch_size"] == 1 and data["throughput"]["batch_size"] == 1
+    assert any("fixed at 1" in note for note in data["notes"])
+
+
+def test_an_operator_onnx_runtime_does_not_know(tmp_path: Path) -> None:
+    line = one_error_line(invoke("assess", custom_op_model(tmp_path / "custom.onnx")))
+    assert "custom.onnx" in line
+
+
+def test_paths_are_printed_literally(tmp_path: Path) -> None:
+    line = one_error_line(invoke("assess", tmp_path / "m[bold].onnx"))
+    assert "m[bold].onnx" in line
+    one_error_line(invoke("assess", tmp_path / "data[/x].onnx"))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("assess", str(ZOO_PARENT), "--batch-size", "0"),
+        ("assess", str(ZOO_PARENT), "--threads", "-1"),
+        ("assess", str(ZOO_PARENT), "--throughput-batch", "0"),
+        ("assess", str(ZOO_PARENT), "--eps", "1e400"),
+        ("assess", str(ZOO_PARENT), "--eps", "nan"),
+        ("train", "lenet5", "--lr", "nan"),
+        ("train", "lenet5", "--batch-size", "0"),
+        ("prune", str(ZOO_PARENT.with_suffix(".pt2")), "--rate", "nan"),
+    ],
+)
+def test_numbers_out_of_range_are_usage_errors(args: tuple[str, ...]) -> None:
+    one_error_line(invoke(*args))
+
+
+def test_json_target_is_checked_before_the_work(tmp_path: Path) -> None:
+    line = one_error_line(invoke("assess", ZOO_PARENT, "--json", tmp_path))
+    assert "is a directory" in line
+
+
+@pytest.mark.parametrize(("name", "content"), [("empty.npz", b""), ("cut.npz", b"PK\x03\x04broken")])
+def test_unreadable_npz_files(tmp_path: Path, name: str, content: bytes) -> None:
+    (tmp_path / name).write_bytes(content)
+    line = one_error_line(invoke("assess", ZOO_PARENT, "--dataset", tmp_path / name))
+    assert "not a readable .npz" in line
+
+
+def test_malformed_metadata_is_an_input_error(tmp_path: Path) -> None:
+    model = onnx.load(str(ZOO_PARENT))
+    for prop in model.metadata_props:
+        if prop.key == "evaluator":
+            data = json.loads(prop.value)
+            data["source"] = "lenet5_fmnist.pt2"
+            prop.value = json.dumps(data)
+    onnx.save(model, str(tmp_path / "odd.onnx"))
+    line = one_error_line(invoke("assess", tmp_path / "odd.onnx"))
+    assert "metadata is malformed" in line

@@ -99,3 +99,9 @@ def test_validation_split_is_seeded_and_disjoint(fmnist: Dataset) -> None:
     together = np.concatenate([train_a.y, val_a.y])
     np.testing.assert_array_equal(np.bincount(together), np.bincount(fmnist.train.y))
     np.testing.assert_allclose(train_a.x.sum() + val_a.x.sum(), fmnist.train.x.sum(), rtol=1e-5)
+
+
+def test_corrupt_gzip_idx_is_an_input_error(tmp_path: Path) -> None:
+    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b\x08\x00garbage that is not deflate")
+    with pytest.raises(EvaluatorError, match="cannot read"):
+        read_idx(tmp_path / "t10k-images-idx3-ubyte.gz")

@@ -46,7 +46,8 @@ class SquareLinf(Attack):
     summary = "Square attack on the deployed graph's logits"
 
     queries: int = 1000
-    p_init: float = 0.05
+    p_init: float = 0.8
+    max_redraws: int = 10
 
     def run(self, target: AttackTarget, x: np.ndarray, y: np.ndarray, epsilon: float, seed: int) -> AttackOutput:
         rng = np.random.default_rng(seed)
@@ -62,18 +63,39 @@ class SquareLinf(Attack):
                 break
             side = int(round(np.sqrt(square_fraction(self.p_init, iteration, self.queries) * h * w)))
             side = min(max(side, 1), h - 1)
-            rows = rng.integers(0, h - side + 1, active.size)
-            cols = rng.integers(0, w - side + 1, active.size)
-            in_rows = (np.arange(h)[None, :] >= rows[:, None]) & (np.arange(h)[None, :] < rows[:, None] + side)
-            in_cols = (np.arange(w)[None, :] >= cols[:, None]) & (np.arange(w)[None, :] < cols[:, None] + side)
-            window = in_rows[:, None, :, None] & in_cols[:, None, None, :]
-            signs = rng.choice(np.array([-epsilon, epsilon], np.float32), size=(active.size, c, 1, 1))
-            x_clean = x[active]
-            candidate = np.where(window, x_clean + signs, x_best[active])
-            candidate = np.clip(np.clip(candidate, x_clean - epsilon, x_clean + epsilon), 0.0, 1.0).astype(np.float32)
+            window = random_windows(rng, active.size, h, w, side)
+            candidate = self._candidate(rng, x[active], x_best[active], window, epsilon)
             new_margin = margins(model.logits(candidate), y[active])
             used[active] += 1
             better = new_margin < margin[active]
             x_best[active[better]] = candidate[better]
             margin[active[better]] = new_margin[better]
         return AttackOutput(x_best, used)
+
+    def _candidate(self, rng: np.random.Generator, x: np.ndarray, x_best: np.ndarray, window: np.ndarray,
+                   epsilon: float) -> np.ndarray:
+        """x_best with the window set to x +- epsilon per channel; signs are re-drawn where that changes nothing
+        (clipping at 0 or 1 often does), so no query is spent on an unchanged input."""
+        signs = rng.choice(np.array([-epsilon, epsilon], np.float32), size=(len(x), x.shape[1], 1, 1))
+        candidate = square_update(x, x_best, window, signs, epsilon)
+        for _ in range(self.max_redraws):
+            unchanged = (candidate == x_best).reshape(len(x), -1).all(axis=1)
+            if not unchanged.any():
+                break
+            signs[unchanged] = rng.choice(np.array([-epsilon, epsilon], np.float32), size=(int(unchanged.sum()), x.shape[1], 1, 1))
+            candidate[unchanged] = square_update(x[unchanged], x_best[unchanged], window[unchanged], signs[unchanged], epsilon)
+        return candidate
+
+
+def random_windows(rng: np.random.Generator, count: int, height: int, width: int, side: int) -> np.ndarray:
+    """(count, 1, H, W) boolean masks of one side x side square each, at random positions."""
+    rows = rng.integers(0, height - side + 1, count)
+    cols = rng.integers(0, width - side + 1, count)
+    in_rows = (np.arange(height)[None, :] >= rows[:, None]) & (np.arange(height)[None, :] < rows[:, None] + side)
+    in_cols = (np.arange(width)[None, :] >= cols[:, None]) & (np.arange(width)[None, :] < cols[:, None] + side)
+    return in_rows[:, None, :, None] & in_cols[:, None, None, :]
+
+
+def square_update(x: np.ndarray, x_best: np.ndarray, window: np.ndarray, signs: np.ndarray, epsilon: float) -> np.ndarray:
+    candidate = np.where(window, x + signs, x_best)
+    return np.clip(np.clip(candidate, x - epsilon, x + epsilon), 0.0, 1.0).astype(np.float32)

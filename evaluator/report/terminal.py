@@ -33,11 +33,18 @@ def render_table(assessment: Assessment, console: Console) -> None:
             if (result.name, result.epsilon) not in columns:
                 columns.append((result.name, result.epsilon))
     table = Table(title="size / speed / robustness", header_style="bold")
-    for header in ("model", "pruning", "size", "params", "non-zero", "MACs", "provider", "p50 ms b1", "p99 ms b1",
+    for header in ("model", "pruning", "size", "gzip", "params", "non-zero", "MACs", "provider", "p50 ms b1", "p99 ms b1",
                    "samples/s", "clean acc"):
         table.add_column(header, justify="left" if header in ("model", "pruning", "provider") else "right")
     for name, epsilon in columns:
         table.add_column(f"{name}\neps={epsilon:.4g}", justify="right")
+    worst_columns: list[tuple[str, float]] = []
+    for model in assessment.models:
+        for worst in model.worst_case:
+            if len(worst.attacks) > 1 and (worst.norm, worst.epsilon) not in worst_columns:
+                worst_columns.append((worst.norm, worst.epsilon))
+    for norm, epsilon in worst_columns:
+        table.add_column(f"worst {norm}\neps={epsilon:.4g}", justify="right", style="bold")
     for model in assessment.models:
         pruning = model.metadata.get("pruning") if model.metadata else None
         pruning_text = f"{pruning['method']} CR {pruning['achieved_rate']:.2f}" if pruning else "-"
@@ -51,9 +58,12 @@ def render_table(assessment: Assessment, console: Console) -> None:
                 cells.append(f"{result.robust_accuracy:.3f} ({result.queries:.0f} q)")
             else:
                 cells.append(f"{result.robust_accuracy:.3f}")
+        worst_by_column = {(w.norm, w.epsilon): w for w in model.worst_case}
+        cells += [f"{worst_by_column[key].robust_accuracy:.3f}" if key in worst_by_column else "-" for key in worst_columns]
         latency, throughput = model.latency, model.throughput
         table.add_row(
-            Path(model.path).name, pruning_text, human_bytes(model.profile.size_bytes), human_count(model.profile.params),
+            Path(model.path).name, pruning_text, human_bytes(model.profile.size_bytes), human_bytes(model.profile.gzip_bytes),
+            human_count(model.profile.params),
             human_count(model.profile.nonzero_params), human_count(model.profile.macs), model.runtime.used.replace("ExecutionProvider", ""),
             f"{latency.p50_ms:.3f}" if latency else "-", f"{latency.p99_ms:.3f}" if latency else "-",
             f"{throughput.throughput_per_s:,.0f} @{throughput.batch_size}" if throughput else "-",
@@ -63,7 +73,13 @@ def render_table(assessment: Assessment, console: Console) -> None:
     samples = {r.samples for m in assessment.models for r in m.attacks}
     if samples:
         console.print(f"robust accuracy on {', '.join(map(str, sorted(samples)))} test samples, every adversarial re-checked "
-                      "on the deployed graph; (q) = mean queries per attacked sample", style="dim")
+                      "on the deployed graph; (q) = mean queries per attacked sample; worst = robust against every attack run",
+                      style="dim")
+    for model in assessment.models:
+        for result in model.attacks:
+            if result.out_of_budget:
+                console.print(f"[red]warning[/red] {Path(model.path).name}: {result.name} returned {result.out_of_budget} "
+                              "candidates outside [0, 1] or its budget (projected before the re-check): an attack bug")
     for model in assessment.models:
         for note in model.notes:
             console.print(f"[yellow]note[/yellow] {Path(model.path).name}: {note}")

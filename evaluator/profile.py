@@ -26,6 +26,8 @@ class ModelProfile:
     params: int
     nonzero_params: int
     macs: int
+    conv_layers: int
+    unaligned_convs: int  # convs whose output channels (or input channels, past the first layer) are not multiples of 8
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -39,7 +41,30 @@ def profile_model(path: Path, model: onnx.ModelProto) -> ModelProfile:
             values = numpy_helper.to_array(initializer)
             params += int(values.size)
             nonzero += int(np.count_nonzero(values))
-    return ModelProfile(sha256_of(Path(path)), len(raw), len(gzip.compress(raw, 9)), params, nonzero, count_macs(model))
+    convs, unaligned = conv_alignment(model)
+    return ModelProfile(sha256_of(Path(path)), len(raw), len(gzip.compress(raw, 9)), params, nonzero, count_macs(model),
+                        convs, unaligned)
+
+
+CHANNEL_BLOCK = 8
+
+
+def conv_alignment(model: onnx.ModelProto) -> tuple[int, int]:
+    """(conv layers, those with channel counts off a multiple of 8). ONNX Runtime's fast CPU convolutions
+    (the NCHWc layout) need such multiples; a layer fed by the image itself is exempt on its input side."""
+    weights = {init.name: list(init.dims) for init in model.graph.initializer}
+    image_inputs = {value.name for value in model.graph.input}
+    convs = unaligned = 0
+    for node in model.graph.node:
+        if node.op_type != "Conv" or node.input[1] not in weights:
+            continue
+        out_channels, in_channels = weights[node.input[1]][:2]
+        groups = next((a.i for a in node.attribute if a.name == "group"), 1)
+        convs += 1
+        first = node.input[0] in image_inputs or in_channels * groups <= 4
+        if out_channels % CHANNEL_BLOCK or (not first and (in_channels * groups) % CHANNEL_BLOCK):
+            unaligned += 1
+    return convs, unaligned
 
 
 def count_macs(model: onnx.ModelProto) -> int:

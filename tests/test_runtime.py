@@ -65,6 +65,29 @@ def test_profile_counts_parameters_and_bytes() -> None:
     profile = profile_model(ZOO_PARENT, onnx.load(str(ZOO_PARENT)))
     assert profile.params == 61706 + 2  # weights plus the graph's normalisation mean and std
     assert profile.size_bytes == ZOO_PARENT.stat().st_size and 0 < profile.gzip_bytes < profile.size_bytes
+    assert (profile.conv_layers, profile.unaligned_convs) == (2, 2)  # 6 filters in conv1, 6 input channels in conv2
+
+
+def test_channel_alignment_of_a_pruned_resnet() -> None:
+    """Filter pruning to odd channel counts is flagged; --round-to 8 keeps every conv aligned."""
+    import torch
+
+    from exporters.architectures import ArchSpec, build_model
+    from exporters.artifacts import export_program, to_onnx
+    from exporters.pruning.census import prunable_layers, take_census
+    from exporters.pruning.engine import Target, prune_to_target
+    from exporters.pruning.methods import get_method
+    from evaluator.profile import conv_alignment
+
+    torch.manual_seed(0)
+    model, example, method = build_model(ArchSpec("resnet8", width=0.5)).eval(), torch.rand(1, 1, 28, 28), get_method("filter-l1")
+    root = take_census(model, prunable_layers(model, "filter", False), example)
+    counts = []
+    for round_to in (None, 8):
+        pruned, _ = prune_to_target(model, method, Target(2), root, example, (example, torch.zeros(1, dtype=torch.long)),
+                                    "local", round_to=round_to, tolerance=0.25)
+        counts.append(conv_alignment(to_onnx(export_program(pruned, torch.rand(2, 1, 28, 28)), torch.rand(2, 1, 28, 28))))
+    assert counts[0][1] > 0 and counts[1] == (counts[1][0], 0)
 
 
 def test_latency_statistics_are_ordered() -> None:

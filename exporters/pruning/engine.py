@@ -74,8 +74,8 @@ def bisect_level(evaluate: Callable[[float], tuple[float, Any]], target: float) 
 
 def prune_to_target(model: nn.Module, method: PruningMethod, target: Target, root: Census, example: torch.Tensor,
                     calibration: tuple[torch.Tensor, torch.Tensor], scope: str, round_to: int | None = None,
-                    seed: int = 0) -> tuple[nn.Module, StepOutcome]:
-    """A pruned copy of `model` (left untouched) whose rate against `root` is within 5 % of `target`."""
+                    seed: int = 0, tolerance: float = RATE_TOLERANCE) -> tuple[nn.Module, StepOutcome]:
+    """A pruned copy of `model` (left untouched) whose rate against `root` is within `tolerance` (5 %) of `target`."""
     if target.rate < 1:
         raise EvaluatorError(f"compression rate must be >= 1, got {target.rate:g}")
     if target.metric == "macs" and not method.physical:
@@ -104,9 +104,10 @@ def prune_to_target(model: nn.Module, method: PruningMethod, target: Target, roo
 
         level, rate, _ = bisect_level(evaluate, target.rate)
         masked.mask_at(level)
-    if abs(rate / target.rate - 1) > RATE_TOLERANCE:
+    if abs(rate / target.rate - 1) > tolerance:
         raise EvaluatorError(
-            f"{method.name} cannot reach a compression rate of {target.rate:g} ({MEASURES[target.measure]}) within 5 % on this model "
+            f"{method.name} cannot reach a compression rate of {target.rate:g} ({MEASURES[target.measure]}) within "
+            f"{tolerance:.0%} on this model "
             f"(closest reachable {rate:.2f}): its layers have too few units to prune, or one would vanish first"
         )
     after = take_census(pruned, layers, example)

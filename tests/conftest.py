@@ -30,25 +30,23 @@ def small_npz(fmnist: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Path
     return path
 
 
-@pytest.fixture(scope="session")
-def tiny_model(small_npz: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A half-width LeNet-5 trained for two epochs on the small subset, exported by the real workflow."""
+def train_small(small_npz: Path, out: Path, arch: str, width: float, epochs: int) -> Path:
+    """Train `arch` on the small subset with the real workflow; returns the ONNX path."""
     from exporters.train import TrainConfig
     from exporters.workflows import DataOptions, train_architecture
 
-    out = tmp_path_factory.mktemp("tiny")
-    artifacts, _ = train_architecture("lenet5", out / "tiny", DataOptions(str(small_npz), None, 500),
-                                      TrainConfig(epochs=2, seed=0), width=0.5)
+    artifacts, _ = train_architecture(arch, out / out.name, DataOptions(str(small_npz), None, 500),
+                                      TrainConfig(epochs=epochs, seed=0), width=width)
     return artifacts.onnx
 
 
 @pytest.fixture(scope="session")
-def tiny_resnet(small_npz: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A quarter-width ResNet-8 trained for one epoch on the small subset (a .pt2 with batch norm)."""
-    from exporters.train import TrainConfig
-    from exporters.workflows import DataOptions, train_architecture
+def tiny_model(small_npz: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A half-width LeNet-5 trained for two epochs on the small subset (its .onnx; the .pt2 sits beside it)."""
+    return train_small(small_npz, tmp_path_factory.mktemp("tiny", numbered=False), "lenet5", 0.5, 2)
 
-    out = tmp_path_factory.mktemp("tiny_resnet")
-    artifacts, _ = train_architecture("resnet8", out / "tiny_resnet", DataOptions(str(small_npz), None, 500),
-                                      TrainConfig(epochs=1, seed=0), width=0.25)
-    return artifacts.pt2
+
+@pytest.fixture(scope="session")
+def tiny_resnet(small_npz: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A quarter-width ResNet-8 trained for one epoch on the small subset (its .pt2, with batch norm)."""
+    return train_small(small_npz, tmp_path_factory.mktemp("tiny_resnet", numbered=False), "resnet8", 0.25, 1).with_suffix(".pt2")

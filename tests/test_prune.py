@@ -141,6 +141,9 @@ def test_iterative_schedule_is_deterministic_and_resumes(tiny_model: Path, tmp_p
             name = f"tiny_unstructured-local-magnitude_cr{rate}.{suffix}"
             assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     card = json.loads((tmp_path / "a" / "tiny_unstructured-local-magnitude_cr4.json").read_text())
+    card2 = json.loads((tmp_path / "a" / "tiny_unstructured-local-magnitude_cr2.json").read_text())
+    assert card["files"]["onnx"]["gzip_bytes"] < card2["files"]["onnx"]["gzip_bytes"]  # zeros compress
+    assert card["files"]["onnx"]["bytes"] == pytest.approx(card2["files"]["onnx"]["bytes"], rel=0.01)  # dense shapes
     assert card["metadata"]["parent"]["source_file"] == "tiny_unstructured-local-magnitude_cr2.pt2"
     assert card["metadata"]["pruning"]["schedule"] == "iterative" and card["metadata"]["pruning"]["step"] == 2
     (tmp_path / "a" / "tiny_unstructured-local-magnitude_cr4.onnx").unlink()  # as if killed before the last step

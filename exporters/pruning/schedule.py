@@ -129,7 +129,8 @@ def run_schedule(source: Path, request: PruneRequest, out_dir: Path, name: str |
             context = StepContext(index, key, root_record, start_path, stem, spec, parent_metadata.get("training"))
             artifacts, record = finetune_and_save(pruned, outcome, method, request, context, dataset, train, validation,
                                                   options, seed, progress)
-            results.append(StepResult(rate, artifacts, record, accuracy(pruned, dataset.test), False))
+            card = json.loads(artifacts.card.read_text())
+            results.append(StepResult(rate, artifacts, record, card["test_accuracy"], False))
         current, current_path, previous_key = pruned, stem.with_suffix(".pt2"), key
     return results
 

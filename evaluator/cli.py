@@ -234,7 +234,8 @@ def prune(
     target: Annotated[str, typer.Option(help="weights (compression rate) or macs (MAC reduction).")] = "weights",
     rate_basis: Annotated[Optional[str], typer.Option(help="all weights or the pruned layers' (default: the method's).")] = None,
     scope: Annotated[Optional[str], typer.Option(help="local or global ranking, for torch-pruning criteria.")] = None,
-    round_to: Annotated[Optional[int], typer.Option(help="Keep channel counts multiples of this (filter methods).")] = None,
+    round_to: Annotated[Optional[int], typer.Option(help="Keep channel counts multiples of this (filter methods); "
+                                                    "default: 8 for models whose channels are multiples of 8, where the rate allows; 1 = never.")] = None,
     schedule: Annotated[str, typer.Option(help="iterative (prune, retrain, prune further) or oneshot.")] = "iterative",
     finetune_epochs: Annotated[int, typer.Option(help="Most fine-tuning epochs per step (early stopping on validation).")] = 10,
     patience: Annotated[int, typer.Option()] = 3,
@@ -274,6 +275,10 @@ def prune(
                       f"(all weights {rates['all']:.2f}, pruned layers {rates['pruned']:.2f}, MACs {rates['macs']:.2f}), "
                       f"params {record['after']['params']:,}, non-zero {record['after']['nonzero']:,}, "
                       f"test accuracy {step.test_accuracy:.4f} -> {step.artifacts.onnx}")
+        if record["granularity"] == "filter" and record.get("round_to") is None:
+            console.print("  note: channel counts are not all multiples of 8: "
+                          "ONNX Runtime's fast CPU convolutions skip such layers; --round-to 8 with a nearby rate avoids it",
+                          style="yellow")
 
 
 def main() -> None:

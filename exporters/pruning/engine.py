@@ -18,6 +18,7 @@ from exporters.pruning.methods import PruningMethod
 RATE_TOLERANCE = 0.05
 SEARCH_STEPS = 40
 MAX_LEVEL = 0.999
+AUTO_ROUND_TO = 8  # ONNX Runtime's fast CPU convolutions (NCHWc) want channel counts in multiples of 8
 MEASURES = {"all": "over all weights", "pruned": "over the pruned layers", "macs": "MACs"}
 
 
@@ -48,6 +49,7 @@ class StepOutcome:
     root: dict[str, int]
     after: dict[str, int]
     level: float
+    round_to: int | None
     layers: list[str]
 
     def to_dict(self) -> dict[str, Any]:
@@ -75,7 +77,11 @@ def bisect_level(evaluate: Callable[[float], tuple[float, Any]], target: float) 
 def prune_to_target(model: nn.Module, method: PruningMethod, target: Target, root: Census, example: torch.Tensor,
                     calibration: tuple[torch.Tensor, torch.Tensor], scope: str, round_to: int | None = None,
                     seed: int = 0, tolerance: float = RATE_TOLERANCE) -> tuple[nn.Module, StepOutcome]:
-    """A pruned copy of `model` (left untouched) whose rate against `root` is within `tolerance` (5 %) of `target`."""
+    """A pruned copy of `model` (left untouched) whose rate against `root` is within `tolerance` (5 %) of `target`.
+
+    For filter methods `round_to=None` means automatic: a model whose conv layers all have channel counts in
+    multiples of 8 keeps them so when the rate can still be reached that way; pass 1 to never round.
+    """
     if target.rate < 1:
         raise EvaluatorError(f"compression rate must be >= 1, got {target.rate:g}")
     if target.metric == "macs" and not method.physical:
@@ -88,11 +94,16 @@ def prune_to_target(model: nn.Module, method: PruningMethod, target: Target, roo
     if method.physical:
         check_applicable(model, method)
 
-        def evaluate(level: float) -> tuple[float, nn.Module]:
-            candidate = prune_channels(model, method, scope, level, example, calibration, round_to, seed)
-            return rate_of(candidate), candidate
+        aligned = all(m.out_channels % AUTO_ROUND_TO == 0 for m in model.modules() if isinstance(m, nn.Conv2d))
+        for rounding in ([round_to] if round_to is not None else [AUTO_ROUND_TO, None] if aligned else [None]):
+            def evaluate(level: float, rounding: int | None = rounding) -> tuple[float, nn.Module]:
+                candidate = prune_channels(model, method, scope, level, example, calibration, rounding, seed)
+                return rate_of(candidate), candidate
 
-        level, rate, pruned = bisect_level(evaluate, target.rate)
+            level, rate, pruned = bisect_level(evaluate, target.rate)
+            round_to = rounding
+            if abs(rate / target.rate - 1) <= tolerance:
+                break
     else:
         pruned = copy.deepcopy(model).eval()
         masked = MaskedModel(pruned, removal_priority(pruned, layers, method.granularity, method.criterion, scope, seed),
@@ -112,5 +123,6 @@ def prune_to_target(model: nn.Module, method: PruningMethod, target: Target, roo
         )
     after = take_census(pruned, layers, example)
     outcome = StepOutcome(method.name, method.granularity, method.criterion, scope, asdict(target), float(rate),
-                          achieved_rates(root, after), root.to_dict(), after.to_dict(), float(level), layers)
+                          achieved_rates(root, after), root.to_dict(), after.to_dict(), float(level),
+                          round_to if method.physical else None, layers)
     return pruned.eval(), outcome

@@ -30,6 +30,7 @@ from exporters.train import TrainConfig, accuracy, seed_everything, train_model
 from exporters.workflows import DataOptions, base_metadata, load_training_data, training_record
 
 CALIBRATION_SAMPLES = 256
+ENGINE_VERSION = 3  # part of every step key: bump when pruning or fine-tuning would give other results
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class StepResult:
 
 
 def step_key(source_sha: str, request: PruneRequest, rate: float, previous: str | None) -> str:
-    payload = {"source": source_sha, "request": asdict(request), "rate": rate, "previous": previous}
+    payload = {"engine": ENGINE_VERSION, "source": source_sha, "request": asdict(request), "rate": rate, "previous": previous}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -161,7 +162,7 @@ def finetune_and_save(pruned: torch.nn.Module, outcome: StepOutcome, method: Pru
                              after_step=keeper)
     record = {
         **outcome.to_dict(), "schedule": request.schedule, "step": context.index + 1, "rates_requested": list(request.rates),
-        "round_to": request.round_to, "seed": seed, "step_key": context.key, "root_source": context.root_record,
+        "seed": seed, "step_key": context.key, "root_source": context.root_record,
         "validation_accuracy_before_finetune": before,
         "finetune": training_record(config, result, options) if result else None,
     }

@@ -147,7 +147,7 @@ def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset],
     profile = profile_model(Path(path), classifier.model)
     if profile.unaligned_convs and classifier.runtime.used == "CPUExecutionProvider":
         notes.append(f"{profile.unaligned_convs} of {profile.conv_layers} conv layers have channel counts that are not "
-                     "multiples of 8: ONNX Runtime's fast CPU convolutions (NCHWc) skip them; prune with --round-to 8")
+                     "multiples of 8, which ONNX Runtime's fast CPU convolutions (NCHWc) need")
     latency = throughput = None
     if not config.skip_latency:
         progress(f"{Path(path).name}: latency")

@@ -24,13 +24,19 @@ DEFAULT_DATASET = "fashion-mnist"
 
 @dataclass(frozen=True)
 class AssessConfig:
-    """Options of `evaluator assess`; epsilons are Linf budgets in [0, 1] pixel units."""
+    """Options of `evaluator assess`; epsilons (Linf) and epsilons_l2 are budgets in [0, 1] pixel units."""
+
+    def epsilons_for(self, norm: str) -> tuple[float, ...]:
+        return {"Linf": self.epsilons, "L2": self.epsilons_l2}[norm]
+
 
     dataset: str | None = None
     data_dir: Path | None = None
     source: Path | None = None
+    surrogate: Path | None = None
     samples: int = 1000
     epsilons: tuple[float, ...] = (8 / 255,)
+    epsilons_l2: tuple[float, ...] = (1.0,)
     attacks: tuple[str, ...] = ("pgd-linf", "square-linf")
     provider: str = "auto"
     batch_size: int = 256
@@ -98,21 +104,45 @@ class Assessment:
 Progress = Callable[[str], None]
 
 
+def resolve_pt2(model_path: Path, record: dict[str, Any] | None, role: str) -> tuple[Path | None, list[str]]:
+    """A .pt2 named in a model's metadata, beside the model and sha256-checked."""
+    if not record or not record.get("file"):
+        return None, []
+    candidate = model_path.parent / record["file"]
+    if not candidate.is_file():
+        return None, [f"{role} {record['file']} named in the metadata is not beside the model: its attacks are skipped"]
+    if record.get("sha256") and sha256_of(candidate) != record["sha256"]:
+        raise EvaluatorError(f"{candidate} does not match the sha256 recorded in {model_path.name}: pass it explicitly to use it anyway")
+    return candidate, []
+
+
 def resolve_source(model_path: Path, metadata: dict[str, Any] | None, override: Path | None) -> tuple[Path | None, list[str]]:
-    """The .pt2 behind a deployed model: --source, else the file named in its metadata (sha256-checked)."""
+    """The .pt2 behind a deployed model: --source, else the file named in its metadata."""
     if override is not None:
         if not override.is_file():
             raise EvaluatorError(f"source file not found: {override}")
         return override, []
-    record = (metadata or {}).get("source")
-    if not record:
-        return None, []
-    candidate = model_path.parent / record["file"]
-    if not candidate.is_file():
-        return None, [f"source {record['file']} named in the metadata is not beside the model: white-box attacks skipped"]
-    if record.get("sha256") and sha256_of(candidate) != record["sha256"]:
-        raise EvaluatorError(f"{candidate} does not match the sha256 recorded in {model_path.name}: pass --source to use it anyway")
-    return candidate, []
+    return resolve_pt2(model_path, (metadata or {}).get("source"), "source")
+
+
+def resolve_surrogate(model_path: Path, metadata: dict[str, Any] | None, override: Path | None) -> tuple[Path | None, list[str]]:
+    """The transfer surrogate: --surrogate (a .pt2, or an .onnx through its source), else the unpruned root's source."""
+    if override is not None:
+        if override.suffix == ".onnx":
+            from evaluator.runtime import load_onnx
+            from evaluator.metadata import read_metadata
+
+            source, notes = resolve_pt2(override, (read_metadata(load_onnx(override)) or {}).get("source"), "surrogate source")
+            if source is None:
+                raise EvaluatorError(f"--surrogate {override} names no PyTorch source beside it: pass its .pt2")
+            return source, notes
+        if not override.is_file():
+            raise EvaluatorError(f"surrogate file not found: {override}")
+        return override, []
+    pruning = (metadata or {}).get("pruning") or {}
+    parent = (metadata or {}).get("parent") or {}
+    root = pruning.get("root_source") or ({"file": parent.get("source_file"), "sha256": parent.get("source_sha256")} if parent else None)
+    return resolve_pt2(model_path, root, "surrogate (unpruned parent)")
 
 
 def check_fit(classifier: OnnxClassifier, dataset: Dataset) -> None:
@@ -143,7 +173,8 @@ def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset],
     check_fit(classifier, dataset)
     notes = ([classifier.runtime.note] if classifier.runtime.note else []) + classifier.notes
     source, source_notes = resolve_source(Path(path), metadata, config.source)
-    notes += source_notes
+    surrogate, surrogate_notes = resolve_surrogate(Path(path), metadata, config.surrogate)
+    notes += source_notes + surrogate_notes
     profile = profile_model(Path(path), classifier.model)
     if profile.unaligned_convs and classifier.runtime.used == "CPUExecutionProvider":
         notes.append(f"{profile.unaligned_convs} of {profile.conv_layers} conv layers have channel counts that are not "
@@ -156,14 +187,16 @@ def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset],
     progress(f"{Path(path).name}: clean accuracy")
     clean_accuracy = float((classifier.predict(dataset.test.x) == dataset.test.y).mean())
     subset = attack_subset(dataset.test, config.samples, config.seed)
-    target = AttackTarget(classifier, source)
+    target = AttackTarget(classifier, source, surrogate)
+    missing = {"white-box": source is None, "transfer": surrogate is None}
     results = []
     for attack_name in config.attacks:
-        for epsilon in config.epsilons:
+        attack = create_attack(attack_name)
+        if missing.get(attack.kind.value):
+            notes.append(f"{attack_name} skipped: no {'PyTorch source' if attack.kind.value == 'white-box' else 'surrogate'}")
+            continue
+        for epsilon in config.epsilons_for(attack.norm.value):
             attack = create_attack(attack_name)
-            if attack.kind.value == "white-box" and source is None:
-                notes.append(f"{attack_name} skipped: no PyTorch source")
-                break
             progress(f"{Path(path).name}: {attack_name} eps={epsilon:.4g}")
             results.append(evaluate_attack(attack, target, subset, epsilon, config.seed))
     return ModelAssessment(str(path), dataset.name, profile, classifier.runtime, latency, throughput, clean_accuracy,
@@ -180,7 +213,10 @@ def assess(paths: list[Path], config: AssessConfig, progress: Progress = lambda 
         raise EvaluatorError("--batch-size, --throughput-batch and --threads must be at least 1")
     for epsilon in config.epsilons:
         if not 0 < epsilon <= 1:  # also refuses NaN
-            raise EvaluatorError(f"epsilon must be in (0, 1] (pixel units), got {epsilon}")
+            raise EvaluatorError(f"Linf epsilon must be in (0, 1] (pixel units), got {epsilon}")
+    for epsilon in config.epsilons_l2:
+        if not 0 < epsilon < float("inf"):
+            raise EvaluatorError(f"L2 epsilon must be a positive number, got {epsilon}")
     for attack_name in config.attacks:
         create_attack(attack_name)
     datasets: dict[str, Dataset] = {}

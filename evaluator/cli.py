@@ -124,6 +124,8 @@ def assess(
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the dataset's IDX files.")] = None,
     source: Annotated[Optional[Path], typer.Option(help="PyTorch source (.pt2) for white-box attacks; default: from metadata.")] = None,
     eps: Annotated[str, typer.Option(help="Linf budgets in [0, 1] pixel units, comma separated; fractions allowed.")] = "8/255",
+    eps_l2: Annotated[str, typer.Option(help="L2 budgets (pixel units over all values), comma separated.")] = "1.0",
+    surrogate: Annotated[Optional[Path], typer.Option(help="Transfer surrogate (.pt2, or .onnx via its source); default: the unpruned parent.")] = None,
     attacks: Annotated[str, typer.Option(help="Attacks by name, comma separated (see `evaluator attacks`).")] = "pgd-linf,square-linf",
     samples: Annotated[int, typer.Option(help="Test samples attacked (clean accuracy uses the whole test set).")] = 1000,
     provider: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
@@ -140,14 +142,18 @@ def assess(
     from evaluator.report.terminal import render_table
 
     config = AssessConfig(
-        dataset=dataset, data_dir=data_dir, source=source, samples=samples, epsilons=parse_epsilons(eps),
+        dataset=dataset, data_dir=data_dir, source=source, surrogate=surrogate, samples=samples, epsilons=parse_epsilons(eps),
+        epsilons_l2=parse_epsilons(eps_l2),
         attacks=tuple(a.strip() for a in attacks.split(",") if a.strip()), provider=provider, batch_size=batch_size,
         throughput_batch=throughput_batch, threads=threads, seed=seed, skip_latency=no_latency,
     )
     check_output_path(json_path)
     if len(models) > 1 and source is not None:
         raise EvaluatorError("--source names one model's source: assess one model at a time with it")
-    steps = len(models) * (2 + (0 if no_latency else 1) + len(config.attacks) * len(config.epsilons))
+    from evaluator.attacks import create_attack
+
+    attack_steps = sum(len(config.epsilons_for(create_attack(name).norm.value)) for name in config.attacks)
+    steps = len(models) * (2 + (0 if no_latency else 1) + attack_steps)
     with task_progress(steps) as step:
         assessment = run_assessment(list(models), config, step)
     render_table(assessment, console)

@@ -88,7 +88,8 @@ def evaluate_attack(attack: Attack, target: AttackTarget, split: Split, epsilon:
     if index.size:
         output = attack.run(target, x, y, epsilon, seed)
         out_of_budget = budget_violations(x, output.x_adv, attack.norm, epsilon)
-        x_adv = project(x, np.nan_to_num(output.x_adv, nan=0.0, posinf=1.0, neginf=0.0), attack.norm, epsilon)
+        finite = np.isfinite(output.x_adv.reshape(len(x), -1)).all(axis=1)
+        x_adv = project(x, np.where(finite[:, None, None, None], output.x_adv, x), attack.norm, epsilon)  # broken = no attack
         inside = distances(x, x_adv, attack.norm) <= epsilon * (1 + BUDGET_SLACK) + BUDGET_SLACK
         fooled = inside & (deployed.predict(x_adv) != y)
         if output.queries is not None:

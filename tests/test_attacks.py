@@ -13,26 +13,31 @@ from evaluator.metrics import distances, project
 from evaluator.robustness import evaluate_attack
 from evaluator.runtime import OnnxClassifier
 
-from conftest import ZOO_PARENT
+from conftest import ZOO_CHILD, ZOO_PARENT
 
 EPSILON = 8 / 255
 
 
 @pytest.fixture(scope="module")
 def target() -> AttackTarget:
-    return AttackTarget(OnnxClassifier(ZOO_PARENT, provider="cpu"), ZOO_PARENT.with_suffix(".pt2"))
+    """The zoo's pruned child, its own source, and its unpruned parent as the transfer surrogate."""
+    return AttackTarget(OnnxClassifier(ZOO_CHILD, provider="cpu"), ZOO_CHILD.with_suffix(".pt2"), ZOO_PARENT.with_suffix(".pt2"))
 
 
 def small_options(name: str) -> dict:
-    """Budgets small enough for a quick test but large enough to break samples."""
-    return {"square-linf": {"queries": 200}, "pgd-linf": {"steps": 10}}[name]
+    """Budgets small enough for a quick test but large enough to break samples (a new attack needs an entry)."""
+    return {"square-linf": {"queries": 200}, "pgd-linf": {"steps": 10}, "pgd-l2": {"steps": 10},
+            "transfer-pgd-linf": {"steps": 10}}[name]
+
+
+EPSILONS = {Norm.LINF: (2 / 255, 8 / 255, 32 / 255), Norm.L2: (0.25, 1.0, 3.0)}
 
 
 @pytest.mark.parametrize("attack_class", list_attacks(), ids=lambda cls: cls.name)
 def test_every_registered_attack_is_sound(attack_class: type, target: AttackTarget, fmnist: Dataset) -> None:
     subset = fmnist.test.head(200)
     results = [evaluate_attack(create_attack(attack_class.name, **small_options(attack_class.name)), target, subset, eps, seed=0)
-               for eps in (2 / 255, EPSILON, 32 / 255)]
+               for eps in EPSILONS[attack_class.norm]]
     for result in results:
         assert result.out_of_budget == 0
         assert result.robust_accuracy <= result.clean_accuracy
@@ -134,3 +139,23 @@ def test_worst_case_is_the_union_of_successes(target: AttackTarget, fmnist: Data
     assert worst.robust_accuracy <= min(r.robust_accuracy for r in results)
     assert worst.robust_accuracy == float((results[0].robust & results[1].robust).mean())
     assert worst.attacks == ("pgd-linf", "square-linf")
+
+
+def test_pgd_l2_matches_foolbox(target: AttackTarget, fmnist: Dataset) -> None:
+    """Robust accuracy no worse than 1.5 points above foolbox's L2PGD with the same 50 steps on 1000 images."""
+    foolbox = pytest.importorskip("foolbox")
+    import torch
+
+    subset = fmnist.test.head(1000)
+    ours = evaluate_attack(create_attack("pgd-l2"), target, subset, 1.0, seed=0)
+    model = foolbox.PyTorchModel(target.source(), bounds=(0, 1))
+    _, adversarials, _ = foolbox.attacks.L2PGD(steps=50)(model, torch.from_numpy(subset.x), torch.from_numpy(subset.y), epsilons=1.0)
+    theirs = float((target.deployed.predict(adversarials.numpy()) == subset.y).mean())
+    assert ours.robust_accuracy <= theirs + 0.015, (ours.robust_accuracy, theirs)
+
+
+def test_transfer_from_the_parent_is_weaker_than_white_box(target: AttackTarget, fmnist: Dataset) -> None:
+    subset = fmnist.test.head(300)
+    white = evaluate_attack(create_attack("pgd-linf"), target, subset, EPSILON, seed=0)
+    transfer = evaluate_attack(create_attack("transfer-pgd-linf"), target, subset, EPSILON, seed=0)
+    assert white.robust_accuracy <= transfer.robust_accuracy < transfer.clean_accuracy

@@ -216,3 +216,21 @@ def test_malformed_metadata_is_an_input_error(tmp_path: Path) -> None:
     onnx.save(model, str(tmp_path / "odd.onnx"))
     line = one_error_line(invoke("assess", tmp_path / "odd.onnx"))
     assert "metadata is malformed" in line
+
+
+def test_l2_and_transfer_attacks_through_the_cli(tmp_path: Path) -> None:
+    result = invoke("assess", ZOO_CHILD, "--attacks", "pgd-l2,transfer-pgd-linf", "--eps-l2", "0.5,1", "--eps", "8/255",
+                    "--samples", "50", "--no-latency", "--json", tmp_path / "out.json")
+    assert result.exit_code == 0, result.output
+    attacks = json.loads((tmp_path / "out.json").read_text())["models"][0]["attacks"]
+    assert [(a["name"], a["norm"], a["epsilon"]) for a in attacks] == [
+        ("pgd-l2", "L2", 0.5), ("pgd-l2", "L2", 1.0), ("transfer-pgd-linf", "Linf", 8 / 255)]
+    assert attacks[0]["robust_accuracy"] >= attacks[1]["robust_accuracy"]
+
+
+def test_transfer_needs_a_surrogate(tmp_path: Path) -> None:
+    result = invoke("assess", ZOO_PARENT, "--attacks", "transfer-pgd-linf", "--samples", "20", "--no-latency",
+                    "--json", tmp_path / "out.json")
+    assert result.exit_code == 0, result.output
+    model = json.loads((tmp_path / "out.json").read_text())["models"][0]
+    assert model["attacks"] == [] and any("transfer-pgd-linf skipped" in note for note in model["notes"])

@@ -3,6 +3,6 @@
 from evaluator.attacks.base import (
     Attack, AttackKind, AttackOutput, AttackTarget, Norm, create_attack, list_attacks, register_attack,
 )
-from evaluator.attacks import score, whitebox  # noqa: F401  (registration)
+from evaluator.attacks import score, transfer, whitebox  # noqa: F401  (registration)
 
 __all__ = ["Attack", "AttackKind", "AttackOutput", "AttackTarget", "Norm", "create_attack", "list_attacks", "register_attack"]

@@ -35,11 +35,13 @@ class AttackKind(str, Enum):
 
 @dataclass
 class AttackTarget:
-    """What an attack may use: the deployed ORT classifier and, lazily, the PyTorch source module."""
+    """What an attack may use: the deployed ORT classifier and, lazily, the PyTorch source and a surrogate."""
 
     deployed: OnnxClassifier
     source_path: Path | None = None
+    surrogate_path: Path | None = None
     _source: Any = field(default=None, repr=False)
+    _surrogate: Any = field(default=None, repr=False)
 
     def source(self) -> Any:
         """The source as a torch module (imports torch on first use)."""
@@ -50,6 +52,16 @@ class AttackTarget:
 
             self._source = load_source(self.source_path)
         return self._source
+
+    def surrogate(self) -> Any:
+        """The transfer surrogate as a torch module (by default the unpruned parent's source)."""
+        if self._surrogate is None:
+            if self.surrogate_path is None:
+                raise EvaluatorError("this attack needs a surrogate (.pt2): pass --surrogate or assess a pruned model whose parent is beside it")
+            from evaluator.source import load_source
+
+            self._surrogate = load_source(self.surrogate_path)
+        return self._surrogate
 
 
 @dataclass(frozen=True)

@@ -3,20 +3,89 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from evaluator.attacks.base import Attack, AttackKind, AttackOutput, AttackTarget, Norm, register_attack
 
 
+def margin_of(logits: Any, y: Any) -> Any:
+    """max_{j != y} z_j - z_y per sample; positive means misclassified. logits (N, K), y (N,)."""
+    import torch
+
+    true = logits.gather(1, y[:, None]).squeeze(1)
+    others = logits.clone()
+    others.scatter_(1, y[:, None], -torch.inf)
+    return others.max(1).values - true
+
+
+def projected_gradient(model: Any, x: np.ndarray, y: np.ndarray, epsilon: float, norm: Norm, steps: int,
+                       rel_stepsize: float, random_start: bool, seed: int, batch_size: int) -> np.ndarray:
+    """PGD on cross-entropy in Linf or L2 (Madry et al. 2018), in batches; x (N, C, H, W) in [0, 1].
+
+    Per sample it keeps the iterate with the largest margin seen, so a success at any step is never lost
+    to a later step (foolbox and ART return the last iterate).
+    """
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    chunks = []
+    for start in range(0, len(x), batch_size):
+        clean = torch.from_numpy(x[start:start + batch_size])
+        labels = torch.from_numpy(y[start:start + batch_size])
+        chunks.append(pgd_batch(model, clean, labels, epsilon, norm, steps, rel_stepsize * epsilon, random_start, generator))
+    return np.concatenate(chunks) if chunks else x.copy()
+
+
+def pgd_batch(model: Any, x: Any, y: Any, epsilon: float, norm: Norm, steps: int, step_size: float,
+              random_start: bool, generator: Any) -> np.ndarray:
+    import torch
+
+    def project(candidate: Any) -> Any:
+        if norm is Norm.LINF:
+            candidate = torch.min(torch.max(candidate, x - epsilon), x + epsilon)
+        else:
+            delta = candidate - x
+            length = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
+            candidate = x + delta * (epsilon / length).clamp(max=1.0).view(-1, 1, 1, 1)
+        return candidate.clamp(0, 1)
+
+    x_adv = x.clone()
+    if random_start:
+        if norm is Norm.LINF:
+            noise = (torch.rand(x.shape, generator=generator) * 2 - 1) * epsilon
+        else:  # uniform in the L2 ball: a random direction, radius eps * u^(1/d)
+            direction = torch.randn(x.shape, generator=generator)
+            direction /= direction.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+            radius = epsilon * torch.rand(len(x), generator=generator) ** (1 / x[0].numel())
+            noise = direction * radius.view(-1, 1, 1, 1)
+        x_adv = project(x + noise)
+    best = x_adv.clone()
+    best_margin = torch.full((len(x),), -torch.inf)
+    for step in range(steps + 1):
+        x_adv.requires_grad_(True)
+        logits = model(x_adv)
+        margin = margin_of(logits.detach(), y)
+        improved = margin > best_margin
+        best[improved], best_margin[improved] = x_adv.detach()[improved], margin[improved]
+        if step == steps:
+            break
+        loss = torch.nn.functional.cross_entropy(logits, y, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, x_adv)
+        with torch.no_grad():
+            if norm is Norm.LINF:
+                direction = grad.sign()
+            else:
+                direction = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+            x_adv = project(x_adv.detach() + step_size * direction)
+    return best.numpy()
+
+
 @register_attack
 @dataclass
 class LinfPGD(Attack):
-    """Projected gradient descent on cross-entropy with a random start (Madry et al. 2018).
-
-    Step size `rel_stepsize` x epsilon. Per sample it keeps the iterate with the largest margin
-    max_{j != y} z_j - z_y seen, so a success at any step is never lost to a later step.
-    """
+    """PGD-Linf with a random start; step size `rel_stepsize` x epsilon (foolbox's default)."""
 
     name = "pgd-linf"
     norm = Norm.LINF
@@ -29,44 +98,25 @@ class LinfPGD(Attack):
     batch_size: int = 500
 
     def run(self, target: AttackTarget, x: np.ndarray, y: np.ndarray, epsilon: float, seed: int) -> AttackOutput:
-        import torch
-
-        model = target.source()
-        generator = torch.Generator().manual_seed(seed)
-        chunks = [self._attack_batch(model, torch.from_numpy(x[i:i + self.batch_size]), torch.from_numpy(y[i:i + self.batch_size]),
-                                     epsilon, generator) for i in range(0, len(x), self.batch_size)]
-        return AttackOutput(np.concatenate(chunks) if chunks else x.copy())
-
-    def _attack_batch(self, model, x, y, epsilon: float, generator) -> np.ndarray:  # type: ignore[no-untyped-def]
-        import torch
-
-        step = self.rel_stepsize * epsilon
-        x_adv = x.clone()
-        if self.random_start:
-            x_adv = (x + (torch.rand(x.shape, generator=generator) * 2 - 1) * epsilon).clamp(0, 1)
-        best = x_adv.clone()
-        best_margin = torch.full((len(x),), -torch.inf)
-        for _ in range(self.steps + 1):
-            x_adv.requires_grad_(True)
-            logits = model(x_adv)
-            margin = margin_of(logits.detach(), y)
-            improved = margin > best_margin
-            best[improved], best_margin[improved] = x_adv.detach()[improved], margin[improved]
-            if _ == self.steps:
-                break
-            loss = torch.nn.functional.cross_entropy(logits, y, reduction="sum")
-            (grad,) = torch.autograd.grad(loss, x_adv)
-            with torch.no_grad():
-                x_adv = x_adv.detach() + step * grad.sign()
-                x_adv = torch.min(torch.max(x_adv, x - epsilon), x + epsilon).clamp(0, 1)
-        return best.numpy()
+        return AttackOutput(projected_gradient(target.source(), x, y, epsilon, self.norm, self.steps, self.rel_stepsize,
+                                               self.random_start, seed, self.batch_size))
 
 
-def margin_of(logits, y):  # type: ignore[no-untyped-def]
-    """max_{j != y} z_j - z_y per sample; positive means misclassified. logits (N, K), y (N,)."""
-    import torch
+@register_attack
+@dataclass
+class L2PGD(Attack):
+    """PGD-L2 with a random start in the ball; normalised gradient steps of `rel_stepsize` x epsilon."""
 
-    true = logits.gather(1, y[:, None]).squeeze(1)
-    others = logits.clone()
-    others.scatter_(1, y[:, None], -torch.inf)
-    return others.max(1).values - true
+    name = "pgd-l2"
+    norm = Norm.L2
+    kind = AttackKind.WHITE_BOX
+    summary = "PGD in L2 with random start on the PyTorch source"
+
+    steps: int = 50
+    rel_stepsize: float = 0.025
+    random_start: bool = True
+    batch_size: int = 500
+
+    def run(self, target: AttackTarget, x: np.ndarray, y: np.ndarray, epsilon: float, seed: int) -> AttackOutput:
+        return AttackOutput(projected_gradient(target.source(), x, y, epsilon, self.norm, self.steps, self.rel_stepsize,
+                                               self.random_start, seed, self.batch_size))

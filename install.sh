@@ -23,4 +23,5 @@ python3 -m venv .venv
 other=$([ "$runtime" = cpu ] && echo onnxruntime-gpu || echo onnxruntime)
 .venv/bin/python -m pip uninstall -q -y "$other" 2>/dev/null || true  # exactly one ONNX Runtime
 .venv/bin/python -m pip install -q -e ".[$runtime,torch,dev]"
+.venv/bin/python -m pip install -q --no-deps torchattacks  # test-only reference; it declares torchvision, which it does not need
 echo "evaluator installed in .venv (ONNX Runtime: $runtime)"

@@ -159,3 +159,17 @@ def test_transfer_from_the_parent_is_weaker_than_white_box(target: AttackTarget,
     white = evaluate_attack(create_attack("pgd-linf"), target, subset, EPSILON, seed=0)
     transfer = evaluate_attack(create_attack("transfer-pgd-linf"), target, subset, EPSILON, seed=0)
     assert white.robust_accuracy <= transfer.robust_accuracy < transfer.clean_accuracy
+
+
+def test_square_linf_is_at_least_as_strong_as_torchattacks(target: AttackTarget, fmnist: Dataset) -> None:
+    """Same model, samples, budget and p_init: our robust accuracy at most 1 point above torchattacks' Square."""
+    torchattacks = pytest.importorskip("torchattacks")
+    import torch
+
+    subset = fmnist.test.head(300)
+    ours = evaluate_attack(create_attack("square-linf", queries=500), target, subset, EPSILON, seed=0)
+    square = torchattacks.Square(target.source(), norm="Linf", eps=EPSILON, n_queries=500, p_init=0.8, seed=0)
+    adversarials = square(torch.from_numpy(subset.x), torch.from_numpy(subset.y)).detach().numpy()
+    inside = np.abs(adversarials - subset.x).reshape(len(subset), -1).max(axis=1) <= EPSILON + 1e-6
+    theirs = float(((target.deployed.predict(adversarials) == subset.y) | ~inside).mean())
+    assert ours.robust_accuracy <= theirs + 0.01, (ours.robust_accuracy, theirs)

@@ -74,15 +74,18 @@ class SquareLinf(Attack):
 
     def _candidate(self, rng: np.random.Generator, x: np.ndarray, x_best: np.ndarray, window: np.ndarray,
                    epsilon: float) -> np.ndarray:
-        """x_best with the window set to x +- epsilon per channel; signs are re-drawn where that changes nothing
-        (clipping at 0 or 1 often does), so no query is spent on an unchanged input."""
+        """x_best with the window set to x +- epsilon per channel. Where that changes nothing (clipping at 0 or 1
+        often does), the signs are flipped, then re-drawn, so no query is spent on an unchanged input."""
         signs = rng.choice(np.array([-epsilon, epsilon], np.float32), size=(len(x), x.shape[1], 1, 1))
         candidate = square_update(x, x_best, window, signs, epsilon)
-        for _ in range(self.max_redraws):
-            unchanged = (candidate == x_best).reshape(len(x), -1).all(axis=1)
-            if not unchanged.any():
+        for attempt in range(self.max_redraws):
+            unchanged = np.flatnonzero((candidate == x_best).reshape(len(x), -1).all(axis=1))
+            if unchanged.size == 0:
                 break
-            signs[unchanged] = rng.choice(np.array([-epsilon, epsilon], np.float32), size=(int(unchanged.sum()), x.shape[1], 1, 1))
+            if attempt == 0:
+                signs[unchanged] = -signs[unchanged]  # with one channel the only other choice
+            else:
+                signs[unchanged] = rng.choice(np.array([-epsilon, epsilon], np.float32), size=(unchanged.size, x.shape[1], 1, 1))
             candidate[unchanged] = square_update(x[unchanged], x_best[unchanged], window[unchanged], signs[unchanged], epsilon)
         return candidate
 
@@ -97,5 +100,5 @@ def random_windows(rng: np.random.Generator, count: int, height: int, width: int
 
 
 def square_update(x: np.ndarray, x_best: np.ndarray, window: np.ndarray, signs: np.ndarray, epsilon: float) -> np.ndarray:
-    candidate = np.where(window, x + signs, x_best)
-    return np.clip(np.clip(candidate, x - epsilon, x + epsilon), 0.0, 1.0).astype(np.float32)
+    """x_best with its window replaced by clip(x +- epsilon, 0, 1); x_best is already inside the ball and the box."""
+    return np.where(window, np.clip(x + signs, 0.0, 1.0), x_best).astype(np.float32, copy=False)

@@ -7,16 +7,15 @@ threat for a pruned model whose parent is public.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-import numpy as np
-
-from evaluator.attacks.base import Attack, AttackKind, AttackOutput, AttackTarget, Norm, register_attack
-from evaluator.attacks.whitebox import projected_gradient
+from evaluator.attacks.base import AttackKind, AttackTarget, Norm, register_attack
+from evaluator.attacks.whitebox import ProjectedGradientAttack
 
 
 @register_attack
 @dataclass
-class TransferLinfPGD(Attack):
+class TransferLinfPGD(ProjectedGradientAttack):
     """PGD-Linf on the surrogate's source; the candidates are then judged on the deployed graph only."""
 
     name = "transfer-pgd-linf"
@@ -24,11 +23,5 @@ class TransferLinfPGD(Attack):
     kind = AttackKind.TRANSFER
     summary = "PGD-Linf crafted on a surrogate (default: the unpruned parent)"
 
-    steps: int = 40
-    rel_stepsize: float = 0.01 / 0.3
-    random_start: bool = True
-    batch_size: int = 500
-
-    def run(self, target: AttackTarget, x: np.ndarray, y: np.ndarray, epsilon: float, seed: int) -> AttackOutput:
-        return AttackOutput(projected_gradient(target.surrogate(), x, y, epsilon, self.norm, self.steps, self.rel_stepsize,
-                                               self.random_start, seed, self.batch_size))
+    def gradient_model(self, target: AttackTarget) -> Any:
+        return target.surrogate()

@@ -82,9 +82,27 @@ def pgd_batch(model: Any, x: Any, y: Any, epsilon: float, norm: Norm, steps: int
     return best.numpy()
 
 
+@dataclass
+class ProjectedGradientAttack(Attack):
+    """PGD options and run, shared by the white-box attacks and the transfer attack (which differ in the model)."""
+
+    steps: int = 40
+    rel_stepsize: float = 0.01 / 0.3
+    random_start: bool = True
+    batch_size: int = 500
+
+    def gradient_model(self, target: AttackTarget) -> Any:
+        """The model whose gradients craft the candidates: the deployed model's own source."""
+        return target.source()
+
+    def run(self, target: AttackTarget, x: np.ndarray, y: np.ndarray, epsilon: float, seed: int) -> AttackOutput:
+        return AttackOutput(projected_gradient(self.gradient_model(target), x, y, epsilon, self.norm, self.steps,
+                                               self.rel_stepsize, self.random_start, seed, self.batch_size))
+
+
 @register_attack
 @dataclass
-class LinfPGD(Attack):
+class LinfPGD(ProjectedGradientAttack):
     """PGD-Linf with a random start; step size `rel_stepsize` x epsilon (foolbox's default)."""
 
     name = "pgd-linf"
@@ -92,19 +110,10 @@ class LinfPGD(Attack):
     kind = AttackKind.WHITE_BOX
     summary = "PGD with random start on the PyTorch source"
 
-    steps: int = 40
-    rel_stepsize: float = 0.01 / 0.3
-    random_start: bool = True
-    batch_size: int = 500
-
-    def run(self, target: AttackTarget, x: np.ndarray, y: np.ndarray, epsilon: float, seed: int) -> AttackOutput:
-        return AttackOutput(projected_gradient(target.source(), x, y, epsilon, self.norm, self.steps, self.rel_stepsize,
-                                               self.random_start, seed, self.batch_size))
-
 
 @register_attack
 @dataclass
-class L2PGD(Attack):
+class L2PGD(ProjectedGradientAttack):
     """PGD-L2 with a random start in the ball; normalised gradient steps of `rel_stepsize` x epsilon."""
 
     name = "pgd-l2"
@@ -114,9 +123,3 @@ class L2PGD(Attack):
 
     steps: int = 50
     rel_stepsize: float = 0.025
-    random_start: bool = True
-    batch_size: int = 500
-
-    def run(self, target: AttackTarget, x: np.ndarray, y: np.ndarray, epsilon: float, seed: int) -> AttackOutput:
-        return AttackOutput(projected_gradient(target.source(), x, y, epsilon, self.norm, self.steps, self.rel_stepsize,
-                                               self.random_start, seed, self.batch_size))

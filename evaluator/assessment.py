@@ -10,6 +10,7 @@ from typing import Any, Callable
 import numpy as np
 
 from evaluator.attacks import AttackTarget, create_attack
+from evaluator.checks import Check, deterministic, output_is_logits, source_agrees, white_box_strongest
 from evaluator.data import Dataset, Split, load_dataset
 from evaluator.errors import EvaluatorError
 from evaluator.files import sha256_of
@@ -62,6 +63,7 @@ class ModelAssessment:
     clean_samples: int
     attacks: tuple[AttackResult, ...]
     worst_case: tuple[WorstCase, ...]
+    checks: tuple[Check, ...]
     source: str | None
     metadata: dict[str, Any] | None
     notes: tuple[str, ...] = field(default=())
@@ -79,6 +81,7 @@ class ModelAssessment:
             "clean_samples": self.clean_samples,
             "attacks": [result.to_dict() for result in self.attacks],
             "robustness": [worst.to_dict() for worst in self.worst_case],
+            "checks": [check.to_dict() for check in self.checks],
             "source": self.source,
             "architecture": (self.metadata or {}).get("architecture"),
             "pruning": (self.metadata or {}).get("pruning"),
@@ -199,8 +202,14 @@ def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset],
             attack = create_attack(attack_name)
             progress(f"{Path(path).name}: {attack_name} eps={epsilon:.4g}")
             results.append(evaluate_attack(attack, target, subset, epsilon, config.seed))
+    checks = [output_is_logits(classifier.logits(subset.x[:256])), deterministic(classifier, subset.x[:64])]
+    if source is not None and any(r.kind == "white-box" for r in results):
+        checks.append(source_agrees(target.source(), classifier, subset.x))
+    if results:
+        checks.append(white_box_strongest(results))
+    notes += [f"check {check.name} failed: {check.detail}" for check in checks if not check.passed]
     return ModelAssessment(str(path), dataset.name, profile, classifier.runtime, latency, throughput, clean_accuracy,
-                           len(dataset.test), tuple(results), tuple(worst_cases(results)), str(source) if source else None, metadata, tuple(notes))
+                           len(dataset.test), tuple(results), tuple(worst_cases(results)), tuple(checks), str(source) if source else None, metadata, tuple(notes))
 
 
 def assess(paths: list[Path], config: AssessConfig, progress: Progress = lambda message: None) -> Assessment:

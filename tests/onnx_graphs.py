@@ -10,12 +10,13 @@ from onnx import TensorProto, helper, numpy_helper
 
 
 def linear_classifier(path: Path, channels: int = 1, size: int = 28, classes: int = 10, weight_value: float = 0.01,
-                      batch: str | int = "batch") -> Path:
+                      batch: str | int = "batch", softmax: bool = False) -> Path:
     """x (N, C, H, W) -> Flatten -> MatMul W -> logits (N, classes); W filled with `weight_value` (NaN allowed)."""
     features = channels * size * size
     weight = numpy_helper.from_array(np.full((features, classes), weight_value, np.float32), "W")
     graph = helper.make_graph(
-        [helper.make_node("Flatten", ["x"], ["flat"]), helper.make_node("MatMul", ["flat", "W"], ["logits"])],
+        [helper.make_node("Flatten", ["x"], ["flat"]), helper.make_node("MatMul", ["flat", "W"], ["scores" if softmax else "logits"])]
+        + ([helper.make_node("Softmax", ["scores"], ["logits"], axis=1)] if softmax else []),
         "linear",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, channels, size, size])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, classes])],

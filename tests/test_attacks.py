@@ -27,7 +27,7 @@ def target() -> AttackTarget:
 def small_options(name: str) -> dict:
     """Budgets small enough for a quick test but large enough to break samples (a new attack needs an entry)."""
     return {"square-linf": {"queries": 200}, "pgd-linf": {"steps": 10}, "pgd-l2": {"steps": 10},
-            "transfer-pgd-linf": {"steps": 10}}[name]
+            "transfer-pgd-linf": {"steps": 10}, "apgd-ce-linf": {"steps": 10}}[name]
 
 
 EPSILONS = {Norm.LINF: (2 / 255, 8 / 255, 32 / 255), Norm.L2: (0.25, 1.0, 3.0)}
@@ -173,3 +173,16 @@ def test_square_linf_is_at_least_as_strong_as_torchattacks(target: AttackTarget,
     inside = np.abs(adversarials - subset.x).reshape(len(subset), -1).max(axis=1) <= EPSILON + 1e-6
     theirs = float(((target.deployed.predict(adversarials) == subset.y) | ~inside).mean())
     assert ours.robust_accuracy <= theirs + 0.01, (ours.robust_accuracy, theirs)
+
+
+def test_apgd_is_at_least_as_strong_as_pgd(target: AttackTarget, fmnist: Dataset) -> None:
+    subset = fmnist.test.head(300)
+    apgd = evaluate_attack(create_attack("apgd-ce-linf"), target, subset, EPSILON, seed=0)
+    pgd = evaluate_attack(create_attack("pgd-linf"), target, subset, EPSILON, seed=0)
+    assert apgd.out_of_budget == 0 and apgd.robust_accuracy <= pgd.robust_accuracy, (apgd.robust_accuracy, pgd.robust_accuracy)
+
+
+def test_apgd_checkpoints_follow_the_paper() -> None:
+    from evaluator.attacks.whitebox import apgd_checkpoints
+
+    assert apgd_checkpoints(100) == [22, 41, 58, 70, 80, 87, 93, 99]

@@ -123,3 +123,92 @@ class L2PGD(ProjectedGradientAttack):
 
     steps: int = 50
     rel_stepsize: float = 0.025
+
+
+def apgd_checkpoints(steps: int) -> list[int]:
+    """Iterations at which APGD may halve its step size: p0 = 0, p1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06)."""
+    shares = [0.0, 0.22]
+    while shares[-1] < 1:
+        shares.append(shares[-1] + max(shares[-1] - shares[-2] - 0.03, 0.06))
+    return sorted({int(np.ceil(share * steps)) for share in shares[1:] if share <= 1})
+
+
+def apgd_batch(model: Any, x: Any, y: Any, epsilon: float, steps: int, rho: float, generator: Any) -> np.ndarray:
+    """APGD-CE in Linf (Croce & Hein 2020) on one batch: momentum 0.75, per-sample step size halved at checkpoints
+    when the loss stopped improving; returns the iterate with the largest margin seen per sample."""
+    import torch
+
+    def project(candidate: Any) -> Any:
+        return torch.min(torch.max(candidate, x - epsilon), x + epsilon).clamp(0, 1)
+
+    def loss_grad(point: Any) -> tuple[Any, Any, Any]:
+        point = point.clone().requires_grad_(True)
+        logits = model(point)
+        losses = torch.nn.functional.cross_entropy(logits, y, reduction="none")
+        (grad,) = torch.autograd.grad(losses.sum(), point)
+        return losses.detach(), grad, margin_of(logits.detach(), y)
+
+    n = len(x)
+    view = (-1, 1, 1, 1)
+    x_cur = project(x + (torch.rand(x.shape, generator=generator) * 2 - 1) * epsilon)
+    loss, grad, margin = loss_grad(x_cur)
+    best, best_margin = x_cur.clone(), margin.clone()
+    x_max, loss_max = x_cur.clone(), loss.clone()
+    step = torch.full((n,), 2 * epsilon)
+    checkpoints = apgd_checkpoints(steps)
+    last_checkpoint, improvements = 0, torch.zeros(n)
+    loss_max_at_checkpoint, step_reduced = loss_max.clone(), torch.zeros(n, dtype=torch.bool)
+    x_prev = x_cur.clone()
+    for k in range(steps):
+        with torch.no_grad():
+            z = project(x_cur + step.view(view) * grad.sign())
+            if k == 0:
+                x_next = z
+            else:
+                x_next = project(x_cur + 0.75 * (z - x_cur) + 0.25 * (x_cur - x_prev))
+        new_loss, grad, margin = loss_grad(x_next)
+        with torch.no_grad():
+            improved_margin = margin > best_margin
+            best[improved_margin], best_margin[improved_margin] = x_next[improved_margin], margin[improved_margin]
+            improvements += (new_loss > loss).float()
+            better = new_loss > loss_max
+            x_max[better], loss_max[better] = x_next[better], new_loss[better]
+            x_prev, x_cur, loss = x_cur, x_next, new_loss
+            if k + 1 in checkpoints:
+                window = k + 1 - last_checkpoint
+                too_few = improvements < rho * window
+                stalled = ~step_reduced & (loss_max <= loss_max_at_checkpoint)
+                reduce = too_few | stalled
+                step[reduce] /= 2
+                x_cur[reduce] = x_max[reduce]
+                step_reduced, last_checkpoint = reduce, k + 1
+                improvements.zero_()
+                loss_max_at_checkpoint = loss_max.clone()
+        if k + 1 in checkpoints and step_reduced.any():  # restarted from the best point: its gradient is needed
+            _, grad_max, _ = loss_grad(x_max)
+            grad[step_reduced] = grad_max[step_reduced]
+    return best.numpy()
+
+
+@register_attack
+@dataclass
+class LinfAPGD(Attack):
+    """APGD-CE in Linf (AutoAttack's first attack): PGD with momentum and an automatic step-size schedule."""
+
+    name = "apgd-ce-linf"
+    norm = Norm.LINF
+    kind = AttackKind.WHITE_BOX
+    summary = "APGD with cross-entropy (Croce & Hein 2020) on the PyTorch source"
+
+    steps: int = 100
+    rho: float = 0.75
+    batch_size: int = 500
+
+    def run(self, target: AttackTarget, x: np.ndarray, y: np.ndarray, epsilon: float, seed: int) -> AttackOutput:
+        import torch
+
+        model = target.source()
+        generator = torch.Generator().manual_seed(seed)
+        chunks = [apgd_batch(model, torch.from_numpy(x[i:i + self.batch_size]), torch.from_numpy(y[i:i + self.batch_size]),
+                             epsilon, self.steps, self.rho, generator) for i in range(0, len(x), self.batch_size)]
+        return AttackOutput(np.concatenate(chunks) if chunks else x.copy())

@@ -190,6 +190,7 @@ def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset],
     progress(f"{Path(path).name}: clean accuracy")
     clean_accuracy = float((classifier.predict(dataset.test.x) == dataset.test.y).mean())
     subset = attack_subset(dataset.test, config.samples, config.seed)
+    subset_predictions = classifier.predict(subset.x)  # once, not per attack and epsilon
     target = AttackTarget(classifier, source, surrogate)
     missing = {"white-box": source is None, "transfer": surrogate is None}
     results = []
@@ -201,7 +202,7 @@ def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset],
         for epsilon in config.epsilons_for(attack.norm.value):
             attack = create_attack(attack_name)
             progress(f"{Path(path).name}: {attack_name} eps={epsilon:.4g}")
-            results.append(evaluate_attack(attack, target, subset, epsilon, config.seed))
+            results.append(evaluate_attack(attack, target, subset, epsilon, config.seed, subset_predictions))
     checks = [output_is_logits(classifier.logits(subset.x[:256])), deterministic(classifier, subset.x[:64])]
     if source is not None and any(r.kind == "white-box" for r in results):
         checks.append(source_agrees(target.source(), classifier, subset.x))

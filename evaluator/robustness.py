@@ -77,10 +77,16 @@ def budget_violations(x: np.ndarray, x_raw: np.ndarray, norm: Norm, epsilon: flo
     return int((not_finite | outside_box | too_far).sum())
 
 
-def evaluate_attack(attack: Attack, target: AttackTarget, split: Split, epsilon: float, seed: int) -> AttackResult:
-    """Run `attack` on the samples the deployed graph classifies correctly and re-check its candidates there."""
+def evaluate_attack(attack: Attack, target: AttackTarget, split: Split, epsilon: float, seed: int,
+                    clean_predictions: np.ndarray | None = None) -> AttackResult:
+    """Run `attack` on the samples the deployed graph classifies correctly and re-check its candidates there.
+
+    clean_predictions: the deployed graph's labels for split.x (N,), when the caller already has them.
+    """
     deployed = target.deployed
-    correct = deployed.predict(split.x) == split.y
+    if clean_predictions is None:
+        clean_predictions = deployed.predict(split.x)
+    correct = clean_predictions == split.y
     index = np.flatnonzero(correct)
     x, y = split.x[index], split.y[index]
     queries: float | None = None

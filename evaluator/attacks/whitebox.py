@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -27,14 +27,18 @@ def projected_gradient(model: Any, x: np.ndarray, y: np.ndarray, epsilon: float,
     Per sample it keeps the iterate with the largest margin seen, so a success at any step is never lost
     to a later step (foolbox and ART return the last iterate).
     """
+    return in_batches(x, y, batch_size, seed, lambda clean, labels, generator: pgd_batch(
+        model, clean, labels, epsilon, norm, steps, rel_stepsize * epsilon, random_start, generator))
+
+
+def in_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
+               craft: Callable[[Any, Any, Any], np.ndarray]) -> np.ndarray:
+    """Run `craft(x_batch, y_batch, generator)` on torch batches of x (N, C, H, W), one seeded generator throughout."""
     import torch
 
     generator = torch.Generator().manual_seed(seed)
-    chunks = []
-    for start in range(0, len(x), batch_size):
-        clean = torch.from_numpy(x[start:start + batch_size])
-        labels = torch.from_numpy(y[start:start + batch_size])
-        chunks.append(pgd_batch(model, clean, labels, epsilon, norm, steps, rel_stepsize * epsilon, random_start, generator))
+    chunks = [craft(torch.from_numpy(x[i:i + batch_size]), torch.from_numpy(y[i:i + batch_size]), generator)
+              for i in range(0, len(x), batch_size)]
     return np.concatenate(chunks) if chunks else x.copy()
 
 
@@ -205,10 +209,6 @@ class LinfAPGD(Attack):
     batch_size: int = 500
 
     def run(self, target: AttackTarget, x: np.ndarray, y: np.ndarray, epsilon: float, seed: int) -> AttackOutput:
-        import torch
-
         model = target.source()
-        generator = torch.Generator().manual_seed(seed)
-        chunks = [apgd_batch(model, torch.from_numpy(x[i:i + self.batch_size]), torch.from_numpy(y[i:i + self.batch_size]),
-                             epsilon, self.steps, self.rho, generator) for i in range(0, len(x), self.batch_size)]
-        return AttackOutput(np.concatenate(chunks) if chunks else x.copy())
+        return AttackOutput(in_batches(x, y, self.batch_size, seed, lambda clean, labels, generator: apgd_batch(
+            model, clean, labels, epsilon, self.steps, self.rho, generator)))

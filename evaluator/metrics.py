@@ -1,7 +1,7 @@
 """Distances between inputs, computed by the evaluator itself. Inputs are (N, C, H, W) arrays.
 
-L0 counts changed pixel positions (a pixel counts once whatever its channels); L2 and Linf run over
-all input values.
+L0 counts changed pixel positions (a pixel counts once whatever its channels); L1, L2 and Linf run
+over all input values.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ def distances(x: np.ndarray, x_adv: np.ndarray, norm: Norm) -> np.ndarray:
     if norm is Norm.L0:
         return (np.abs(delta) > 0).any(axis=1).sum(axis=1).astype(np.float64)
     flat = delta.reshape(x.shape[0], -1)
+    if norm is Norm.L1:
+        return np.abs(flat).sum(axis=1)
     if norm is Norm.L2:
         return np.sqrt((flat**2).sum(axis=1))
     return np.abs(flat).max(axis=1)
@@ -32,5 +34,5 @@ def project(x: np.ndarray, x_adv: np.ndarray, norm: Norm, epsilon: float) -> np.
         scale = np.minimum(1.0, epsilon / np.maximum(length, 1e-12)).astype(np.float32)
         projected = x + delta * scale.reshape(-1, 1, 1, 1)
     else:
-        projected = x_adv  # L0 budgets are checked, not projected
+        projected = x_adv  # L0 and L1 budgets are checked, not projected
     return np.clip(projected, 0.0, 1.0).astype(np.float32)

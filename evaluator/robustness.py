@@ -1,4 +1,4 @@
-"""Robust accuracy at a fixed epsilon, with every adversarial example re-checked on the deployed graph."""
+"""Robust accuracy at fixed epsilons and minimal adversarial distances, every adversarial example re-checked on the deployed graph."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from evaluator.attacks.base import Attack, AttackTarget, Norm
+from evaluator.attacks.base import Attack, AttackTarget, MinimalNormAttack, Norm
 from evaluator.data import Split
 from evaluator.metrics import distances, project
 
@@ -78,15 +78,21 @@ def budget_violations(x: np.ndarray, x_raw: np.ndarray, norm: Norm, epsilon: flo
 
 
 def evaluate_attack(attack: Attack, target: AttackTarget, split: Split, epsilon: float, seed: int,
-                    clean_predictions: np.ndarray | None = None) -> AttackResult:
+                    clean_predictions: np.ndarray | None = None, still_robust: np.ndarray | None = None) -> AttackResult:
     """Run `attack` on the samples the deployed graph classifies correctly and re-check its candidates there.
 
     clean_predictions: the deployed graph's labels for split.x (N,), when the caller already has them.
+    still_robust: (N,) bool; when given (a cascade), only those samples are attacked and the others count as
+    already broken, so robust_accuracy is the cascade's accuracy after this attack.
     """
+    if isinstance(attack, MinimalNormAttack):
+        return evaluate_minimal(attack, target, split, seed, clean_predictions, still_robust).at_epsilon(epsilon)
     deployed = target.deployed
     if clean_predictions is None:
         clean_predictions = deployed.predict(split.x)
     correct = clean_predictions == split.y
+    if still_robust is not None:
+        correct = correct & still_robust
     index = np.flatnonzero(correct)
     x, y = split.x[index], split.y[index]
     queries: float | None = None
@@ -108,7 +114,101 @@ def evaluate_attack(attack: Attack, target: AttackTarget, split: Split, epsilon:
     robust[index[fooled]] = False
     return AttackResult(
         name=attack.name, norm=attack.norm.value, kind=attack.kind.value, epsilon=float(epsilon),
-        samples=len(split), clean_accuracy=float(correct.mean()), robust_accuracy=float((index.size - successes) / len(split)),
+        samples=len(split), clean_accuracy=float((clean_predictions == split.y).mean()), robust_accuracy=float((index.size - successes) / len(split)),
         attacked=int(index.size), successes=successes, out_of_budget=out_of_budget, queries=queries,
         queries_median_success=median_success, options=attack.options(), robust=robust,
     )
+
+
+@dataclass(frozen=True)
+class MinimalNormResult:
+    """A minimal-norm attack on `samples` test inputs: per sample the distance (evaluator's own, in `norm`) of the
+    closest adversarial example that fools the deployed graph; 0 for samples misclassified without attack,
+    inf where none was found. Robust accuracy at eps is the share of samples with distance > eps.
+    """
+
+    name: str
+    norm: str
+    kind: str
+    samples: int
+    clean_accuracy: float
+    attacked: int
+    found: int
+    out_of_box: int
+    median_distance: float
+    queries: float | None
+    options: dict[str, Any]
+    distances: np.ndarray = field(repr=False, compare=False)  # (samples,) float64
+
+    def robust_at(self, epsilon: float) -> np.ndarray:
+        """(samples,) bool: no adversarial example within epsilon."""
+        return self.distances > epsilon * (1 + BUDGET_SLACK) + BUDGET_SLACK
+
+    def curve(self, epsilons: np.ndarray) -> np.ndarray:
+        """Robust accuracy at each epsilon (E,); never rises with epsilon."""
+        return np.array([self.robust_at(float(eps)).mean() for eps in epsilons])
+
+    def curve_points(self) -> list[list[float]]:
+        """The whole curve as [eps, robust accuracy] steps: one point per distinct distance found."""
+        finite = np.unique(self.distances[np.isfinite(self.distances)])
+        return [[0.0, float(self.robust_at(0.0).mean())]] + [[float(d), float(self.robust_at(float(d)).mean())] for d in finite if d > 0]
+
+    def at_epsilon(self, epsilon: float) -> AttackResult:
+        """The fixed-budget result at epsilon, for tables and the per-norm worst case."""
+        robust = self.robust_at(epsilon)
+        successes = int(((self.distances > 0) & ~robust).sum())
+        return AttackResult(
+            name=self.name, norm=self.norm, kind=self.kind, epsilon=float(epsilon), samples=self.samples,
+            clean_accuracy=self.clean_accuracy, robust_accuracy=float(robust.mean()), attacked=self.attacked,
+            successes=successes, out_of_budget=self.out_of_box, queries=self.queries, queries_median_success=None,
+            options=self.options, robust=robust,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "distances"}
+        data["median_distance"] = None if not np.isfinite(self.median_distance) else self.median_distance
+        data["distances"] = [None if not np.isfinite(d) else float(d) for d in self.distances]
+        data["curve"] = self.curve_points()
+        return data
+
+
+def evaluate_minimal(attack: MinimalNormAttack, target: AttackTarget, split: Split, seed: int,
+                     clean_predictions: np.ndarray | None = None, still_robust: np.ndarray | None = None) -> MinimalNormResult:
+    """Run a minimal-norm attack on the correctly classified samples; keep a candidate's distance only if it is finite,
+    inside [0, 1] and misclassified by the deployed graph. still_robust: (N,) bool, samples to attack (others get 0)."""
+    deployed = target.deployed
+    if clean_predictions is None:
+        clean_predictions = deployed.predict(split.x)
+    correct = clean_predictions == split.y
+    attack_mask = correct if still_robust is None else correct & still_robust
+    index = np.flatnonzero(attack_mask)
+    found_distances = np.full(len(split), np.inf)
+    found_distances[~correct] = 0.0
+    if still_robust is not None:
+        found_distances[correct & ~still_robust] = 0.0
+    queries, out_of_box, found = None, 0, 0
+    if index.size:
+        x, y = split.x[index], split.y[index]
+        output = attack.run_minimal(target, x, y, seed)
+        flat = output.x_adv.reshape(len(x), -1)
+        valid = np.isfinite(flat).all(axis=1) & (np.nan_to_num(flat, nan=-1).min(axis=1) >= 0) & (np.nan_to_num(flat, nan=2).max(axis=1) <= 1)
+        out_of_box = int((~valid).sum())
+        x_adv = np.where(valid[:, None, None, None], output.x_adv, x).astype(np.float32)
+        fooled = valid & (deployed.predict(x_adv) != y)
+        found = int(fooled.sum())
+        found_distances[index[fooled]] = distances(x[fooled], x_adv[fooled], Norm(attack.norm))
+        if output.queries is not None:
+            queries = float(output.queries.mean())
+    return MinimalNormResult(
+        name=attack.name, norm=attack.norm.value, kind=attack.kind.value, samples=len(split),
+        clean_accuracy=float(correct.mean()), attacked=int(index.size), found=found, out_of_box=out_of_box,
+        median_distance=float(np.median(found_distances)), queries=queries, options=attack.options(), distances=found_distances,
+    )
+
+
+def worst_distances(results: list[MinimalNormResult]) -> dict[str, np.ndarray]:
+    """Per norm the smallest distance over the minimal-norm attacks run, per sample."""
+    by_norm: dict[str, np.ndarray] = {}
+    for result in results:
+        by_norm[result.norm] = np.minimum(by_norm[result.norm], result.distances) if result.norm in by_norm else result.distances
+    return by_norm

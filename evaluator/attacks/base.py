@@ -22,6 +22,7 @@ from evaluator.runtime import OnnxClassifier
 
 class Norm(str, Enum):
     L0 = "L0"
+    L1 = "L1"
     L2 = "L2"
     LINF = "Linf"
 
@@ -86,6 +87,26 @@ class Attack(ABC):
 
     def options(self) -> dict[str, Any]:
         return dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
+
+
+class MinimalNormAttack(Attack):
+    """An attack that looks, per sample, for the closest adversarial example in `norm` (no budget).
+
+    The evaluator measures each candidate's distance itself and re-checks it on the deployed graph; the
+    robust accuracy at any epsilon, and the whole robustness curve, follow from those distances.
+    """
+
+    @abstractmethod
+    def run_minimal(self, target: AttackTarget, x: np.ndarray, y: np.ndarray, seed: int) -> AttackOutput:
+        """Per sample the closest adversarial found for x (N, C, H, W) with labels y (N,); x itself where none was found."""
+
+    def run(self, target: AttackTarget, x: np.ndarray, y: np.ndarray, epsilon: float, seed: int) -> AttackOutput:
+        """Fixed-budget use: the minimal candidates; the caller keeps those within `epsilon`."""
+        return self.run_minimal(target, x, y, seed)
+
+
+def is_minimal(attack: Attack | type[Attack]) -> bool:
+    return isinstance(attack, MinimalNormAttack) or (isinstance(attack, type) and issubclass(attack, MinimalNormAttack))
 
 
 ATTACKS: dict[str, type[Attack]] = {}

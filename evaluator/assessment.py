@@ -3,33 +3,37 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from evaluator.attacks import AttackTarget, create_attack
-from evaluator.checks import Check, deterministic, output_is_logits, source_agrees, white_box_strongest
+from evaluator.attacks import Attack, AttackTarget, is_minimal, parse_attack_spec
+from evaluator.checks import (
+    Check, deterministic, epsilon_monotone, gradients_nonzero, output_is_logits, source_agrees, unbounded_attacks_succeed,
+    white_box_strongest,
+)
 from evaluator.data import Dataset, Split, load_dataset
 from evaluator.errors import EvaluatorError
 from evaluator.files import sha256_of
 from evaluator.latency import LatencyStats, measure_latency
 from evaluator.profile import ModelProfile, profile_model
-from evaluator.robustness import AttackResult, WorstCase, evaluate_attack, worst_cases
+from evaluator.robustness import (
+    AttackResult, MinimalNormResult, WorstCase, evaluate_attack, evaluate_minimal, worst_cases, worst_distances,
+)
 from evaluator.runtime import OnnxClassifier, RuntimeChoice
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
+KIND_ORDER = ("white-box", "transfer", "score", "decision")  # a cascade runs the strongest, cheapest attacks first
 DEFAULT_DATASET = "fashion-mnist"
 
 
 @dataclass(frozen=True)
 class AssessConfig:
-    """Options of `evaluator assess`; epsilons (Linf) and epsilons_l2 are budgets in [0, 1] pixel units."""
-
-    def epsilons_for(self, norm: str) -> tuple[float, ...]:
-        return {"Linf": self.epsilons, "L2": self.epsilons_l2}[norm]
-
+    """Options of `evaluator assess`. Budgets per norm: Linf, L2, L1 in [0, 1] pixel units over all input values;
+    L0 in changed pixel positions. cascade: each attack only attacks what the attacks before it left robust.
+    attacks: specs like 'square-linf' or 'square-linf:queries=5000'."""
 
     dataset: str | None = None
     data_dir: Path | None = None
@@ -38,13 +42,28 @@ class AssessConfig:
     samples: int = 1000
     epsilons: tuple[float, ...] = (8 / 255,)
     epsilons_l2: tuple[float, ...] = (1.0,)
+    epsilons_l1: tuple[float, ...] = (10.0,)
+    epsilons_l0: tuple[float, ...] = (10.0,)
     attacks: tuple[str, ...] = ("pgd-linf", "square-linf")
+    cascade: bool = True
     provider: str = "auto"
     batch_size: int = 256
     throughput_batch: int = 256
     threads: int | None = None
     seed: int = 0
     skip_latency: bool = False
+
+    def epsilons_for(self, norm: str) -> tuple[float, ...]:
+        return {"Linf": self.epsilons, "L2": self.epsilons_l2, "L1": self.epsilons_l1, "L0": self.epsilons_l0}[norm]
+
+    def create_attacks(self) -> list[Attack]:
+        """The attacks in run order: white-box, transfer, score, decision (stable within a kind)."""
+        attacks = [parse_attack_spec(spec) for spec in self.attacks]
+        return sorted(attacks, key=lambda attack: KIND_ORDER.index(attack.kind.value))
+
+    def progress_steps(self) -> int:
+        """Progress-bar steps of the attacks of one model: one per (attack, epsilon), one per minimal-norm attack."""
+        return sum(1 if is_minimal(a) else len(self.epsilons_for(a.norm.value)) for a in self.create_attacks())
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -62,6 +81,7 @@ class ModelAssessment:
     clean_accuracy: float
     clean_samples: int
     attacks: tuple[AttackResult, ...]
+    minimal: tuple[MinimalNormResult, ...]
     worst_case: tuple[WorstCase, ...]
     checks: tuple[Check, ...]
     source: str | None
@@ -81,12 +101,23 @@ class ModelAssessment:
             "clean_samples": self.clean_samples,
             "attacks": [result.to_dict() for result in self.attacks],
             "robustness": [worst.to_dict() for worst in self.worst_case],
+            "minimal_norm": [result.to_dict() for result in self.minimal],
+            "median_distance": self.median_distances(),
             "checks": [check.to_dict() for check in self.checks],
             "source": self.source,
             "architecture": (self.metadata or {}).get("architecture"),
             "pruning": (self.metadata or {}).get("pruning"),
             "notes": list(self.notes),
         }
+
+    def median_distances(self) -> dict[str, float | None]:
+        """Per norm the median over samples of the smallest adversarial distance any minimal-norm attack found
+        (0 for samples misclassified without attack; None when more than half have none)."""
+        medians = {}
+        for norm, values in worst_distances(list(self.minimal)).items():
+            median = float(np.median(values))
+            medians[norm] = median if np.isfinite(median) else None
+        return medians
 
 
 @dataclass(frozen=True)
@@ -192,25 +223,66 @@ def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset],
     subset = attack_subset(dataset.test, config.samples, config.seed)
     subset_predictions = classifier.predict(subset.x)  # once, not per attack and epsilon
     target = AttackTarget(classifier, source, surrogate)
-    missing = {"white-box": source is None, "transfer": surrogate is None}
-    results = []
-    for attack_name in config.attacks:
-        attack = create_attack(attack_name)
-        if missing.get(attack.kind.value):
-            notes.append(f"{attack_name} skipped: no {'PyTorch source' if attack.kind.value == 'white-box' else 'surrogate'}")
-            continue
-        for epsilon in config.epsilons_for(attack.norm.value):
-            attack = create_attack(attack_name)
-            progress(f"{Path(path).name}: {attack_name} eps={epsilon:.4g}")
-            results.append(evaluate_attack(attack, target, subset, epsilon, config.seed, subset_predictions))
+    results, minimal = run_attacks(target, subset, subset_predictions, config, f"{Path(path).name}: ", progress, notes)
     checks = [output_is_logits(classifier.logits(subset.x[:256])), deterministic(classifier, subset.x[:64])]
     if source is not None and any(r.kind == "white-box" for r in results):
         checks.append(source_agrees(target.source(), classifier, subset.x))
+        checks.append(gradients_nonzero(target.source(), subset.x[:500], subset.y[:500]))
     if results:
-        checks.append(white_box_strongest(results))
+        checks += [white_box_strongest(results), epsilon_monotone(results)]
+    if minimal:
+        checks.append(unbounded_attacks_succeed(minimal))
     notes += [f"check {check.name} failed: {check.detail}" for check in checks if not check.passed]
     return ModelAssessment(str(path), dataset.name, profile, classifier.runtime, latency, throughput, clean_accuracy,
-                           len(dataset.test), tuple(results), tuple(worst_cases(results)), tuple(checks), str(source) if source else None, metadata, tuple(notes))
+                           len(dataset.test), tuple(results), tuple(minimal), tuple(worst_cases(results)), tuple(checks), str(source) if source else None, metadata, tuple(notes))
+
+
+def run_attacks(target: AttackTarget, subset: Split, predictions: np.ndarray, config: AssessConfig, label: str,
+                progress: Progress, notes: list[str]) -> tuple[list[AttackResult], list[MinimalNormResult]]:
+    """Every attack at every epsilon of its norm. A minimal-norm attack runs once on all samples and gives its result at
+    each epsilon from its distances. In a cascade the reported robust accuracy of an attack is that after it and every
+    attack before it at that (norm, epsilon)."""
+    missing = {"white-box": target.source_path is None, "transfer": target.surrogate_path is None}
+    results: list[AttackResult] = []
+    minimal: list[MinimalNormResult] = []
+    still_robust: dict[tuple[str, float], np.ndarray] = {}
+    for attack in config.create_attacks():
+        if missing.get(attack.kind.value):
+            notes.append(f"{attack.name} skipped: no {'PyTorch source' if attack.kind.value == 'white-box' else 'surrogate'}")
+            continue
+        norm = attack.norm.value
+        if is_minimal(attack):
+            progress(f"{label}{attack.name} (minimal {norm})")
+            found = evaluate_minimal(attack, target, subset, config.seed, predictions)  # type: ignore[arg-type]
+            minimal.append(found)
+        for epsilon in config.epsilons_for(norm):
+            key = (norm, epsilon)
+            mask = still_robust.get(key) if config.cascade else None
+            if is_minimal(attack):
+                result = found.at_epsilon(epsilon)
+                if mask is not None:
+                    robust = result.robust & mask
+                    result = replace(result, robust=robust, robust_accuracy=float(robust.mean()))
+            else:
+                progress(f"{label}{attack.name} eps={epsilon:.4g}")
+                result = evaluate_attack(attack, target, subset, epsilon, config.seed, predictions, mask)
+            results.append(result)
+            still_robust[key] = result.robust
+    return results, minimal
+
+
+def check_budgets(config: AssessConfig, pixels: int | None = None) -> None:
+    """Budgets per norm: Linf in (0, 1], L2 and L1 positive, L0 a whole number of pixels >= 1."""
+    for epsilon in config.epsilons:
+        if not 0 < epsilon <= 1:  # also refuses NaN
+            raise EvaluatorError(f"Linf epsilon must be in (0, 1] (pixel units), got {epsilon}")
+    for name, values in (("L2", config.epsilons_l2), ("L1", config.epsilons_l1)):
+        for epsilon in values:
+            if not 0 < epsilon < float("inf"):
+                raise EvaluatorError(f"{name} epsilon must be a positive number, got {epsilon}")
+    for epsilon in config.epsilons_l0:
+        if not (epsilon >= 1 and float(epsilon).is_integer()):
+            raise EvaluatorError(f"L0 epsilon counts changed pixels: a whole number >= 1, got {epsilon}")
 
 
 def assess(paths: list[Path], config: AssessConfig, progress: Progress = lambda message: None) -> Assessment:
@@ -221,14 +293,8 @@ def assess(paths: list[Path], config: AssessConfig, progress: Progress = lambda 
         raise EvaluatorError(f"--samples must be at least 1, got {config.samples}")
     if config.batch_size < 1 or config.throughput_batch < 1 or (config.threads is not None and config.threads < 1):
         raise EvaluatorError("--batch-size, --throughput-batch and --threads must be at least 1")
-    for epsilon in config.epsilons:
-        if not 0 < epsilon <= 1:  # also refuses NaN
-            raise EvaluatorError(f"Linf epsilon must be in (0, 1] (pixel units), got {epsilon}")
-    for epsilon in config.epsilons_l2:
-        if not 0 < epsilon < float("inf"):
-            raise EvaluatorError(f"L2 epsilon must be a positive number, got {epsilon}")
-    for attack_name in config.attacks:
-        create_attack(attack_name)
+    check_budgets(config)
+    config.create_attacks()  # unknown attacks and options fail before any work
     datasets: dict[str, Dataset] = {}
     models = tuple(assess_model(path, config, datasets, progress) for path in paths)
     threads = config.threads or os.cpu_count() or 1

@@ -123,10 +123,13 @@ def assess(
     dataset: Annotated[Optional[str], typer.Option(help="fashion-mnist, mnist or a .npz; default: the model's metadata.")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the dataset's IDX files.")] = None,
     source: Annotated[Optional[Path], typer.Option(help="PyTorch source (.pt2) for white-box attacks; default: from metadata.")] = None,
-    eps: Annotated[str, typer.Option(help="Linf budgets in [0, 1] pixel units, comma separated; fractions allowed.")] = "8/255",
-    eps_l2: Annotated[str, typer.Option(help="L2 budgets (pixel units over all values), comma separated.")] = "1.0",
+    eps: Annotated[Optional[str], typer.Option(help="Linf budgets in [0, 1] pixel units, comma separated; fractions allowed. [default: 8/255]")] = None,
+    eps_l2: Annotated[Optional[str], typer.Option(help="L2 budgets (pixel units over all values), comma separated. [default: 1.0]")] = None,
+    eps_l1: Annotated[Optional[str], typer.Option(help="L1 budgets (pixel units over all values), comma separated. [default: 10]")] = None,
+    eps_l0: Annotated[Optional[str], typer.Option(help="L0 budgets in changed pixels, comma separated. [default: 10]")] = None,
     surrogate: Annotated[Optional[Path], typer.Option(help="Transfer surrogate (.pt2, or .onnx via its source); default: the unpruned parent.")] = None,
-    attacks: Annotated[str, typer.Option(help="Attacks by name, comma separated (see `evaluator attacks`).")] = "pgd-linf,square-linf",
+    attacks: Annotated[str, typer.Option(help="Attacks by name, comma separated, options as NAME:KEY=VALUE (see `evaluator attacks`).")] = "pgd-linf,square-linf",
+    no_cascade: Annotated[bool, typer.Option("--no-cascade", help="Attack every sample with every attack (default: only what is still robust).")] = False,
     samples: Annotated[int, typer.Option(help="Test samples attacked (clean accuracy uses the whole test set).")] = 1000,
     provider: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     batch_size: Annotated[int, typer.Option(help="ONNX Runtime batch size for accuracy and black-box queries.")] = 256,
@@ -137,23 +140,29 @@ def assess(
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the whole assessment as JSON here.")] = None,
 ) -> None:
     """Measure size, latency, clean accuracy and robust accuracy of each ONNX model."""
-    from evaluator.assessment import AssessConfig, assess as run_assessment
+    from evaluator.assessment import AssessConfig, assess as run_assessment, check_budgets
     from evaluator.files import write_text_atomic
     from evaluator.report.terminal import render_table
 
+    budgets = {"Linf": eps, "L2": eps_l2, "L1": eps_l1, "L0": eps_l0}
+    fields = {"Linf": "epsilons", "L2": "epsilons_l2", "L1": "epsilons_l1", "L0": "epsilons_l0"}
     config = AssessConfig(
-        dataset=dataset, data_dir=data_dir, source=source, surrogate=surrogate, samples=samples, epsilons=parse_epsilons(eps),
-        epsilons_l2=parse_epsilons(eps_l2),
-        attacks=tuple(a.strip() for a in attacks.split(",") if a.strip()), provider=provider, batch_size=batch_size,
-        throughput_batch=throughput_batch, threads=threads, seed=seed, skip_latency=no_latency,
+        dataset=dataset, data_dir=data_dir, source=source, surrogate=surrogate, samples=samples,
+        attacks=tuple(a.strip() for a in attacks.split(",") if a.strip()), cascade=not no_cascade, provider=provider,
+        batch_size=batch_size, throughput_batch=throughput_batch, threads=threads, seed=seed, skip_latency=no_latency,
+        **{fields[norm]: parse_epsilons(text) for norm, text in budgets.items() if text is not None},  # type: ignore[arg-type]
     )
+    check_budgets(config)
+    norms = {attack.norm.value for attack in config.create_attacks()}
+    for norm, text in budgets.items():
+        if text is not None and norm not in norms:
+            flag = {"Linf": "--eps"}.get(norm, f"--eps-{norm.lower()}")
+            raise EvaluatorError(f"{flag} gives {norm} budgets but no selected attack works in {norm} "
+                                 f"(selected: {', '.join(config.attacks) or 'none'})")
     check_output_path(json_path)
     if len(models) > 1 and source is not None:
         raise EvaluatorError("--source names one model's source: assess one model at a time with it")
-    from evaluator.attacks import create_attack
-
-    attack_steps = sum(len(config.epsilons_for(create_attack(name).norm.value)) for name in config.attacks)
-    steps = len(models) * (2 + (0 if no_latency else 1) + attack_steps)
+    steps = len(models) * (2 + (0 if no_latency else 1) + config.progress_steps())
     with task_progress(steps) as step:
         assessment = run_assessment(list(models), config, step)
     render_table(assessment, console)
@@ -169,10 +178,12 @@ def list_attacks_command() -> None:
 
     from evaluator.attacks import list_attacks
 
-    table = Table("name", "norm", "kind", "defaults", "summary")
+    from evaluator.attacks import is_minimal
+
+    table = Table("name", "norm", "kind", "mode", "defaults", "summary")
     for cls in list_attacks():
         defaults = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in cls().options().items())
-        table.add_row(cls.name, cls.norm.value, cls.kind.value, defaults, cls.summary)
+        table.add_row(cls.name, cls.norm.value, cls.kind.value, "minimal norm" if is_minimal(cls) else "fixed budget", defaults, cls.summary)
     console.print(table)
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import pytest
 
-from evaluator.attacks import AttackTarget, create_attack, list_attacks
-from evaluator.attacks.base import AttackKind, Norm
+from evaluator.attacks import AttackTarget, create_attack, is_minimal, list_attacks
+from evaluator.attacks.base import AttackKind, AttackOutput, MinimalNormAttack, Norm
 from evaluator.data import Dataset
 from evaluator.errors import EvaluatorError
 from evaluator.metrics import distances, project
-from evaluator.robustness import evaluate_attack
+from evaluator.robustness import evaluate_attack, evaluate_minimal
 from evaluator.runtime import OnnxClassifier
 
 from conftest import ZOO_CHILD, ZOO_PARENT
@@ -30,20 +33,33 @@ def small_options(name: str) -> dict:
             "transfer-pgd-linf": {"steps": 10}, "apgd-ce-linf": {"steps": 10}}[name]
 
 
-EPSILONS = {Norm.LINF: (2 / 255, 8 / 255, 32 / 255), Norm.L2: (0.25, 1.0, 3.0)}
+EPSILONS = {Norm.LINF: (2 / 255, 8 / 255, 32 / 255), Norm.L2: (0.25, 1.0, 3.0), Norm.L1: (2.0, 8.0, 30.0), Norm.L0: (1, 5, 20)}
 
 
 @pytest.mark.parametrize("attack_class", list_attacks(), ids=lambda cls: cls.name)
 def test_every_registered_attack_is_sound(attack_class: type, target: AttackTarget, fmnist: Dataset) -> None:
+    """Budget, soundness and monotonicity on 200 real test images; minimal-norm attacks also give a whole curve."""
     subset = fmnist.test.head(200)
-    results = [evaluate_attack(create_attack(attack_class.name, **small_options(attack_class.name)), target, subset, eps, seed=0)
-               for eps in EPSILONS[attack_class.norm]]
+    options = small_options(attack_class.name)
+    attack = create_attack(attack_class.name, **options)
+    if is_minimal(attack):
+        found = evaluate_minimal(attack, target, subset, seed=0)
+        assert found.out_of_box == 0 and found.attacked == round(found.clean_accuracy * 200)
+        assert (found.distances == 0).sum() == 200 - found.attacked  # misclassified without attack: distance 0
+        assert found.found >= 0.5 * found.attacked, (found.found, found.attacked)
+        grid = np.linspace(0, max(EPSILONS[attack_class.norm]) * 3, 50)
+        assert np.all(np.diff(found.curve(grid)) <= 0) and found.curve(grid)[0] == found.clean_accuracy
+        results = [found.at_epsilon(eps) for eps in EPSILONS[attack_class.norm]]
+        queries = found.queries
+    else:
+        results = [evaluate_attack(attack, target, subset, eps, seed=0) for eps in EPSILONS[attack_class.norm]]
+        queries = results[0].queries
     for result in results:
         assert result.out_of_budget == 0
         assert result.robust_accuracy <= result.clean_accuracy
         assert result.samples == 200 and result.attacked == round(result.clean_accuracy * 200)
-        if attack_class.kind is AttackKind.SCORE:
-            assert result.queries is not None and 1 <= result.queries <= 200
+    if attack_class.kind in (AttackKind.SCORE, AttackKind.DECISION):
+        assert queries is not None and 1 <= queries <= options["queries"]
     robust = [result.robust_accuracy for result in results]
     assert robust[0] >= robust[1] >= robust[2] and robust[2] < robust[0], robust
 
@@ -51,9 +67,10 @@ def test_every_registered_attack_is_sound(attack_class: type, target: AttackTarg
 @pytest.mark.parametrize("attack_class", list_attacks(), ids=lambda cls: cls.name)
 def test_same_seed_same_numbers(attack_class: type, target: AttackTarget, fmnist: Dataset) -> None:
     subset = fmnist.test.head(100)
-    runs = [evaluate_attack(create_attack(attack_class.name, **small_options(attack_class.name)), target, subset, EPSILON, seed=7)
+    epsilon = EPSILONS[attack_class.norm][1]
+    runs = [evaluate_attack(create_attack(attack_class.name, **small_options(attack_class.name)), target, subset, epsilon, seed=7)
             for _ in range(2)]
-    assert runs[0] == runs[1]
+    assert runs[0] == runs[1] and np.array_equal(runs[0].robust, runs[1].robust)
 
 
 def test_every_candidate_behind_a_success_fools_the_deployed_graph(target: AttackTarget, fmnist: Dataset) -> None:
@@ -186,3 +203,53 @@ def test_apgd_checkpoints_follow_the_paper() -> None:
     from evaluator.attacks.whitebox import apgd_checkpoints
 
     assert apgd_checkpoints(100) == [22, 41, 58, 70, 80, 87, 93, 99]
+
+
+@dataclass
+class FixedCandidates(MinimalNormAttack):
+    """A minimal-norm attack that returns given candidates (not registered: for the bookkeeping tests)."""
+
+    name = "fixed-candidates"
+    norm = Norm.L2
+    kind = AttackKind.WHITE_BOX
+    summary = "returns what it is given"
+
+    candidates: Any = None
+
+    def run_minimal(self, target: AttackTarget, x: np.ndarray, y: np.ndarray, seed: int) -> AttackOutput:
+        return AttackOutput(self.candidates[: len(x)])
+
+
+def test_minimal_norm_candidates_are_rechecked_on_the_deployed_graph(target: AttackTarget, fmnist: Dataset) -> None:
+    """Candidates that do not fool the deployed graph, or leave [0, 1], get no distance; a real one gets ours."""
+    subset = fmnist.test.head(60)
+    correct = target.deployed.predict(subset.x) == subset.y
+    x, y = subset.x[correct], subset.y[correct]
+    adversarial = create_attack("pgd-l2", steps=20).run(target, x, y, 3.0, seed=0).x_adv
+    fooled = target.deployed.predict(adversarial) != y
+    candidates = np.where(fooled[:, None, None, None], adversarial, np.clip(x + 1e-3, 0, 1))  # unfooled ones: tiny noise
+    candidates[0] = x[0] + 2.0  # out of [0, 1]
+    result = evaluate_minimal(FixedCandidates(candidates=candidates), target, subset, seed=0)
+    index = np.flatnonzero(correct)
+    expected = distances(x, candidates, Norm.L2)
+    for i, sample in enumerate(index):
+        if i == 0:
+            assert result.distances[sample] == np.inf
+        elif fooled[i]:
+            assert result.distances[sample] == pytest.approx(expected[i])
+        else:
+            assert result.distances[sample] == np.inf
+    assert result.out_of_box == 1 and result.found == int(fooled[1:].sum())
+    assert np.all(result.distances[~correct] == 0)
+    at_one = result.at_epsilon(1.0)
+    assert at_one.robust_accuracy == pytest.approx(float((result.distances > 1.0).mean()))
+    assert at_one.robust_accuracy <= at_one.clean_accuracy
+
+
+def test_cascade_attacks_only_what_is_still_robust(target: AttackTarget, fmnist: Dataset) -> None:
+    subset = fmnist.test.head(200)
+    first = evaluate_attack(create_attack("pgd-linf", steps=5), target, subset, EPSILON, seed=0)
+    second = evaluate_attack(create_attack("square-linf", queries=100), target, subset, EPSILON, seed=0, still_robust=first.robust)
+    assert second.attacked == int(first.robust.sum())
+    assert not np.any(second.robust & ~first.robust) and second.robust_accuracy <= first.robust_accuracy
+    assert second.clean_accuracy == first.clean_accuracy

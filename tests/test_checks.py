@@ -8,17 +8,21 @@ from pathlib import Path
 import numpy as np
 from typer.testing import CliRunner
 
-from evaluator.checks import deterministic, output_is_logits, white_box_strongest
+from evaluator.checks import (
+    deterministic, epsilon_monotone, gradients_nonzero, output_is_logits, unbounded_attacks_succeed, white_box_strongest,
+)
 from evaluator.cli import app
-from evaluator.robustness import AttackResult
+from evaluator.robustness import AttackResult, MinimalNormResult
 from evaluator.runtime import OnnxClassifier
 
 from conftest import ZOO_CHILD
 from onnx_graphs import linear_classifier
 
 
-def result(name: str, kind: str, robust: float) -> AttackResult:
-    return AttackResult(name, "Linf", kind, 0.03, 100, 0.9, robust, 90, 0, 0, None, None, {}, np.zeros(100, bool))
+def result(name: str, kind: str, robust_first: int, epsilon: float = 0.03) -> AttackResult:
+    """An attack result on 100 samples where the first `robust_first` samples survived."""
+    robust = np.arange(100) < robust_first
+    return AttackResult(name, "Linf", kind, epsilon, 100, 0.9, robust.mean(), 90, 0, 0, None, None, {}, robust)
 
 
 def test_softmax_outputs_are_flagged(tmp_path: Path) -> None:
@@ -32,14 +36,43 @@ def test_softmax_outputs_are_flagged(tmp_path: Path) -> None:
 
 
 def test_black_box_beating_white_box_is_flagged() -> None:
-    assert white_box_strongest([result("pgd-linf", "white-box", 0.40), result("square-linf", "score", 0.395)]).passed
-    masked = white_box_strongest([result("pgd-linf", "white-box", 0.40), result("square-linf", "score", 0.30)])
-    assert not masked.passed and "gradient masking" in masked.detail
+    assert white_box_strongest([result("pgd-linf", "white-box", 40), result("square-linf", "score", 39)]).passed
+    masked = white_box_strongest([result("pgd-linf", "white-box", 40), result("square-linf", "score", 30)])
+    assert not masked.passed and "gradient masking" in masked.detail and "10.0%" in masked.detail
+
+
+def test_robust_accuracy_rising_with_epsilon_is_flagged() -> None:
+    assert epsilon_monotone([result("pgd-linf", "white-box", 40, 0.01), result("pgd-linf", "white-box", 20, 0.03)]).passed
+    rising = epsilon_monotone([result("pgd-linf", "white-box", 20, 0.01), result("pgd-linf", "white-box", 40, 0.03)])
+    assert not rising.passed and "pgd-linf" in rising.detail
+
+
+def test_unbounded_attack_that_finds_nothing_is_flagged() -> None:
+    def minimal(found: int) -> MinimalNormResult:
+        distances = np.where(np.arange(100) < found, 1.0, np.inf)
+        return MinimalNormResult("fmn-l2", "L2", "white-box", 100, 1.0, 100, found, 0, float(np.median(distances)), None, {}, distances)
+
+    assert unbounded_attacks_succeed([minimal(100)]).passed
+    assert not unbounded_attacks_succeed([minimal(90)]).passed
+
+
+def test_zero_gradients_are_flagged() -> None:
+    import torch
+
+    x = np.random.default_rng(0).random((4, 1, 28, 28), dtype=np.float32)
+    y = np.zeros(4, np.int64)
+    flat = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    assert gradients_nonzero(flat, x, y).passed
+    blocked = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10), torch.nn.Hardtanh(-1e-9, 1e-9))  # saturated
+    with torch.no_grad():
+        blocked[1].bias.fill_(5.0)
+    assert not gradients_nonzero(blocked, x, y).passed
 
 
 def test_the_zoo_passes_every_check(tmp_path: Path) -> None:
     outcome = CliRunner().invoke(app, ["assess", str(ZOO_CHILD), "--samples", "100", "--no-latency", "--json", str(tmp_path / "a.json")])
     assert outcome.exit_code == 0, outcome.output
     checks = json.loads((tmp_path / "a.json").read_text())["models"][0]["checks"]
-    assert {c["name"] for c in checks} == {"logits-output", "deterministic", "source-agrees", "white-box-strongest"}
+    assert {c["name"] for c in checks} == {"logits-output", "deterministic", "source-agrees", "gradients-nonzero",
+                                          "white-box-strongest", "epsilon-monotone"}
     assert all(c["passed"] for c in checks), checks

@@ -28,7 +28,7 @@ def test_assess_zoo_models_writes_the_documented_json(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "size / speed / robustness" in result.output and "lenet5_fmnist_filter-l1_cr4.onnx" in result.output
     data = json.loads(report.read_text())
-    assert data["schema_version"] == "1.0" and data["environment"]["packages"]["onnxruntime"]
+    assert data["schema_version"] == "1.1" and data["environment"]["packages"]["onnxruntime"]
     parent, child = data["models"]
     for model in (parent, child):
         for key in ("path", "sha256", "size_bytes", "params", "macs", "provider", "clean_accuracy"):
@@ -107,6 +107,14 @@ def test_labels_out_of_range(tmp_path: Path) -> None:
         (("--eps", "eight"), "cannot read epsilon"),
         (("--attacks", "deepfool"), "unknown attack"),
         (("--samples", "0"), "--samples"),
+        (("--eps-l2", "-1"), "L2 epsilon must be a positive number"),
+        (("--eps", "2"), "Linf epsilon must be in (0, 1]"),
+        (("--attacks", "pgd-l2", "--eps-l2", "0"), "L2 epsilon must be a positive number"),
+        (("--attacks", "pgd-linf", "--eps-l2", "1"), "no selected attack works in L2"),
+        (("--attacks", "square-linf:queries=-5"), "not a valid int"),
+        (("--attacks", "square-linf:budget=5"), "KEY one of"),
+        (("--attacks", "pgd-linf:steps"), "not KEY=VALUE"),
+        (("--attacks", "pgd-linf:random_start=maybe"), "not a valid bool"),
     ],
 )
 def test_bad_options(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
@@ -226,6 +234,21 @@ def test_l2_and_transfer_attacks_through_the_cli(tmp_path: Path) -> None:
     assert [(a["name"], a["norm"], a["epsilon"]) for a in attacks] == [
         ("pgd-l2", "L2", 0.5), ("pgd-l2", "L2", 1.0), ("transfer-pgd-linf", "Linf", 8 / 255)]
     assert attacks[0]["robust_accuracy"] >= attacks[1]["robust_accuracy"]
+
+
+def test_attack_options_and_cascade_through_the_cli(tmp_path: Path) -> None:
+    """NAME:KEY=VALUE reaches the attack; in the default cascade the later attack only attacks what is still robust."""
+    common = ("--attacks", "square-linf:queries=50,pgd-linf:steps=5", "--samples", "60", "--no-latency")
+    assert invoke("assess", ZOO_CHILD, *common, "--json", tmp_path / "cascade.json").exit_code == 0
+    assert invoke("assess", ZOO_CHILD, *common, "--no-cascade", "--json", tmp_path / "each.json").exit_code == 0
+    cascade = json.loads((tmp_path / "cascade.json").read_text())
+    each = json.loads((tmp_path / "each.json").read_text())
+    pgd, square = cascade["models"][0]["attacks"]  # white-box runs first whatever the order given
+    assert (pgd["name"], pgd["options"]["steps"], square["options"]["queries"]) == ("pgd-linf", 5, 50)
+    assert square["attacked"] == round(pgd["robust_accuracy"] * 60) and square["robust_accuracy"] <= pgd["robust_accuracy"]
+    assert each["models"][0]["attacks"][1]["attacked"] == round(each["models"][0]["attacks"][1]["clean_accuracy"] * 60)
+    assert cascade["config"]["cascade"] is True and each["config"]["cascade"] is False
+    assert pgd == each["models"][0]["attacks"][0]
 
 
 def test_transfer_needs_a_surrogate(tmp_path: Path) -> None:

@@ -1,8 +1,10 @@
 """Adversarial attacks behind one registry; importing this package registers the built-in attacks."""
 
 from evaluator.attacks.base import (
-    Attack, AttackKind, AttackOutput, AttackTarget, Norm, create_attack, list_attacks, register_attack,
+    Attack, AttackKind, AttackOutput, AttackTarget, MinimalNormAttack, Norm, create_attack, is_minimal, list_attacks,
+    parse_attack_spec, register_attack,
 )
 from evaluator.attacks import score, transfer, whitebox  # noqa: F401  (registration)
 
-__all__ = ["Attack", "AttackKind", "AttackOutput", "AttackTarget", "Norm", "create_attack", "list_attacks", "register_attack"]
+__all__ = ["Attack", "AttackKind", "AttackOutput", "AttackTarget", "MinimalNormAttack", "Norm", "create_attack", "is_minimal",
+           "list_attacks", "parse_attack_spec", "register_attack"]

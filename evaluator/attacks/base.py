@@ -132,5 +132,43 @@ def create_attack(name: str, **options: Any) -> Attack:
     return cls(**options)
 
 
+def parse_attack_spec(spec: str) -> Attack:
+    """'square-linf:queries=5000:p_init=0.5' -> that attack with those options (typed as the option's default)."""
+    name, *assignments = [part.strip() for part in spec.split(":")]
+    if name not in ATTACKS:
+        raise EvaluatorError(f"unknown attack {name!r}: expected one of {', '.join(sorted(ATTACKS))}")
+    defaults = ATTACKS[name]().options()
+    options: dict[str, Any] = {}
+    for assignment in assignments:
+        key, sep, text = assignment.partition("=")
+        if not sep or key not in defaults:
+            raise EvaluatorError(f"attack option {assignment!r} of {name!r} is not KEY=VALUE with KEY one of {', '.join(sorted(defaults))}")
+        options[key] = parse_option(name, key, text, defaults[key])
+    return create_attack(name, **options)
+
+
+def parse_option(attack: str, key: str, text: str, default: Any) -> Any:
+    """An option value typed like its default: bool, int, float (finite) or str."""
+    try:
+        if isinstance(default, bool):
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError
+            return text.lower() in ("true", "1")
+        if isinstance(default, int):
+            value: Any = int(text)
+            if value < 0:
+                raise ValueError
+            return value
+        if isinstance(default, float):
+            value = float(text)
+            if not np.isfinite(value) or value < 0:
+                raise ValueError
+            return value
+    except ValueError:
+        raise EvaluatorError(f"attack {attack!r}: option {key}={text!r} is not a valid {type(default).__name__} "
+                             "(non-negative, finite)") from None
+    return text
+
+
 def list_attacks() -> list[type[Attack]]:
     return [ATTACKS[name] for name in sorted(ATTACKS)]

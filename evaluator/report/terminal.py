@@ -25,6 +25,12 @@ def human_count(count: int) -> str:
     return str(count)
 
 
+def format_distance(value: float | None, norm: str) -> str:
+    if value is None:
+        return "> half not found"
+    return f"{value:.0f} px" if norm == "L0" else f"{value:.3g}"
+
+
 def render_table(assessment: Assessment, console: Console) -> None:
     """One row per model; one column per (attack, epsilon)."""
     columns: list[tuple[str, float]] = []
@@ -45,6 +51,9 @@ def render_table(assessment: Assessment, console: Console) -> None:
                 worst_columns.append((worst.norm, worst.epsilon))
     for norm, epsilon in worst_columns:
         table.add_column(f"worst {norm}\neps={epsilon:.4g}", justify="right", style="bold")
+    median_norms = sorted({norm for model in assessment.models for norm in model.median_distances()})
+    for norm in median_norms:
+        table.add_column(f"median\n{norm} dist", justify="right")
     for model in assessment.models:
         pruning = model.metadata.get("pruning") if model.metadata else None
         pruning_text = f"{pruning['method']} CR {pruning['achieved_rate']:.2f}" if pruning else "-"
@@ -60,6 +69,8 @@ def render_table(assessment: Assessment, console: Console) -> None:
                 cells.append(f"{result.robust_accuracy:.3f}")
         worst_by_column = {(w.norm, w.epsilon): w for w in model.worst_case}
         cells += [f"{worst_by_column[key].robust_accuracy:.3f}" if key in worst_by_column else "-" for key in worst_columns]
+        medians = model.median_distances()
+        cells += [format_distance(medians.get(norm), norm) for norm in median_norms]
         latency, throughput = model.latency, model.throughput
         table.add_row(
             Path(model.path).name, pruning_text, human_bytes(model.profile.size_bytes), human_bytes(model.profile.gzip_bytes),
@@ -72,9 +83,11 @@ def render_table(assessment: Assessment, console: Console) -> None:
     console.print(table)
     samples = {r.samples for m in assessment.models for r in m.attacks}
     if samples:
+        cascade = ("cascade: each attack only attacks what the ones left of it left robust, so its column is the accuracy after it"
+                   if assessment.config.cascade else "every attack attacks every sample")
         console.print(f"robust accuracy on {', '.join(map(str, sorted(samples)))} test samples, every adversarial re-checked "
-                      "on the deployed graph; (q) = mean queries per attacked sample; worst = robust against every attack run",
-                      style="dim")
+                      "on the deployed graph; (q) = mean queries per attacked sample; worst = robust against every attack run; "
+                      f"median dist = median smallest adversarial distance found (minimal-norm attacks); {cascade}", style="dim")
     for model in assessment.models:
         for result in model.attacks:
             if result.out_of_budget:

@@ -49,6 +49,7 @@ class AssessConfig:
     provider: str = "auto"
     batch_size: int = 256
     throughput_batch: int = 256
+    latency_batches: tuple[int, ...] = ()  # more batch sizes to time (e.g. those a sign-off policy names)
     threads: int | None = None
     seed: int = 0
     skip_latency: bool = False
@@ -78,7 +79,9 @@ class ModelAssessment:
     runtime: RuntimeChoice
     latency: LatencyStats | None
     throughput: LatencyStats | None
+    latency_by_batch: tuple[LatencyStats, ...]
     clean_accuracy: float
+    parent_clean_accuracy: float | None
     clean_samples: int
     attacks: tuple[AttackResult, ...]
     minimal: tuple[MinimalNormResult, ...]
@@ -97,7 +100,10 @@ class ModelAssessment:
             "provider_requested": self.runtime.requested,
             "latency": self.latency.to_dict() if self.latency else None,
             "throughput": self.throughput.to_dict() if self.throughput else None,
+            "latency_by_batch": {str(stats.batch_size): stats.to_dict() for stats in self.latency_by_batch},
             "clean_accuracy": self.clean_accuracy,
+            "parent_clean_accuracy": self.parent_clean_accuracy,
+            "accuracy_drop": self.accuracy_drop,
             "clean_samples": self.clean_samples,
             "attacks": [result.to_dict() for result in self.attacks],
             "robustness": [worst.to_dict() for worst in self.worst_case],
@@ -109,6 +115,11 @@ class ModelAssessment:
             "pruning": (self.metadata or {}).get("pruning"),
             "notes": list(self.notes),
         }
+
+    @property
+    def accuracy_drop(self) -> float | None:
+        """Parent's clean accuracy minus this model's, on the same test set (points as a share; None without a parent)."""
+        return None if self.parent_clean_accuracy is None else self.parent_clean_accuracy - self.clean_accuracy
 
     def median_distances(self) -> dict[str, float | None]:
         """Per norm the median over samples of the smallest adversarial distance any minimal-norm attack found
@@ -214,12 +225,18 @@ def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset],
         notes.append(f"{profile.unaligned_convs} of {profile.conv_layers} conv layers have channel counts that are not "
                      "multiples of 8, which ONNX Runtime's fast CPU convolutions (NCHWc) need")
     latency = throughput = None
+    timed: dict[int, LatencyStats] = {}
     if not config.skip_latency:
         progress(f"{Path(path).name}: latency")
-        latency = measure_latency(classifier, 1, seed=config.seed)
-        throughput = measure_latency(classifier, config.throughput_batch, seed=config.seed)
+        for batch in sorted({1, config.throughput_batch, *config.latency_batches}):
+            stats = measure_latency(classifier, batch, seed=config.seed)
+            timed[stats.batch_size] = stats
+        latency = timed[classifier.fixed_batch or 1]
+        throughput = timed[classifier.fixed_batch or config.throughput_batch]
     progress(f"{Path(path).name}: clean accuracy")
     clean_accuracy = float((classifier.predict(dataset.test.x) == dataset.test.y).mean())
+    parent_accuracy, parent_notes = parent_clean_accuracy(Path(path), metadata, config, dataset)
+    notes += parent_notes
     subset = attack_subset(dataset.test, config.samples, config.seed)
     subset_predictions = classifier.predict(subset.x)  # once, not per attack and epsilon
     target = AttackTarget(classifier, source, surrogate)
@@ -233,8 +250,24 @@ def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset],
     if minimal:
         checks.append(unbounded_attacks_succeed(minimal))
     notes += [f"check {check.name} failed: {check.detail}" for check in checks if not check.passed]
-    return ModelAssessment(str(path), dataset.name, profile, classifier.runtime, latency, throughput, clean_accuracy,
+    return ModelAssessment(str(path), dataset.name, profile, classifier.runtime, latency, throughput, tuple(timed.values()),
+                           clean_accuracy, parent_accuracy,
                            len(dataset.test), tuple(results), tuple(minimal), tuple(worst_cases(results)), tuple(checks), str(source) if source else None, metadata, tuple(notes))
+
+
+def parent_clean_accuracy(path: Path, metadata: dict[str, Any] | None, config: AssessConfig,
+                          dataset: Dataset) -> tuple[float | None, list[str]]:
+    """Clean accuracy of the unpruned parent .onnx named in a pruned model's metadata (beside it, sha256-checked)."""
+    parent = (metadata or {}).get("parent") or {}
+    if not (metadata or {}).get("pruning") or not parent.get("file"):
+        return None, []
+    candidate = path.parent / parent["file"]
+    if not candidate.is_file():
+        return None, [f"parent {parent['file']} named in the metadata is not beside the model: no accuracy drop"]
+    if parent.get("sha256") and sha256_of(candidate) != parent["sha256"]:
+        return None, [f"parent {candidate.name} does not match the sha256 in the metadata: no accuracy drop"]
+    classifier = OnnxClassifier(candidate, config.provider, config.batch_size, config.threads)  # type: ignore[arg-type]
+    return float((classifier.predict(dataset.test.x) == dataset.test.y).mean()), []
 
 
 def run_attacks(target: AttackTarget, subset: Split, predictions: np.ndarray, config: AssessConfig, label: str,

@@ -25,7 +25,7 @@ COPY pyproject.toml README.md ./
 COPY evaluator evaluator
 COPY exporters exporters
 COPY models models
-RUN pip install "${TORCH_SPEC}" && pip install ".[${RUNTIME},torch]"
+RUN pip install "${TORCH_SPEC}" && pip install ".[${RUNTIME},torch,report]"
 
 RUN useradd --create-home --uid 10001 evaluator
 USER evaluator

@@ -20,7 +20,7 @@ from evaluator.files import sha256_of
 from evaluator.latency import LatencyStats, measure_latency
 from evaluator.profile import ModelProfile, profile_model
 from evaluator.robustness import (
-    AttackResult, MinimalNormResult, WorstCase, evaluate_attack, evaluate_minimal, worst_cases, worst_distances,
+    AttackResult, MinimalNormResult, WorstCase, curve_points, evaluate_attack, evaluate_minimal, worst_cases, worst_distances,
 )
 from evaluator.runtime import OnnxClassifier, RuntimeChoice
 
@@ -109,6 +109,7 @@ class ModelAssessment:
             "robustness": [worst.to_dict() for worst in self.worst_case],
             "minimal_norm": [result.to_dict() for result in self.minimal],
             "median_distance": self.median_distances(),
+            "curves": {norm: curve_points(values) for norm, values in worst_distances(list(self.minimal)).items()},
             "checks": [check.to_dict() for check in self.checks],
             "source": self.source,
             "architecture": (self.metadata or {}).get("architecture"),

@@ -9,6 +9,7 @@ import os
 import sys
 import warnings
 from contextlib import contextmanager
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, Callable, Iterator, Optional, TypeVar
@@ -138,8 +139,11 @@ def assess(
     no_latency: Annotated[bool, typer.Option("--no-latency", help="Skip the latency measurement.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the sample choice and of random attacks.")] = 0,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the whole assessment as JSON here.")] = None,
+    policy: Annotated[Optional[Path], typer.Option(help="Sign-off policy (TOML): exit 0 pass, 1 fail, 2 error.")] = None,
+    markdown: Annotated[Optional[Path], typer.Option(help="With --policy: write the verdict as Markdown here.")] = None,
+    junit: Annotated[Optional[Path], typer.Option(help="With --policy: write the verdict as JUnit XML here.")] = None,
 ) -> None:
-    """Measure size, latency, clean accuracy and robust accuracy of each ONNX model."""
+    """Measure size, latency, clean accuracy and robust accuracy of each ONNX model; with --policy, sign them off."""
     from evaluator.assessment import AssessConfig, assess as run_assessment, check_budgets
     from evaluator.files import write_text_atomic
     from evaluator.report.terminal import render_table
@@ -159,16 +163,45 @@ def assess(
             flag = {"Linf": "--eps"}.get(norm, f"--eps-{norm.lower()}")
             raise EvaluatorError(f"{flag} gives {norm} budgets but no selected attack works in {norm} "
                                  f"(selected: {', '.join(config.attacks) or 'none'})")
-    check_output_path(json_path)
+    for path in (json_path, markdown, junit):
+        check_output_path(path)
+    if (markdown or junit) and policy is None:
+        raise EvaluatorError("--markdown and --junit write a sign-off verdict: they need --policy")
+    gate = None
+    if policy is not None:
+        from evaluator.policy import load_policy
+
+        gate = load_policy(policy)
+        config = replace(config, latency_batches=gate.latency_batches(), **{
+            fields[norm]: tuple(sorted({*config.epsilons_for(norm), *values})) for norm, values in gate.epsilons().items()})
     if len(models) > 1 and source is not None:
         raise EvaluatorError("--source names one model's source: assess one model at a time with it")
     steps = len(models) * (2 + (0 if no_latency else 1) + config.progress_steps())
     with task_progress(steps) as step:
         assessment = run_assessment(list(models), config, step)
     render_table(assessment, console)
+    data = assessment.to_dict()
+    verdicts = []
+    if gate is not None:
+        from evaluator.policy import evaluate_policy
+        from evaluator.report.signoff import render_verdict_terminal, verdict_junit, verdict_markdown, verdict_to_dict
+
+        for model in data["models"]:
+            verdict = evaluate_policy(gate, model)
+            model["signoff"] = verdict_to_dict(verdict)
+            render_verdict_terminal(verdict, console)
+            verdicts.append(verdict)
+        for path, text in ((markdown, verdict_markdown(verdicts)), (junit, verdict_junit(verdicts))):
+            if path is not None:
+                write_text_atomic(path, text)
+                console.print(f"wrote {path}")
     if json_path is not None:
-        write_text_atomic(json_path, json.dumps(assessment.to_dict(), indent=2) + "\n")
+        write_text_atomic(json_path, json.dumps(data, indent=2) + "\n")
         console.print(f"wrote {json_path}")
+    if verdicts:
+        from evaluator.policy import exit_code
+
+        raise typer.Exit(exit_code(verdicts))
 
 
 @app.command("attacks")
@@ -296,6 +329,49 @@ def prune(
             console.print("  note: channel counts are not all multiples of 8: "
                           "ONNX Runtime's fast CPU convolutions skip such layers; --round-to 8 with a nearby rate avoids it",
                           style="yellow")
+
+
+@app.command()
+@handles_errors
+def sweep(
+    config_file: Annotated[Optional[Path], typer.Option("--config", help="TOML file of sweep settings (flags override it).")] = None,
+    source: Annotated[Optional[str], typer.Option(help="Architecture to train (lenet5, resnet8, vgg11) or a parent .pt2. [default: lenet5]")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Results directory. [default: sweep-results]")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="fashion-mnist, mnist or a train/test .npz.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the dataset's IDX files.")] = None,
+    methods: Annotated[Optional[str], typer.Option(help="Pruning methods, comma separated. [default: the study's nine]")] = None,
+    rates: Annotated[Optional[str], typer.Option(help="Compression rates, comma separated; 1 is the parent. [default: 1,2,4,8,16,32,64]")] = None,
+    schedule: Annotated[Optional[str], typer.Option(help="iterative or oneshot.")] = None,
+    finetune_epochs: Annotated[Optional[int], typer.Option(help="Most fine-tuning epochs per pruning step. [default: 10]")] = None,
+    train_epochs: Annotated[Optional[int], typer.Option(help="Most training epochs of a parent trained here. [default: 30]")] = None,
+    width: Annotated[Optional[float], typer.Option(help="Width multiplier of a parent trained here.")] = None,
+    attacks: Annotated[Optional[str], typer.Option(help="Attacks, comma separated (see `evaluator attacks`).")] = None,
+    eps: Annotated[Optional[str], typer.Option(help="Linf budgets. [default: 8/255]")] = None,
+    eps_l2: Annotated[Optional[str], typer.Option(help="L2 budgets. [default: 1.0]")] = None,
+    eps_l1: Annotated[Optional[str], typer.Option(help="L1 budgets. [default: 10]")] = None,
+    eps_l0: Annotated[Optional[str], typer.Option(help="L0 budgets in pixels. [default: 10]")] = None,
+    samples: Annotated[Optional[int], typer.Option(help="Test samples attacked per variant. [default: 1000]")] = None,
+    provider: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
+    no_latency: Annotated[bool, typer.Option("--no-latency", help="Skip the latency measurement.")] = False,
+    seed: Annotated[Optional[int], typer.Option()] = None,
+) -> None:
+    """Prune a parent with every method to every rate, assess every variant, write table, figures and report."""
+    from evaluator.sweep import load_sweep_file, make_config, run_sweep
+
+    given = {"source": source, "out": out, "dataset": dataset, "data_dir": data_dir, "methods": methods, "rates": rates,
+             "schedule": schedule, "finetune_epochs": finetune_epochs, "train_epochs": train_epochs, "width": width,
+             "attacks": attacks, "epsilons": eps, "epsilons_l2": eps_l2, "epsilons_l1": eps_l1, "epsilons_l0": eps_l0,
+             "samples": samples, "provider": provider, "seed": seed, "skip_latency": True if no_latency else None}
+    overrides = {key: value for key, value in given.items() if value is not None}
+    config = load_sweep_file(config_file, overrides) if config_file else make_config(overrides, "command line")
+    with progress_bar() as bar:
+        result = run_sweep(config, bar, lambda message: bar.console.print(message))
+    from evaluator.table import table_markdown
+
+    console.print(table_markdown(result.rows), markup=False, highlight=False)
+    for failure in result.failures:
+        console.print(f"[yellow]note[/yellow] {failure}")
+    console.print(f"wrote {len(result.files)} files to {result.out}")
 
 
 def main() -> None:

@@ -149,9 +149,7 @@ class MinimalNormResult:
         return np.array([self.robust_at(float(eps)).mean() for eps in epsilons])
 
     def curve_points(self) -> list[list[float]]:
-        """The whole curve as [eps, robust accuracy] steps: one point per distinct distance found."""
-        finite = np.unique(self.distances[np.isfinite(self.distances)])
-        return [[0.0, float(self.robust_at(0.0).mean())]] + [[float(d), float(self.robust_at(float(d)).mean())] for d in finite if d > 0]
+        return curve_points(self.distances)
 
     def at_epsilon(self, epsilon: float) -> AttackResult:
         """The fixed-budget result at epsilon, for tables and the per-norm worst case."""
@@ -204,6 +202,15 @@ def evaluate_minimal(attack: MinimalNormAttack, target: AttackTarget, split: Spl
         clean_accuracy=float(correct.mean()), attacked=int(index.size), found=found, out_of_box=out_of_box,
         median_distance=float(np.median(found_distances)), queries=queries, options=attack.options(), distances=found_distances,
     )
+
+
+def curve_points(sample_distances: np.ndarray) -> list[list[float]]:
+    """The robustness curve as [eps, robust accuracy] steps from per-sample distances (N,): the accuracy at 0 and just
+    after each distinct distance found (robust means distance > eps); it never rises."""
+    points = [[0.0, float((sample_distances > 0).mean())]]
+    for value in np.unique(sample_distances[np.isfinite(sample_distances) & (sample_distances > 0)]):
+        points.append([float(value), float((sample_distances > value).mean())])
+    return points
 
 
 def worst_distances(results: list[MinimalNormResult]) -> dict[str, np.ndarray]:

@@ -1,0 +1,297 @@
+"""`evaluator sweep`: train or load a parent, prune it with every method to every rate, assess every variant, and
+write one results directory (table, figures, report).
+
+Layout of the results directory:
+    sweep.json               the resolved configuration
+    models/                  the parent and every pruned variant (.pt2, .onnx, .json card)
+    assessments/NAME.json    one `evaluator assess --json` per variant, with the hash of its inputs
+    table.csv|json|md        one row per variant
+    figures/*.png|svg        the study's grid, robustness curves, latency vs robustness, the scenario
+    report.html              everything above in one self-contained file
+
+Every step is cached by a hash of its inputs and every file is written atomically, so a sweep that was
+interrupted resumes where it stopped and ends with the same results as an uninterrupted one (except the
+wall-clock latency of variants assessed again, which no two runs share).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable
+
+from evaluator.assessment import AssessConfig, assess, check_budgets
+from evaluator.errors import EvaluatorError
+from evaluator.files import sha256_of, write_text_atomic
+
+SWEEP_SCHEMA_VERSION = "1.0"
+CACHE_VERSION = "1"  # bump when a change of the evaluator changes assessment numbers
+ARCHITECTURES = ("lenet5", "resnet8", "vgg11")
+STUDY_METHODS = tuple(f"{granularity}-{criterion}" for granularity in ("unstructured", "kernel", "filter")
+                      for criterion in ("global-magnitude", "local-magnitude", "local-random"))
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Everything that decides a sweep's results. Budgets as in AssessConfig (Linf/L2/L1 pixel units, L0 pixels)."""
+
+    source: str = "lenet5"  # an architecture to train, or a .pt2 made by `evaluator train` / `prune`
+    out: Path = Path("sweep-results")
+    dataset: str = "fashion-mnist"
+    data_dir: Path | None = None
+    width: float = 1.0
+    train_epochs: int = 30
+    methods: tuple[str, ...] = STUDY_METHODS
+    rates: tuple[float, ...] = (1, 2, 4, 8, 16, 32, 64)
+    schedule: str = "iterative"
+    finetune_epochs: int = 10
+    patience: int = 3
+    learning_rate: float = 1e-3
+    attacks: tuple[str, ...] = ("pgd-linf", "pgd-l2")
+    epsilons: tuple[float, ...] = (8 / 255,)
+    epsilons_l2: tuple[float, ...] = (1.0,)
+    epsilons_l1: tuple[float, ...] = (10.0,)
+    epsilons_l0: tuple[float, ...] = (10.0,)
+    samples: int = 1000
+    provider: str = "auto"
+    skip_latency: bool = False
+    seed: int = 0
+
+    def assess_config(self) -> AssessConfig:
+        return AssessConfig(dataset=self.dataset, data_dir=self.data_dir, samples=self.samples, epsilons=self.epsilons,
+                            epsilons_l2=self.epsilons_l2, epsilons_l1=self.epsilons_l1, epsilons_l0=self.epsilons_l0,
+                            attacks=self.attacks, provider=self.provider, seed=self.seed, skip_latency=self.skip_latency)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: str(value) if isinstance(value, Path) else value for key, value in asdict(self).items()}
+
+    def validate(self) -> None:
+        from exporters.pruning.methods import METHODS
+
+        if not self.source.endswith(".pt2") and self.source not in ARCHITECTURES:
+            raise EvaluatorError(f"source must be one of {', '.join(ARCHITECTURES)} or a .pt2 file, got {self.source!r}")
+        if self.source.endswith(".pt2") and not Path(self.source).is_file():
+            raise EvaluatorError(f"source file not found: {self.source}")
+        unknown = [method for method in self.methods if method not in METHODS]
+        if unknown:
+            raise EvaluatorError(f"unknown pruning method {unknown[0]!r}: see `evaluator prune --list`")
+        if not self.rates or any(not rate >= 1 for rate in self.rates):
+            raise EvaluatorError(f"rates must be numbers >= 1 (1 = the unpruned parent), got {self.rates}")
+        if self.schedule not in ("iterative", "oneshot"):
+            raise EvaluatorError(f"schedule must be iterative or oneshot, got {self.schedule!r}")
+        if self.samples < 1 or self.train_epochs < 1 or self.finetune_epochs < 0 or self.patience < 1 or not self.learning_rate > 0:
+            raise EvaluatorError("samples, train_epochs and patience must be >= 1, finetune_epochs >= 0, learning_rate > 0")
+        check_budgets(self.assess_config())
+        self.assess_config().create_attacks()
+
+
+def load_sweep_file(path: Path, overrides: dict[str, Any]) -> SweepConfig:
+    """A TOML file of SweepConfig keys (a [sweep] table or top level), then command-line overrides."""
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise EvaluatorError(f"sweep file not found: {path}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise EvaluatorError(f"{path} is not valid TOML: {error}") from None
+    data = data.get("sweep", data)
+    return make_config({**data, **overrides}, str(path))
+
+
+def make_config(values: dict[str, Any], origin: str = "options") -> SweepConfig:
+    """SweepConfig from plain values (TOML types or strings); one clear error for an unknown key or a wrong type."""
+    known = {f.name: f for f in fields(SweepConfig)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise EvaluatorError(f"{origin}: unknown sweep setting {unknown[0]!r}: expected one of {', '.join(sorted(known))}")
+    defaults = SweepConfig()
+    converted: dict[str, Any] = {}
+    for key, value in values.items():
+        default = getattr(defaults, key)
+        try:
+            converted[key] = convert(value, default, key)
+        except (TypeError, ValueError, ZeroDivisionError):
+            raise EvaluatorError(f"{origin}: sweep setting {key} = {value!r} is not a valid {describe(default)}") from None
+    return replace(defaults, **converted)
+
+
+def convert(value: Any, default: Any, key: str) -> Any:
+    if key in ("out", "data_dir"):
+        return None if value is None else Path(value)
+    if isinstance(default, tuple):
+        items = value.split(",") if isinstance(value, str) else list(value)
+        element = default[0] if default else ""
+        if isinstance(element, str):
+            return tuple(str(item).strip() for item in items if str(item).strip())
+        return tuple(float(Fraction(str(item).strip())) for item in items)
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise TypeError
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise TypeError
+        return int(value)
+    if isinstance(default, float):
+        return float(Fraction(str(value)))
+    if not isinstance(value, str):
+        raise TypeError
+    return value
+
+
+def describe(default: Any) -> str:
+    if isinstance(default, tuple):
+        return "list"
+    return type(default).__name__
+
+
+def digest(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass
+class SweepResult:
+    out: Path
+    rows: list[dict[str, Any]]
+    failures: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+
+Say = Callable[[str], None]
+
+
+def run_sweep(config: SweepConfig, progress: Any = None, say: Say = lambda message: None) -> SweepResult:
+    """The whole study for one parent; `progress` is a rich Progress for the long steps."""
+    config.validate()
+    out = Path(config.out)
+    models = out / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "sweep.json", json.dumps({"schema_version": SWEEP_SCHEMA_VERSION, "config": config.to_dict()}, indent=2) + "\n")
+    parent = prepare_parent(config, models, progress, say)
+    variants, failures = [parent], []
+    for method in config.methods:
+        pruned, failure = prune_method(config, parent, method, progress, say)
+        variants += pruned
+        if failure:
+            failures.append(failure)
+            say(f"[yellow]note[/yellow] {failure}")
+    assessments = [assess_variant(config, onnx, out / "assessments", say) for onnx in variants]
+    from evaluator.table import table_row, with_parent_drop
+
+    rows = with_parent_drop([table_row(model) for assessment in assessments for model in assessment["models"]])
+    files = write_outputs(config, out, rows, assessments, failures)
+    return SweepResult(out, rows, failures, files)
+
+
+def prepare_parent(config: SweepConfig, models: Path, progress: Any, say: Say) -> Path:
+    """The parent's .onnx in models/: trained (cached by a hash of the training inputs) or copied from a given .pt2."""
+    if config.source.endswith(".pt2"):
+        source = Path(config.source)
+        for suffix in (".pt2", ".onnx", ".json"):
+            original = source.with_suffix(suffix)
+            if not original.is_file():
+                raise EvaluatorError(f"{original} is missing: a sweep's parent needs its .pt2, .onnx and .json (from `evaluator train`)")
+            copy = models / original.name
+            if not copy.is_file() or sha256_of(copy) != sha256_of(original):
+                shutil.copyfile(original, copy.with_name(copy.name + ".part"))
+                copy.with_name(copy.name + ".part").replace(copy)
+        return models / source.with_suffix(".onnx").name
+    from exporters.train import TrainConfig
+    from exporters.workflows import DataOptions, train_architecture
+
+    stem = models / f"{config.source}_{Path(config.dataset).stem}"
+    train = TrainConfig(epochs=config.train_epochs, learning_rate=config.learning_rate, patience=config.patience, seed=config.seed)
+    key = digest({"arch": config.source, "width": config.width, "dataset": config.dataset, "train": asdict(train), "cache": CACHE_VERSION})
+    card = stem.with_suffix(".json")
+    if card.is_file() and stem.with_suffix(".onnx").is_file() and stem.with_suffix(".pt2").is_file():
+        recorded = json.loads(card.read_text())
+        files = recorded.get("files", {})
+        if (recorded.get("sweep_key") == key and files.get("onnx", {}).get("sha256") == sha256_of(stem.with_suffix(".onnx"))
+                and files.get("pt2", {}).get("sha256") == sha256_of(stem.with_suffix(".pt2"))):
+            say(f"parent {stem.name}: cached")
+            return stem.with_suffix(".onnx")
+    say(f"training the parent {config.source} on {config.dataset}")
+    artifacts, _ = train_architecture(config.source, stem, DataOptions(config.dataset, config.data_dir), train, config.width, progress)
+    recorded = json.loads(artifacts.card.read_text())
+    write_text_atomic(artifacts.card, json.dumps({**recorded, "sweep_key": key}, indent=2) + "\n")
+    return artifacts.onnx
+
+
+def prune_method(config: SweepConfig, parent: Path, method: str, progress: Any, say: Say) -> tuple[list[Path], str | None]:
+    """Every rate > 1 of one method; each step resumes from its cache. An unreachable rate ends the method with a reason
+    (an iterative schedule cannot go past it) and keeps the steps before it."""
+    from exporters.pruning.schedule import PruneRequest, run_schedule
+    from exporters.train import TrainConfig
+
+    rates = tuple(sorted(rate for rate in set(config.rates) if rate > 1))
+    finetune = TrainConfig(epochs=config.finetune_epochs, learning_rate=config.learning_rate, patience=config.patience, seed=config.seed)
+    done: list[Path] = []
+    for count in range(1, len(rates) + 1):
+        request = PruneRequest(method, rates[:count], schedule=config.schedule, finetune=finetune)  # type: ignore[arg-type]
+        say(f"pruning {method} to rate {rates[count - 1]:g}")
+        try:
+            steps = run_schedule(parent.with_suffix(".pt2"), request, parent.parent, None, config.dataset, config.data_dir,
+                                 config.seed, progress)
+        except EvaluatorError as error:
+            return done, f"{method} stops before rate {rates[count - 1]:g}: {error}"
+        done = [step.artifacts.onnx for step in steps]
+    return done, None
+
+
+def assess_variant(config: SweepConfig, onnx: Path, folder: Path, say: Say) -> dict[str, Any]:
+    """`evaluator assess --json` of one variant, cached under folder/NAME.json by a hash of every input."""
+    assess_config = config.assess_config()
+    inputs = {"onnx": sha256_of(onnx), "pt2": sha256_of(onnx.with_suffix(".pt2")) if onnx.with_suffix(".pt2").is_file() else None,
+              "config": assess_config.to_dict(), "cache": CACHE_VERSION}
+    key = digest(inputs)
+    cached = folder / f"{onnx.stem}.json"
+    if cached.is_file():
+        try:
+            data = json.loads(cached.read_text())
+        except json.JSONDecodeError:
+            data = {}
+        if data.get("sweep_key") == key:
+            say(f"assess {onnx.stem}: cached")
+            return data
+    say(f"assessing {onnx.stem}")
+    data = {**assess([onnx], assess_config).to_dict(), "sweep_key": key}
+    write_text_atomic(cached, json.dumps(data, indent=2) + "\n")
+    return data
+
+
+def write_outputs(config: SweepConfig, out: Path, rows: list[dict[str, Any]], assessments: list[dict[str, Any]],
+                  failures: list[str]) -> list[Path]:
+    """table.csv/json/md, figures and report.html from the rows."""
+    from evaluator.table import TABLE_SCHEMA_VERSION, table_csv, table_markdown
+
+    environment = assessments[0]["environment"] if assessments else {}
+    table = {"schema_version": TABLE_SCHEMA_VERSION, "config": config.to_dict(), "environment": environment,
+             "failures": failures, "rows": rows}
+    written = [out / "table.json", out / "table.csv", out / "table.md"]
+    write_text_atomic(written[0], json.dumps(table, indent=2) + "\n")
+    write_text_atomic(written[1], table_csv(rows))
+    write_text_atomic(written[2], table_markdown(rows))
+    written += write_report(config, out, rows, assessments, failures, environment)
+    return written
+
+
+def write_report(config: SweepConfig, out: Path, rows: list[dict[str, Any]], assessments: list[dict[str, Any]],
+                 failures: list[str], environment: dict[str, Any]) -> list[Path]:
+    """Figures and the HTML report (needs matplotlib: the `report` extra)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ModuleNotFoundError:
+        return []
+    from evaluator.report.html import write_report as write_html_report
+
+    variant = lambda model: model["path"].rsplit("/", 1)[-1].removesuffix(".onnx")  # noqa: E731
+    models = [model for assessment in assessments for model in assessment["models"]]
+    context = {"title": f"evaluator sweep: {config.source} on {config.dataset}", "config": config.to_dict(),
+               "environment": environment, "checks": {variant(m): m["checks"] for m in models},
+               "notes": {variant(m): m["notes"] + (failures if m.get("pruning") is None else []) for m in models}}  # the parent carries the sweep's
+    report, figures = write_html_report(out / "report.html", rows, context, figure_dir=out / "figures")
+    return [*(path for figure in figures for path in (figure.png, figure.svg)), report]

@@ -1,0 +1,302 @@
+"""The study's scenario analysis, its figures and the self-contained HTML report (checked in headless Chromium)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from evaluator.report.html import inline_svg, render_html, table_header, write_html
+from evaluator.report.plots import (
+    FigureFiles, curves_figure, figure_series, grid_figure, latency_figure, method_style, plot_all, plot_latency,
+    scenario_figure, series_id,
+)
+from evaluator.scenario import (
+    Line, aggregated_lines, best_ranges, crossing, crossings, default_budget_key, pareto_front, scenario,
+)
+from evaluator.table import table_markdown, with_parent_drop
+
+LINF = "Linf@0.03137"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+METHODS = ("unstructured-global-magnitude", "filter-l1", "kernel-local-random")
+
+
+def make_row(variant: str, method: str, rate: float, clean: float, robust: dict[str, float], p99: float | None,
+             curves: dict[str, list[list[float]]], failed: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A table row as evaluator/table.py `table_row` builds it, with hand-made numbers."""
+    achieved = rate * 0.98 if rate > 1 else 1.0
+    return {
+        "variant": variant, "method": method, "target_rate": float(rate), "achieved_rate": achieved, "params": 61706,
+        "nonzero_params": int(61706 / achieved), "macs": int(429000 / (achieved if method.startswith("filter") else 1)),
+        "size_bytes": 248000, "gzip_bytes": int(229000 / achieved), "provider": "CPUExecutionProvider",
+        "latency_p50_ms": None if p99 is None else round(0.8 * p99, 4), "latency_p99_ms": p99,
+        "throughput_per_s": None if p99 is None else round(8000 / p99), "throughput_batch": 64, "clean_accuracy": clean,
+        "accuracy_drop": None, "robust_accuracy": robust, "median_distance": {"L2": 0.8 * clean, "Linf": 0.03 * clean},
+        "curves": curves, "checks_failed": list(failed), "sha256": "ab" * 32, "path": f"models/{variant}.onnx",
+    }
+
+
+def study_rows() -> list[dict[str, Any]]:
+    """The parent and three methods at rates 2, 4, 8; kernel-local-random at rate 8 failed a check."""
+    def curves(clean: float, scale: float) -> dict[str, list[list[float]]]:
+        return {"Linf": [[0.0, clean], [0.01 * scale, round(0.8 * clean, 4)], [0.03 * scale, round(0.4 * clean, 4)],
+                         [0.08 * scale, 0.0]],
+                "L2": [[0.0, clean], [0.5 * scale, round(0.7 * clean, 4)], [2.0 * scale, 0.0]]}
+
+    rows = [make_row("parent", "none", 1, 0.9, {LINF: 0.3, "L2@1": 0.4, "L0@10": 0.5}, 0.5, curves(0.9, 1.0))]
+    for m, method in enumerate(METHODS):
+        for k, rate in enumerate((2, 4, 8)):
+            clean = round(0.9 - (0.01 + 0.03 * m) * (k + 1), 4)
+            robust = {LINF: round(0.3 - 0.04 * (k + 1) + 0.05 * m, 4), "L2@1": round(0.36 - 0.03 * k - 0.01 * m, 4),
+                      "L0@10": round(0.45 - 0.05 * k + 0.02 * m, 4)}
+            p99 = round(0.5 / rate ** 0.5, 4) if method.startswith("filter") else round(0.5 + 0.01 * k, 4)
+            rows.append(make_row(f"{method}_cr{rate}", method, rate, clean, robust, p99, curves(clean, 1.0 - 0.1 * k),
+                                 ("epsilon-monotone",) if (m, k) == (2, 2) else ()))
+    return with_parent_drop(rows)
+
+
+CONTEXT = {
+    "title": "LeNet-5 on Fashion-MNIST <pruning study> & co",
+    "config": {"dataset": "fashion-mnist", "samples": 1000, "attacks": ["apgd-ce", "fmn-l2"], "budgets": {"Linf": [0.03137]}},
+    "environment": {"python": "3.11.2", "packages": {"numpy": "2.1", "onnxruntime": None}},
+    "checks": {"kernel-local-random_cr8": [
+        {"name": "epsilon-monotone", "passed": False, "detail": "robust accuracy rose <script>alert(1)</script>"},
+        {"name": "logits-output", "passed": True, "detail": "the outputs are logits"}]},
+    "notes": {"parent": ["trained for 30 epochs", "a <b>bold</b> claim & more"]},
+}
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[dict[str, Any]]:
+    return study_rows()
+
+
+@pytest.fixture(scope="module")
+def figures(rows: list[dict[str, Any]], tmp_path_factory: pytest.TempPathFactory) -> list[FigureFiles]:
+    return plot_all(rows, tmp_path_factory.mktemp("figures"))
+
+
+def line(variant: str, clean: float, robust: float) -> Line:
+    return Line(variant, "m", clean, robust)
+
+
+# --- scenario ---------------------------------------------------------------------------------------------------
+
+
+def test_two_lines_cross_where_hand_computed() -> None:
+    a, b = line("a", 0.75, 0.25), line("b", 0.5, 0.5)  # 0.75 - 0.5 r = 0.5  ->  r = 0.5, A = 0.5
+    point = crossing(a, b)
+    assert point is not None
+    assert (point.r, point.accuracy, point.below, point.above) == (0.5, 0.5, "a", "b")
+    assert crossing(b, a) == type(point)("b", "a", 0.5, 0.5, "a", "b")
+    assert [(s.r_from, s.r_to, s.variant) for s in best_ranges([a, b])] == [(0.0, 0.5, "a"), (0.5, 1.0, "b")]
+
+
+def test_envelope_of_three_lines() -> None:
+    # a: 0.75 - 0.5 r; c: 0.625 - 0.1875 r; b: 0.5. a = c at r = 0.4 (A = 0.55), c = b at r = 2/3 (A = 0.5),
+    # a = b at r = 0.5 lies under c (c(0.5) = 0.53125) so it is a crossing but not a switch of the best variant.
+    a, b, c = line("a", 0.75, 0.25), line("b", 0.5, 0.5), line("c", 0.625, 0.4375)
+    points = crossings([a, b, c])
+    assert [(p.a, p.b) for p in points] == [("a", "c"), ("a", "b"), ("b", "c")]
+    assert [p.r for p in points] == pytest.approx([0.4, 0.5, 2 / 3], abs=1e-12)
+    assert [p.accuracy for p in points] == pytest.approx([0.55, 0.5, 0.5], abs=1e-12)
+    assert [(p.below, p.above) for p in points] == [("a", "c"), ("a", "b"), ("c", "b")]
+    best = best_ranges([a, b, c])
+    assert [s.variant for s in best] == ["a", "c", "b"]
+    np.testing.assert_allclose([(s.r_from, s.r_to) for s in best], [(0.0, 0.4), (0.4, 2 / 3), (2 / 3, 1.0)], atol=1e-12)
+    np.testing.assert_allclose([(s.accuracy_from, s.accuracy_to) for s in best], [(0.75, 0.55), (0.55, 0.5), (0.5, 0.5)],
+                               atol=1e-12)
+    assert best_ranges([c, b, a]) == best  # independent of the table order
+
+
+def test_ties_and_degenerate_lines() -> None:
+    # Equal lines never cross and tie everywhere: the variant name decides, whatever the order.
+    twin_b, twin_a = line("twin-b", 0.8, 0.3), line("twin-a", 0.8, 0.3)
+    assert crossing(twin_a, twin_b) is None
+    assert [(s.r_from, s.r_to, s.variant) for s in best_ranges([twin_b, twin_a])] == [(0.0, 1.0, "twin-a")]
+    # Same clean accuracy: they meet at r = 0 and the more robust wins the whole range.
+    low, high = line("low", 0.8, 0.2), line("high", 0.8, 0.4)
+    point = crossing(low, high)
+    assert point is not None and (point.r, point.below, point.above) == (0.0, "low", "high")
+    assert [(s.r_from, s.r_to, s.variant) for s in best_ranges([low, high])] == [(0.0, 1.0, "high")]
+    # Parallel lines and lines meeting outside [0, 1] do not cross.
+    assert crossing(line("p", 0.9, 0.5), line("q", 0.8, 0.4)) is None
+    assert crossing(line("p", 0.9, 0.5), line("q", 0.5, 0.4)) is None
+    assert best_ranges([]) == []
+    single = best_ranges([line("only", 0.9, 0.1)])
+    assert [(s.r_from, s.r_to, s.variant, s.accuracy_from, s.accuracy_to) for s in single] == [(0.0, 1.0, "only", 0.9, 0.1)]
+
+
+def test_scenario_from_rows(rows: list[dict[str, Any]]) -> None:
+    result = scenario(rows, LINF)
+    assert [l.variant for l in result.lines] == [row["variant"] for row in rows]
+    assert result.accuracies(np.array([0.0, 1.0])) == pytest.approx(
+        np.array([[row["clean_accuracy"], row["robust_accuracy"][LINF]] for row in rows]))
+    # The parent is best on clean inputs; kernel-local-random_cr2 (0.83 clean, 0.36 robust) is best under attack;
+    # they cross where 0.9 - 0.6 r = 0.83 - 0.47 r, r = 7/13.
+    assert [s.variant for s in result.best] == ["parent", "kernel-local-random_cr2"]
+    assert result.best[0].r_to == pytest.approx(7 / 13, abs=1e-9)
+    assert result.best_at(0.2) == "parent" and result.best_at(0.9) == "kernel-local-random_cr2"
+    missing = [{**rows[0], "robust_accuracy": {}}, *rows[1:]]
+    assert len(aggregated_lines(missing, LINF)) == len(rows) - 1
+
+
+def test_pareto_front_and_default_budget() -> None:
+    latency = np.array([0.5, 0.2, 0.3, 0.3, 0.6, 0.2])
+    accuracy = np.array([0.4, 0.2, 0.3, 0.1, 0.4, 0.2])
+    # sorted by latency: 0.2 (idx 1 and 5 tie: the first kept), 0.3 (idx 2 better than 3), 0.5 (idx 0); 0.6 is dominated.
+    assert pareto_front(latency, accuracy).tolist() == [1, 2, 0]
+    assert pareto_front(np.zeros(0), np.zeros(0)).tolist() == []
+    assert default_budget_key(["L0@10", "L2@1", "Linf@0.01569", "Linf@0.03137"]) == "Linf@0.01569"
+    assert default_budget_key(["L2@1"]) == "L2@1"
+    assert default_budget_key([]) is None
+
+
+# --- figures --------------------------------------------------------------------------------------------------
+
+
+def test_figures_written_and_deterministic(rows: list[dict[str, Any]], figures: list[FigureFiles], tmp_path: Path) -> None:
+    assert [f.name for f in figures] == ["grid", "curves", "latency", "scenario"]
+    for figure in figures:
+        assert figure.png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        svg = figure.svg.read_text(encoding="utf-8")
+        assert "<svg" in svg and "</svg>" in svg and "<dc:date>" not in svg
+        assert not list(figure.png.parent.glob(".*.tmp"))  # atomic writes leave no temporary file
+    again = plot_all(rows, tmp_path)
+    for first, second in zip(figures, again):
+        assert first.svg.read_bytes() == second.svg.read_bytes(), first.name
+        assert first.png.read_bytes() == second.png.read_bytes(), first.name
+    grid_svg = figures[0].svg.read_text(encoding="utf-8")
+    for method in METHODS:
+        assert f'id="{series_id("grid", LINF, method)}"' in grid_svg
+
+
+def test_grid_shows_the_table(rows: list[dict[str, Any]]) -> None:
+    series = figure_series(grid_figure(rows))
+    parent = rows[0]
+    for method in METHODS:
+        members = sorted((row for row in rows if row["method"] == method), key=lambda row: row["achieved_rate"])
+        for panel in ("clean", "L0@10", "L2@1", LINF):
+            value = (lambda row: row["clean_accuracy"]) if panel == "clean" else (lambda row: row["robust_accuracy"][panel])
+            expected = [[1.0, value(parent)]] + [[row["achieved_rate"], value(row)] for row in members]
+            np.testing.assert_allclose(series[series_id("grid", panel, method)], expected)
+    np.testing.assert_allclose(series[series_id("grid", LINF, "none")], [[1.0, 0.3]])
+    assert method_style("filter-l1") == method_style("filter-l1") != method_style("filter-l2")
+
+
+def test_curves_latency_and_scenario_show_the_table(rows: list[dict[str, Any]]) -> None:
+    curves = figure_series(curves_figure(rows))  # type: ignore[arg-type]
+    for row in rows:
+        for norm, points in row["curves"].items():
+            drawn = curves[series_id("curve", norm, row["variant"])]
+            np.testing.assert_allclose(drawn[:-1], points)
+            assert drawn[-1, 1] == points[-1][1] and drawn[-1, 0] > points[-1][0]  # the last step runs on
+    assert curves_figure([{**row, "curves": {}} for row in rows]) is None
+
+    latency = figure_series(latency_figure(rows, LINF))  # type: ignore[arg-type]
+    for row in rows:
+        np.testing.assert_allclose(latency[series_id("latency", row["variant"])],
+                                   [[row["latency_p99_ms"], row["robust_accuracy"][LINF]]])
+    # The filter-l1 variants are the fastest, each more robust than the next faster; kernel-local-random_cr2 is the most robust.
+    front = ["filter-l1_cr8", "filter-l1_cr4", "filter-l1_cr2", "kernel-local-random_cr2"]
+    by_variant = {row["variant"]: row for row in rows}
+    np.testing.assert_allclose(latency[series_id("latency", "pareto")],
+                               [[by_variant[v]["latency_p99_ms"], by_variant[v]["robust_accuracy"][LINF]] for v in front])
+    p50_only = [{**row, "latency_p99_ms": None} for row in rows]
+    p50_series = figure_series(latency_figure(p50_only, LINF))  # type: ignore[arg-type]
+    assert p50_series[series_id("latency", "parent")][0, 0] == rows[0]["latency_p50_ms"]
+    assert latency_figure([{**row, "latency_p50_ms": None, "latency_p99_ms": None} for row in rows], LINF) is None
+    assert plot_latency([{**row, "latency_p50_ms": None, "latency_p99_ms": None} for row in rows], Path("unused"), LINF) is None
+
+    result = scenario(rows, LINF)
+    drawn = figure_series(scenario_figure(rows, result))  # type: ignore[arg-type]
+    for row in rows:
+        np.testing.assert_allclose(drawn[series_id("scenario", row["variant"])],
+                                   [[0.0, row["clean_accuracy"]], [1.0, row["robust_accuracy"][LINF]]])
+    np.testing.assert_allclose(drawn[series_id("scenario", "crossings")], [[c.r, c.accuracy] for c in result.crossings])
+    np.testing.assert_allclose(drawn[series_id("scenario", "envelope")], [[0.0, 0.9], [7 / 13, 0.9 - 0.6 * 7 / 13], [1.0, 0.36]],
+                               atol=1e-9)
+
+
+# --- HTML -----------------------------------------------------------------------------------------------------
+
+
+def markdown_cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def test_html_table_matches_markdown_and_escapes(rows: list[dict[str, Any]]) -> None:
+    page = render_html(rows, CONTEXT, [])
+    markdown = table_markdown(rows).splitlines()
+    assert table_header(rows) == markdown_cells(markdown[0])
+    body = page.split('<tbody>', 1)[1].split("</tbody>", 1)[0]
+    html_rows = [re.findall(r"<td[^>]*>(.*?)</td>", tr) for tr in body.split("</tr>")[:-1]]
+    assert html_rows == [markdown_cells(line) for line in markdown[2:]]
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<b>bold</b>" not in page and "&lt;pruning study&gt; &amp; co" in page
+    nasty = [{**rows[1], "variant": '<img src=x onerror="alert(1)">'}, *rows[2:]]
+    page = render_html(nasty, {"title": "t", "checks": {}, "notes": {nasty[0]["variant"]: ["</ul><script>x</script>"]}}, [])
+    assert "<img" not in page and "<script>x" not in page
+
+
+def test_inline_svg_prefixes_ids() -> None:
+    svg = ('<?xml version="1.0"?>\n<!DOCTYPE svg>\n<svg id="s"><metadata><rdf:RDF/></metadata><defs><clipPath id="c"/>'
+           '<path id="m"/></defs><g gid="x" clip-path="url(#c)"><use xlink:href="#m"/></g></svg>')
+    assert inline_svg(svg, "f-") == ('<svg id="f-s"><defs><clipPath id="f-c"/><path id="f-m"/></defs>'
+                                     '<g gid="x" clip-path="url(#f-c)"><use xlink:href="#f-m"/></g></svg>')
+
+
+def chrome_driver() -> Any:
+    """Headless Chromium with its console log; skipped where it is not installed, except in CI."""
+    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        missing.append("selenium")
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"the HTML report test needs {', '.join(missing)} in CI")
+        pytest.skip(f"{', '.join(missing)} not installed")
+    options = webdriver.ChromeOptions()
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"):
+        options.add_argument(argument)
+    options.binary_location = str(CHROMIUM)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+
+
+def test_html_report_renders_in_chromium(rows: list[dict[str, Any]], figures: list[FigureFiles], tmp_path: Path) -> None:
+    path = write_html(tmp_path / "report.html", rows, CONTEXT, figures)
+    page = path.read_text(encoding="utf-8")
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:|//)|url\(\s*["']?(?!#)|@import""", page)
+    assert page.count("<svg") == len(figures) and not list(tmp_path.glob(".*.tmp"))
+    driver = chrome_driver()
+    try:
+        driver.get(path.as_uri())
+        severe = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+        assert not severe, severe
+        assert driver.title == CONTEXT["title"]
+        widths = driver.execute_script(
+            "return Array.from(document.querySelectorAll('figure svg')).map(function (s) { return s.getBBox().width; })"
+            ".concat(Array.from(document.querySelectorAll('img')).map(function (i) { return i.naturalWidth; }));")
+        assert len(widths) == len(figures) and all(width > 0 for width in widths), widths
+        gid = "grid-" + series_id("grid", LINF, "filter-l1")  # the figure's series ids, prefixed per figure
+        assert driver.execute_script(f"return document.getElementById('{gid}') !== null")
+        table_rows = driver.execute_script(
+            "return Array.from(document.querySelectorAll('#results tbody tr')).map(function (tr) {"
+            " return [tr.cells[0].textContent, tr.className]; })")
+        assert [cell for cell, _ in table_rows] == [row["variant"] for row in rows]
+        assert [variant for variant, css in table_rows if css == "failed"] == ["kernel-local-random_cr8"]
+        clean_column = table_header(rows).index("clean %")
+        driver.execute_script(f"document.querySelectorAll('#results th')[{clean_column}].click()")
+        first = driver.execute_script("return document.querySelector('#results tbody tr').cells[0].textContent")
+        assert first == min(rows, key=lambda row: row["clean_accuracy"])["variant"]
+        assert not [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    finally:
+        driver.quit()

@@ -1,0 +1,83 @@
+"""`evaluator assess --policy`: exit 0 pass, 1 fail, 2 error; verdict in JSON, Markdown and JUnit XML."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from evaluator.cli import app
+
+from conftest import ROOT, ZOO_CHILD
+
+QUICK = ("--samples", "50", "--attacks", "square-linf:queries=50")
+
+
+def policy(tmp_path: Path, clean_min: float, extra: str = "") -> Path:
+    path = tmp_path / f"policy_{clean_min}.toml"
+    path.write_text(f"""
+[policy]
+name = "test"
+
+[[rule]]
+metric = "clean_accuracy"
+min = {clean_min}
+
+[[rule]]
+metric = "robust_accuracy"
+norm = "Linf"
+epsilon = "4/255"
+min = 0.0
+
+[[rule]]
+metric = "latency_p99_ms"
+batch = 4
+max = 1e6
+{extra}""")
+    return path
+
+
+def run(*args: object) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["assess", *map(str, args)])
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize(("clean_min", "code"), [(0.5, 0), (0.99, 1)])
+def test_passing_and_failing_policies(tmp_path: Path, clean_min: float, code: int) -> None:
+    out = {name: tmp_path / name for name in ("v.json", "v.md", "v.xml")}
+    exit_code, output = run(ZOO_CHILD, *QUICK, "--policy", policy(tmp_path, clean_min), "--json", out["v.json"],
+                            "--markdown", out["v.md"], "--junit", out["v.xml"])
+    assert exit_code == code, output
+    model = json.loads(out["v.json"].read_text())["models"][0]
+    assert model["signoff"]["passed"] is (code == 0)
+    assert "4" in model["latency_by_batch"]  # the policy's batch size was timed
+    assert any(abs(w["epsilon"] - 4 / 255) < 1e-12 for w in model["robustness"])  # and its epsilon attacked
+    suite = ElementTree.parse(out["v.xml"]).getroot().find("testsuite")
+    assert suite is not None and int(suite.get("tests", 0)) == 3 and int(suite.get("failures", 0)) == (code == 1)
+    failures = [case for case in suite.iter("testcase") if case.find("failure") is not None]
+    assert [case.get("name") for case in failures] == ([] if code == 0 else [failures[0].get("name")])
+    assert ("PASS" if code == 0 else "FAIL") in out["v.md"].read_text()
+
+
+@pytest.mark.parametrize("text", ["[[rule]]\nmetric = 'clean_accuracy'\n", "[[rule]]\nmetric = 'speed'\nmin = 1\n", "not toml ["])
+def test_malformed_policy_is_one_line_and_exit_2(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    exit_code, output = run(ZOO_CHILD, *QUICK, "--policy", path, "--junit", tmp_path / "v.xml")
+    assert exit_code == 2 and len(output.strip().splitlines()) == 1 and "error" in output, output
+    assert not (tmp_path / "v.xml").exists()
+
+
+def test_junit_without_policy_is_refused(tmp_path: Path) -> None:
+    exit_code, output = run(ZOO_CHILD, *QUICK, "--junit", tmp_path / "v.xml")
+    assert exit_code == 2 and "--policy" in output
+
+
+def test_the_shipped_edge_policy_loads() -> None:
+    from evaluator.policy import load_policy
+
+    edge = load_policy(ROOT / "policies" / "edge.toml")
+    assert edge.latency_batches() == (1,) and "Linf" in edge.epsilons()

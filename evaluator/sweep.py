@@ -228,18 +228,15 @@ def prune_method(config: SweepConfig, parent: Path, method: str, progress: Any, 
     from exporters.train import TrainConfig
 
     rates = tuple(sorted(rate for rate in set(config.rates) if rate > 1))
+    if not rates:
+        return [], None
     finetune = TrainConfig(epochs=config.finetune_epochs, learning_rate=config.learning_rate, patience=config.patience, seed=config.seed)
-    done: list[Path] = []
-    for count in range(1, len(rates) + 1):
-        request = PruneRequest(method, rates[:count], schedule=config.schedule, finetune=finetune)  # type: ignore[arg-type]
-        say(f"pruning {method} to rate {rates[count - 1]:g}")
-        try:
-            steps = run_schedule(parent.with_suffix(".pt2"), request, parent.parent, None, config.dataset, config.data_dir,
-                                 config.seed, progress)
-        except EvaluatorError as error:
-            return done, f"{method} stops before rate {rates[count - 1]:g}: {error}"
-        done = [step.artifacts.onnx for step in steps]
-    return done, None
+    request = PruneRequest(method, rates, schedule=config.schedule, finetune=finetune)  # type: ignore[arg-type]
+    say(f"pruning {method} to rates {', '.join(f'{rate:g}' for rate in rates)}")
+    stopped: list[str] = []
+    steps = run_schedule(parent.with_suffix(".pt2"), request, parent.parent, None, config.dataset, config.data_dir,
+                         config.seed, progress, stopped)
+    return [step.artifacts.onnx for step in steps], (stopped[0] if stopped else None)
 
 
 def assess_variant(config: SweepConfig, onnx: Path, folder: Path, say: Say) -> dict[str, Any]:

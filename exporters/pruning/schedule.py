@@ -94,7 +94,10 @@ def finished_step(stem: Path, key: str) -> dict[str, Any] | None:
 
 
 def run_schedule(source: Path, request: PruneRequest, out_dir: Path, name: str | None, dataset_name: str | None,
-                 data_dir: Path | None, seed: int, progress: Progress | None = None) -> list[StepResult]:
+                 data_dir: Path | None, seed: int, progress: Progress | None = None,
+                 stopped: list[str] | None = None) -> list[StepResult]:
+    """Every step of the schedule. An unreachable rate raises EvaluatorError, unless `stopped` is given: then the
+    reason is appended to it and the steps done so far are returned (an iterative schedule cannot go past it)."""
     request = request.resolved()
     method: PruningMethod = get_method(request.method)
     parent_model, spec, parent_metadata = load_trainable(source)
@@ -125,8 +128,14 @@ def run_schedule(source: Path, request: PruneRequest, out_dir: Path, name: str |
         else:
             seed_everything(seed)
             target = Target(rate, request.metric, request.basis)  # type: ignore[arg-type]
-            pruned, outcome = prune_to_target(start, method, target, root, example, calibration, request.scope,  # type: ignore[arg-type]
-                                              request.round_to, seed)
+            try:
+                pruned, outcome = prune_to_target(start, method, target, root, example, calibration, request.scope,  # type: ignore[arg-type]
+                                                  request.round_to, seed)
+            except EvaluatorError as error:
+                if stopped is None:
+                    raise
+                stopped.append(f"{method.name} stops before rate {rate:g}: {error}")
+                return results
             context = StepContext(index, key, root_record, start_path, stem, spec, parent_metadata.get("training"))
             artifacts, record = finetune_and_save(pruned, outcome, method, request, context, dataset, train, validation,
                                                   options, seed, progress)

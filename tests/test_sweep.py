@@ -1,0 +1,101 @@
+"""`evaluator sweep`: a small study from the zoo parent, cached and resumable, rows equal to `evaluator assess --json`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from evaluator.cli import app
+from evaluator.errors import EvaluatorError
+from evaluator.sweep import make_config
+
+from conftest import ROOT, ZOO_PARENT
+
+SMALL = ["--source", str(ZOO_PARENT.with_suffix(".pt2")), "--methods", "filter-l1,unstructured-global-magnitude",
+         "--rates", "1,2,4", "--finetune-epochs", "0", "--samples", "60", "--attacks", "pgd-linf:steps=5,square-linf:queries=40",
+         "--eps", "4/255,8/255", "--no-latency"]
+
+
+def comparable(out: Path) -> dict[str, object]:
+    """The results files of a sweep, with the results folder's own path taken out."""
+    table = json.loads((out / "table.json").read_text())
+    for row in table["rows"]:
+        row.pop("path")
+    table["config"].pop("out")
+    return {"table.json": table, "table.csv": (out / "table.csv").read_text(), "table.md": (out / "table.md").read_text(),
+            "figures": {p.name: p.read_bytes() for p in sorted((out / "figures").glob("*.svg"))}}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("sweep") / "results"
+    result = CliRunner().invoke(app, ["sweep", *SMALL, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_small_sweep_writes_every_result(uninterrupted: Path) -> None:
+    table = json.loads((uninterrupted / "table.json").read_text())
+    variants = [(row["method"], row["target_rate"]) for row in table["rows"]]
+    assert variants == [("none", 1.0), ("filter-l1", 2.0), ("filter-l1", 4.0),
+                        ("unstructured-global-magnitude", 2.0), ("unstructured-global-magnitude", 4.0)]
+    for row in table["rows"]:
+        assert set(row["robust_accuracy"]) == {"Linf@0.01569", "Linf@0.03137"}
+        assert row["robust_accuracy"]["Linf@0.03137"] <= row["robust_accuracy"]["Linf@0.01569"] <= row["clean_accuracy"]
+        assert row["accuracy_drop"] is not None
+    for name in ("table.csv", "table.md", "report.html", "sweep.json"):
+        assert (uninterrupted / name).stat().st_size > 0
+    assert len(list((uninterrupted / "figures").glob("*.png"))) >= 2
+    assert not list(uninterrupted.rglob("*.tmp")) and not list(uninterrupted.rglob("*.part"))
+
+
+def test_rows_match_assess_json_of_the_same_artifacts(uninterrupted: Path, tmp_path: Path) -> None:
+    from evaluator.table import table_row
+
+    table = json.loads((uninterrupted / "table.json").read_text())
+    row = next(r for r in table["rows"] if r["method"] == "filter-l1" and r["target_rate"] == 4.0)
+    result = CliRunner().invoke(app, ["assess", row["path"], "--samples", "60", "--attacks", "pgd-linf:steps=5,square-linf:queries=40",
+                                      "--eps", "4/255,8/255", "--no-latency", "--json", str(tmp_path / "a.json")])
+    assert result.exit_code == 0, result.output
+    assert table_row(json.loads((tmp_path / "a.json").read_text())["models"][0]) == row
+
+
+def test_killed_sweep_resumes_to_the_same_results(uninterrupted: Path, tmp_path: Path) -> None:
+    """Kill -9 part-way (after the first pruned model is written), start again: the same results files."""
+    out = tmp_path / "results"
+    command = [sys.executable, "-m", "evaluator", "sweep", *SMALL, "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    while process.poll() is None and not list((out / "models").glob("*_cr2.onnx")):
+        time.sleep(0.05)
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (out / "table.json").exists(), "the sweep finished before it could be killed"
+    resumed = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    assert resumed.returncode == 0, resumed.stderr
+    assert comparable(out) == comparable(uninterrupted)
+
+
+def test_rerun_is_served_from_the_cache(uninterrupted: Path) -> None:
+    result = CliRunner().invoke(app, ["sweep", *SMALL, "--out", str(uninterrupted)])
+    assert result.exit_code == 0 and result.output.count("cached") >= 5, result.output
+
+
+def test_sweep_file_and_bad_settings(tmp_path: Path) -> None:
+    path = tmp_path / "sweep.toml"
+    path.write_text('[sweep]\nsource = "lenet5"\nmethods = ["filter-l1"]\nrates = [1, 2]\neps = 1\n')
+    result = CliRunner().invoke(app, ["sweep", "--config", str(path)])
+    assert result.exit_code == 2 and "unknown sweep setting 'eps'" in result.output
+    for values, message in (({"rates": "0.5"}, "rates must be"), ({"methods": "prune-all"}, "unknown pruning method"),
+                            ({"source": "resnet50"}, "source must be"), ({"samples": "many"}, "not a valid int"),
+                            ({"attacks": "nothing"}, "unknown attack")):
+        with pytest.raises(EvaluatorError, match=message):
+            make_config(values).validate()

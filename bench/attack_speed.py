@@ -1,21 +1,37 @@
 """Our attacks against the established libraries, side by side in one run: time ratios and strength.
 
-    python bench/attack_speed.py [MODEL.onnx] [--samples 500] [--eps 8/255] [--queries 1000]
+    python bench/attack_speed.py [MODEL.onnx] [--samples 500] [--eps 8/255] [--eps-l2 1.0] [--k 10]
+                                 [--queries 1000] [--l0-samples 100] [--repeats 3] [--threads N] [--only square-linf,...]
 
-Square-Linf: ours queries the deployed ONNX Runtime graph; torchattacks' Square queries the PyTorch
-source (same model, same samples, same query budget and p_init). PGD-Linf (40 steps, step eps/30,
-random start): ours, foolbox, ART and torchattacks, all on the PyTorch source. Every robust accuracy is
-judged by the evaluator on the deployed graph. Needs the test-only libraries (pip install foolbox
-adversarial-robustness-toolbox; pip install --no-deps torchattacks).
+Score attacks (ours query the deployed ONNX Runtime graph; the libraries query the PyTorch source of the same
+model, on the same samples, with the same query budget and p_init):
+  square-linf   vs torchattacks' Square(norm="Linf")
+  square-l2     vs torchattacks' Square(norm="L2")
+  sparse-rs-l0  vs torchattacks' OnePixel(pixels=k): differential evolution over k pixels set to any values, the
+                only fixed-k L0 attack in the installed libraries; population and steps give about --queries queries
+                per sample. It loops over samples in Python, so the L0 rows use the first --l0-samples samples.
+White-box PGD-Linf (40 steps, step eps/30, random start): ours, foolbox, ART and torchattacks, on the PyTorch source.
+
+Every implementation runs --repeats times, interleaved with the others; the table shows the median wall time (and
+its spread), the median CPU time of the process (all threads: steadier than wall time on a shared machine, but it
+also counts threads that spin while they wait) and the ratios of medians to ours. "forwards" is the model forward
+passes per attacked sample: the work a score attack buys. Every robust accuracy is judged by the evaluator on the
+deployed graph, over all sampled images (misclassified ones count as not robust).
+
+--threads sets both ONNX Runtime's and torch's thread count (default: each library's own, ORT one per core). On a
+machine busy with other work, use --threads 1: two spinning threads per library on two busy cores make both
+libraries several times slower, torch most, and the ratios then measure the contention rather than the attacks.
+Needs the test-only libraries (pip install foolbox adversarial-robustness-toolbox; pip install --no-deps torchattacks).
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -27,70 +43,158 @@ from evaluator.metrics import Norm, distances
 from evaluator.runtime import OnnxClassifier
 
 ROOT = Path(__file__).resolve().parents[1]
+ALL = ("square-linf", "square-l2", "sparse-rs-l0", "pgd-linf")
 
 
-def judged(target: AttackTarget, x: np.ndarray, y: np.ndarray, x_adv: np.ndarray, epsilon: float) -> float:
-    """Robust accuracy on the deployed graph of candidates inside the budget (others count as no attack)."""
-    inside = distances(x, x_adv, Norm.LINF) <= epsilon + 1e-6
+class CountingModel(torch.nn.Module):
+    """The source with a count of the samples it has been run on (forward passes, like ORT's query count)."""
+
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        self.model = model
+        self.samples = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.samples += len(x)
+        return self.model(x)
+
+
+@dataclass
+class Row:
+    """One implementation of one attack: times of every repeat, robust accuracy and forwards per sample of the last."""
+
+    attack: str
+    implementation: str
+    run: Callable[[], tuple[np.ndarray, float | None]]  # -> candidates, forwards per sample (None: not counted)
+    norm: Norm
+    epsilon: float
+    samples: int  # sampled test images these candidates belong to (clean-correct ones are attacked)
+    seconds: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)
+    robust: float = 0.0
+    forwards: float | None = None
+
+
+def judged(target: AttackTarget, x: np.ndarray, y: np.ndarray, x_adv: np.ndarray, norm: Norm, epsilon: float) -> int:
+    """Samples still classified correctly by the deployed graph; candidates outside the budget count as no attack."""
+    inside = distances(x, x_adv, norm) <= epsilon * (1 + 1e-6) + 1e-6
     x_adv = np.where(inside[:, None, None, None], np.clip(x_adv, 0, 1), x).astype(np.float32)
-    return float((target.deployed.predict(x_adv) == y).mean())
-
-
-def timed(run: Callable[[], np.ndarray]) -> tuple[np.ndarray, float]:
-    start = time.perf_counter()
-    result = run()
-    return result, time.perf_counter() - start
+    return int((target.deployed.predict(x_adv) == y).sum())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", nargs="?", type=Path, default=ROOT / "models/lenet5_fmnist.onnx")
     parser.add_argument("--samples", type=int, default=500)
-    parser.add_argument("--eps", default="8/255")
+    parser.add_argument("--eps", default="8/255", help="Linf budget")
+    parser.add_argument("--eps-l2", type=float, default=1.0, help="L2 budget")
+    parser.add_argument("--k", type=int, default=10, help="L0 budget in pixels")
     parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--l0-samples", type=int, default=100, help="sampled images for the L0 rows (OnePixel is slow)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="ORT and torch threads (default: each library's own)")
+    parser.add_argument("--only", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
     args = parser.parse_args()
+    import torchattacks
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    only = set(args.only.split(","))
+    epsilon = float(Fraction(args.eps))
+    target = AttackTarget(OnnxClassifier(args.model, "cpu", threads=args.threads), args.model.with_suffix(".pt2"))
+    test = attack_subset(load_dataset("fashion-mnist").test, args.samples, 0)
+    correct = target.deployed.predict(test.x) == test.y
+    x, y = test.x[correct], test.y[correct]  # every library attacks the same clean-correct samples
+    l0_correct = int(correct[:args.l0_samples].sum())
+    x0, y0 = x[:l0_correct], y[:l0_correct]  # the clean-correct ones among the first --l0-samples
+    source = CountingModel(target.source())
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    print(f"{args.model.name}: {len(x)} clean-correct of {args.samples} test samples; Linf {args.eps}, L2 {args.eps_l2}, "
+          f"L0 {args.k} pixels ({l0_correct} of the first {args.l0_samples}); {args.queries} queries; "
+          f"ORT threads {target.deployed.threads}, torch threads {torch.get_num_threads()}; {args.repeats} repeats")
+
+    def ours(name: str, x: np.ndarray, y: np.ndarray, eps: float, **options: Any) -> Callable[[], tuple[np.ndarray, float | None]]:
+        def run() -> tuple[np.ndarray, float | None]:
+            before = target.deployed.queries
+            candidates = create_attack(name, **options).run(target, x, y, eps, 0).x_adv
+            return candidates, (target.deployed.queries - before) / len(x)
+        return run
+
+    def theirs(make: Callable[[], Callable[[torch.Tensor, torch.Tensor], Any]], x: np.ndarray, y: np.ndarray) -> Callable[[], tuple[np.ndarray, float | None]]:
+        def run() -> tuple[np.ndarray, float | None]:
+            attack, before = make(), source.samples
+            candidates = np.asarray(attack(torch.from_numpy(x), torch.from_numpy(y)).detach().numpy())
+            return candidates, (source.samples - before) / len(x)
+        return run
+
+    rows: list[Row] = []
+    if "square-linf" in only:
+        rows.append(Row("square-linf", "evaluator (ORT)", ours("square-linf", x, y, epsilon, queries=args.queries),
+                        Norm.LINF, epsilon, args.samples))
+        rows.append(Row("square-linf", "torchattacks (torch)", theirs(lambda: torchattacks.Square(
+            source, norm="Linf", eps=epsilon, n_queries=args.queries, p_init=0.8, seed=0), x, y), Norm.LINF, epsilon, args.samples))
+    if "square-l2" in only:
+        rows.append(Row("square-l2", "evaluator (ORT)", ours("square-l2", x, y, args.eps_l2, queries=args.queries),
+                        Norm.L2, args.eps_l2, args.samples))
+        rows.append(Row("square-l2", "torchattacks (torch)", theirs(lambda: torchattacks.Square(
+            source, norm="L2", eps=args.eps_l2, n_queries=args.queries, p_init=0.8, seed=0), x, y), Norm.L2, args.eps_l2, args.samples))
+    if "sparse-rs-l0" in only:
+        rows.append(Row("sparse-rs-l0", "evaluator (ORT)", ours("sparse-rs-l0", x0, y0, args.k, queries=args.queries),
+                        Norm.L0, args.k, args.l0_samples))
+        genes = 3 * args.k  # row, column and one value per channel (grey images) for each of the k pixels
+        population = 2 * genes
+        rows.append(Row("sparse-rs-l0", "torchattacks OnePixel", theirs(lambda: torchattacks.OnePixel(
+            source, pixels=args.k, steps=max(args.queries // population - 1, 1), popsize=population, inf_batch=256), x0, y0),
+            Norm.L0, args.k, args.l0_samples))
+    if "pgd-linf" in only:
+        rows += pgd_rows(target, source, x, y, epsilon, args.samples)
+
+    for _ in range(args.repeats):
+        for row in rows:
+            start, cpu_start = time.perf_counter(), time.process_time()
+            candidates, forwards = row.run()
+            row.seconds.append(time.perf_counter() - start)
+            row.cpu_seconds.append(time.process_time() - cpu_start)
+            clean_x, clean_y = (x0, y0) if row.norm is Norm.L0 else (x, y)
+            row.robust, row.forwards = judged(target, clean_x, clean_y, candidates, row.norm, row.epsilon) / row.samples, forwards
+
+    print(f"{'attack':13} {'implementation':22} {'seconds':>8} {'spread':>12} {'cpu s':>8} {'robust acc':>10} {'forwards':>8} "
+          f"{'time / ours':>11} {'cpu / ours':>10}")
+    for row in rows:
+        ours_row = next(r for r in rows if r.attack == row.attack and r.implementation.startswith("evaluator"))
+        median = float(np.median(row.seconds))
+        spread = f"{min(row.seconds):.2f}-{max(row.seconds):.2f}"
+        forwards = f"{row.forwards:8.0f}" if row.forwards is not None else f"{'':8}"
+        cpu = float(np.median(row.cpu_seconds))
+        print(f"{row.attack:13} {row.implementation:22} {median:8.2f} {spread:>12} {cpu:8.2f} {row.robust:10.3f} {forwards} "
+              f"{median / float(np.median(ours_row.seconds)):11.2f} {cpu / float(np.median(ours_row.cpu_seconds)):10.2f}")
+    print("seconds: median wall time (spread: fastest-slowest); cpu s: median CPU time of this process, all threads; robust "
+          "accuracy over all sampled test images (misclassified ones count as not robust); forwards: model forward passes per "
+          "attacked sample")
+
+
+def pgd_rows(target: AttackTarget, source: CountingModel, x: np.ndarray, y: np.ndarray, epsilon: float, samples: int) -> list[Row]:
+    """PGD-Linf with 40 steps of eps/30 and a random start: ours, foolbox, ART and torchattacks on the source."""
     import foolbox
     import torchattacks
     from art.attacks.evasion import ProjectedGradientDescentPyTorch
     from art.estimators.classification import PyTorchClassifier
 
-    epsilon = float(Fraction(args.eps))
-    target = AttackTarget(OnnxClassifier(args.model, "cpu"), args.model.with_suffix(".pt2"))
-    test = attack_subset(load_dataset("fashion-mnist").test, args.samples, 0)
-    correct = target.deployed.predict(test.x) == test.y
-    x, y = test.x[correct], test.y[correct]  # every library attacks the same clean-correct samples
-    source = target.source()
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    print(f"{args.model.name}: {len(x)} clean-correct of {args.samples} test samples, eps {args.eps}, torch threads {torch.get_num_threads()}")
-
-    rows = []
-    ours, seconds = timed(lambda: create_attack("square-linf", queries=args.queries).run(target, x, y, epsilon, 0).x_adv)
-    rows.append(("square-linf", "evaluator (ORT)", seconds, judged(target, x, y, ours, epsilon)))
-    square = torchattacks.Square(source, norm="Linf", eps=epsilon, n_queries=args.queries, p_init=0.8, seed=0)
-    theirs, seconds = timed(lambda: square(xt, yt).detach().numpy())
-    rows.append(("square-linf", "torchattacks (torch)", seconds, judged(target, x, y, theirs, epsilon)))
-
     step = epsilon / 30
-    ours, seconds = timed(lambda: create_attack("pgd-linf").run(target, x, y, epsilon, 0).x_adv)
-    rows.append(("pgd-linf", "evaluator", seconds, judged(target, x, y, ours, epsilon)))
-    fmodel = foolbox.PyTorchModel(source, bounds=(0, 1))
-    theirs, seconds = timed(lambda: foolbox.attacks.LinfPGD(steps=40)(fmodel, xt, yt, epsilons=epsilon)[1].numpy())
-    rows.append(("pgd-linf", "foolbox", seconds, judged(target, x, y, theirs, epsilon)))
-    classifier = PyTorchClassifier(source, loss=torch.nn.CrossEntropyLoss(), input_shape=x.shape[1:], nb_classes=10,
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    fmodel = foolbox.PyTorchModel(source.model, bounds=(0, 1))
+    classifier = PyTorchClassifier(source.model, loss=torch.nn.CrossEntropyLoss(), input_shape=x.shape[1:], nb_classes=10,
                                    clip_values=(0.0, 1.0))
     art_pgd = ProjectedGradientDescentPyTorch(classifier, eps=epsilon, eps_step=step, max_iter=40, num_random_init=1,
                                               batch_size=500, verbose=False)
-    theirs, seconds = timed(lambda: art_pgd.generate(x, y))
-    rows.append(("pgd-linf", "ART", seconds, judged(target, x, y, theirs, epsilon)))
-    ta_pgd = torchattacks.PGD(source, eps=epsilon, alpha=step, steps=40, random_start=True)
-    theirs, seconds = timed(lambda: ta_pgd(xt, yt).detach().numpy())
-    rows.append(("pgd-linf", "torchattacks", seconds, judged(target, x, y, theirs, epsilon)))
-
-    print(f"{'attack':12} {'implementation':22} {'seconds':>8} {'robust acc':>10} {'time / ours':>11}")
-    for attack, implementation, seconds, robust in rows:
-        ours_seconds = next(s for a, i, s, _ in rows if a == attack and i.startswith("evaluator"))
-        print(f"{attack:12} {implementation:22} {seconds:8.2f} {robust * len(x) / args.samples:10.3f} {seconds / ours_seconds:11.2f}")
-    print("robust accuracy over all sampled test images (misclassified ones count as not robust)")
+    ta_pgd = torchattacks.PGD(source.model, eps=epsilon, alpha=step, steps=40, random_start=True)
+    runs: list[tuple[str, Callable[[], np.ndarray]]] = [
+        ("evaluator", lambda: create_attack("pgd-linf").run(target, x, y, epsilon, 0).x_adv),
+        ("foolbox", lambda: foolbox.attacks.LinfPGD(steps=40)(fmodel, xt, yt, epsilons=epsilon)[1].numpy()),
+        ("ART", lambda: art_pgd.generate(x, y)),
+        ("torchattacks", lambda: ta_pgd(xt, yt).detach().numpy()),
+    ]
+    return [Row("pgd-linf", name, (lambda run=run: (run(), None)), Norm.LINF, epsilon, samples) for name, run in runs]
 
 
 if __name__ == "__main__":

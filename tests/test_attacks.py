@@ -31,7 +31,8 @@ def small_options(name: str) -> dict:
     """Budgets small enough for a quick test but large enough to break samples (a new attack needs an entry)."""
     return {"square-linf": {"queries": 200}, "pgd-linf": {"steps": 10}, "pgd-l2": {"steps": 10},
             "transfer-pgd-linf": {"steps": 10}, "apgd-ce-linf": {"steps": 10},
-            "hsj-l2": {"queries": 100}, "hsj-linf": {"queries": 100}}[name]
+            "hsj-l2": {"queries": 100}, "hsj-linf": {"queries": 100}, "square-l2": {"queries": 200},
+            "sparse-rs-l0": {"queries": 200}}[name]
 
 
 EPSILONS = {Norm.LINF: (2 / 255, 8 / 255, 32 / 255), Norm.L2: (0.25, 1.0, 3.0), Norm.L1: (2.0, 8.0, 30.0), Norm.L0: (1, 5, 20)}

@@ -1,34 +1,119 @@
-"""Score-based attacks: they query the deployed ONNX graph's logits and nothing else."""
+"""Score-based attacks: they query the deployed ONNX graph's logits and nothing else.
+
+All three are random searches (Andriushchenko et al. 2020; Croce et al. 2022): each step proposes one candidate
+per still-unbroken sample, sends those candidates to ONNX Runtime together (in chunks of CPU_CHUNK on the CPU), and
+keeps a candidate when its margin loss is better. Square-Linf and Sparse-RS touch a few pixels per step, so their
+proposals are built on the (A, C, P) values at P flat pixel positions per sample (gather / scatter), never on
+full-image masks. Every sample sent to the graph counts as a query (OnnxClassifier.queries agrees).
+"""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
 from evaluator.attacks.base import Attack, AttackKind, AttackOutput, AttackTarget, Norm, register_attack
+from evaluator.runtime import CPU_EP, OnnxClassifier
 
-# Square attack's schedule: the fraction of pixels changed per step halves at these shares of 10000 iterations.
+# Square attack's schedule: the fraction of pixels changed per step is p_init / divisor until these shares of 10000 steps.
 SQUARE_SCHEDULE = ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64), (6000, 128), (8000, 256))
+SQUARE_LAST_DIVISOR = 512
+# Sparse-RS's schedule for L0 (Croce et al. 2022): the share of the k perturbed pixels swapped per step.
+SPARSE_SCHEDULE = ((10, 1), (50, 2), (200, 4), (500, 5), (1000, 6), (2000, 8), (4000, 10), (6000, 12), (8000, 15))
+SPARSE_LAST_DIVISOR = 20
+# Samples per ONNX Runtime call on the CPU: small batches keep a small model's activations in cache (LeNet-5: about
+# 15% less CPU time per sample than batches of 256). CUDA gets every candidate in one call.
+CPU_CHUNK = 64
 
 
 def margins(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """z_y - max_{j != y} z_j per sample (N,); <= 0 means misclassified."""
-    true = logits[np.arange(len(y)), y]
-    others = logits.copy()
-    others[np.arange(len(y)), y] = -np.inf
-    return true - others.max(axis=1)
+    """z_y - max_{j != y} z_j per sample (N,); <= 0 means misclassified. logits (N, K) is left as it was."""
+    rows = np.arange(len(y))
+    true = logits[rows, y]
+    logits[rows, y] = -np.inf
+    margin = true - logits.max(axis=1)
+    logits[rows, y] = true
+    return margin
+
+
+def query_margins(model: OnnxClassifier, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Margins (N,) of x (N, C, H, W) on the deployed graph; every sample counts as one query there."""
+    if model.runtime.used != CPU_EP or len(x) <= CPU_CHUNK:
+        return margins(model.logits(x), y)
+    return margins(np.concatenate([model.logits(x[i:i + CPU_CHUNK]) for i in range(0, len(x), CPU_CHUNK)]), y)
+
+
+def scheduled_fraction(p_init: float, iteration: int, total: int,
+                       schedule: tuple[tuple[int, int], ...] = SQUARE_SCHEDULE, last: int = SQUARE_LAST_DIVISOR) -> float:
+    """p_init / divisor at `iteration` of `total`, the schedule rescaled to `total` steps as if there were 10000."""
+    progress = int(iteration / total * 10000)
+    for threshold, divisor in schedule:
+        if progress <= threshold:
+            return p_init / divisor
+    return p_init / last
 
 
 def square_fraction(p_init: float, iteration: int, total: int) -> float:
     """Fraction of pixels in the square at `iteration` of `total` (Andriushchenko et al. 2020)."""
-    progress = int(iteration / total * 10000)
-    divisor = 512
-    for threshold, value in SQUARE_SCHEDULE:
-        if progress <= threshold:
-            divisor = value
-            break
-    return p_init / divisor
+    return scheduled_fraction(p_init, iteration, total)
+
+
+def random_squares(rng: np.random.Generator, count: int, height: int, width: int, side: int) -> np.ndarray:
+    """(count, side * side) int64 flat pixel positions (row * width + col) of one side x side square each, at random places."""
+    rows = rng.integers(0, height - side + 1, count)
+    cols = rng.integers(0, width - side + 1, count)
+    square = (np.arange(side)[:, None] * width + np.arange(side)[None, :]).ravel()
+    return (rows * width + cols)[:, None] + square[None, :]
+
+
+def flat_positions(a: np.ndarray, samples: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """Positions (A, C, P) in a.ravel() of every channel at the flat pixel positions pixels (A, P) of rows samples (A,)."""
+    channels, plane = a.shape[1], a.shape[2] * a.shape[3]
+    planes = (samples[:, None] * channels + np.arange(channels)[None, :]) * plane  # (A, C)
+    return planes[:, :, None] + pixels[:, None, :]
+
+
+def gather(a: np.ndarray, samples: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """Values (A, C, P) of a (N, C, H, W) at the flat pixel positions pixels (A, P) of rows samples (A,); a copy."""
+    return np.take(a, flat_positions(a, samples, pixels))
+
+
+def scatter(a: np.ndarray, samples: np.ndarray, pixels: np.ndarray, values: np.ndarray | float) -> None:
+    """Write values (A, C, P) into the C-contiguous a (N, C, H, W) in place, at pixels (A, P) of rows samples (A,)."""
+    np.put(a, flat_positions(a, samples, pixels), values)
+
+
+class RandomSearch:
+    """Bookkeeping shared by the random searches: the best candidate and margin per sample, queries used.
+
+    x (N, C, H, W) float32 clean inputs, y (N,) labels; x_best starts at `start` and margin at its margin (1 query).
+    """
+
+    def __init__(self, model: OnnxClassifier, x: np.ndarray, y: np.ndarray, start: np.ndarray) -> None:
+        self.model, self.x, self.y = model, x, y
+        self.x_best = np.ascontiguousarray(start, dtype=np.float32)
+        self.margin = query_margins(model, self.x_best, y)
+        self.used = np.ones(len(x), np.int64)
+
+    def active(self) -> np.ndarray:
+        """Indices (A,) of the samples not yet misclassified."""
+        return np.flatnonzero(self.margin > 0)
+
+    def try_candidates(self, active: np.ndarray, candidate: np.ndarray, accept_ties: bool = False) -> np.ndarray:
+        """Query candidate (A, C, H, W) for samples `active`; keep each one whose margin is lower (or equal with
+        accept_ties) than the best so far. Returns the (A,) bool mask of kept candidates."""
+        new_margin = query_margins(self.model, candidate, self.y[active])
+        self.used[active] += 1
+        better = new_margin <= self.margin[active] if accept_ties else new_margin < self.margin[active]
+        winners = active[better]
+        self.x_best[winners] = candidate[better]
+        self.margin[winners] = new_margin[better]
+        return better
+
+    def output(self) -> AttackOutput:
+        return AttackOutput(self.x_best, self.used)
 
 
 @register_attack
@@ -37,7 +122,7 @@ class SquareLinf(Attack):
     """Square attack in Linf (Andriushchenko et al. 2020): random square updates of +-epsilon per channel,
     accepted when the margin loss falls; stops per sample at the first misclassification.
 
-    Each step sends all still-unbroken samples to ONNX Runtime in one batch (fixed shapes on CUDA).
+    Every sample has its own square at each step.
     """
 
     name = "square-linf"
@@ -52,53 +137,203 @@ class SquareLinf(Attack):
     def run(self, target: AttackTarget, x: np.ndarray, y: np.ndarray, epsilon: float, seed: int) -> AttackOutput:
         rng = np.random.default_rng(seed)
         n, c, h, w = x.shape
-        model = target.deployed
-        stripes = rng.choice(np.array([-epsilon, epsilon], np.float32), size=(n, c, 1, w))
-        x_best = np.clip(x + stripes, 0.0, 1.0).astype(np.float32)
-        margin = margins(model.logits(x_best), y)
-        used = np.ones(n, np.int64)
+        steps = np.array([-epsilon, epsilon], np.float32)
+        stripes = rng.choice(steps, size=(n, c, 1, w))
+        search = RandomSearch(target.deployed, x, y, np.clip(x + stripes, 0.0, 1.0))
         for iteration in range(1, self.queries):
-            active = np.flatnonzero(margin > 0)
+            active = search.active()
             if active.size == 0:
                 break
             side = int(round(np.sqrt(square_fraction(self.p_init, iteration, self.queries) * h * w)))
-            side = min(max(side, 1), h - 1)
-            window = random_windows(rng, active.size, h, w, side)
-            candidate = self._candidate(rng, x[active], x_best[active], window, epsilon)
-            new_margin = margins(model.logits(candidate), y[active])
-            used[active] += 1
-            better = new_margin < margin[active]
-            x_best[active[better]] = candidate[better]
-            margin[active[better]] = new_margin[better]
-        return AttackOutput(x_best, used)
+            side = min(max(side, 1), max(min(h, w) - 1, 1))
+            pixels = random_squares(rng, active.size, h, w, side)
+            clean = gather(x, active, pixels)
+            current = gather(search.x_best, active, pixels)
+            values = self._window_values(rng, clean, current, steps)
+            candidate = search.x_best[active]
+            scatter(candidate, np.arange(active.size), pixels, values)
+            search.try_candidates(active, candidate)
+        return search.output()
 
-    def _candidate(self, rng: np.random.Generator, x: np.ndarray, x_best: np.ndarray, window: np.ndarray,
-                   epsilon: float) -> np.ndarray:
-        """x_best with the window set to x +- epsilon per channel. Where that changes nothing (clipping at 0 or 1
-        often does), the signs are flipped, then re-drawn, so no query is spent on an unchanged input."""
-        signs = rng.choice(np.array([-epsilon, epsilon], np.float32), size=(len(x), x.shape[1], 1, 1))
-        candidate = square_update(x, x_best, window, signs, epsilon)
+    def _window_values(self, rng: np.random.Generator, clean: np.ndarray, current: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        """New window values (A, C, P): clip(x +- epsilon, 0, 1) with one sign per channel. Where that equals the
+        current window (clipping at 0 or 1 often makes it so), the signs are flipped, then re-drawn, so no query is
+        spent on an unchanged input."""
+        count, channels = clean.shape[:2]
+        signs = rng.choice(steps, size=(count, channels, 1))
+        values = np.clip(clean + signs, 0.0, 1.0)
         for attempt in range(self.max_redraws):
-            unchanged = np.flatnonzero((candidate == x_best).reshape(len(x), -1).all(axis=1))
+            unchanged = np.flatnonzero((values == current).all(axis=(1, 2)))
             if unchanged.size == 0:
                 break
             if attempt == 0:
                 signs[unchanged] = -signs[unchanged]  # with one channel the only other choice
             else:
-                signs[unchanged] = rng.choice(np.array([-epsilon, epsilon], np.float32), size=(unchanged.size, x.shape[1], 1, 1))
-            candidate[unchanged] = square_update(x[unchanged], x_best[unchanged], window[unchanged], signs[unchanged], epsilon)
-        return candidate
+                signs[unchanged] = rng.choice(steps, size=(unchanged.size, channels, 1))
+            values[unchanged] = np.clip(clean[unchanged] + signs[unchanged], 0.0, 1.0)
+        return values
 
 
-def random_windows(rng: np.random.Generator, count: int, height: int, width: int, side: int) -> np.ndarray:
-    """(count, 1, H, W) boolean masks of one side x side square each, at random positions."""
-    rows = rng.integers(0, height - side + 1, count)
-    cols = rng.integers(0, width - side + 1, count)
-    in_rows = (np.arange(height)[None, :] >= rows[:, None]) & (np.arange(height)[None, :] < rows[:, None] + side)
-    in_cols = (np.arange(width)[None, :] >= cols[:, None]) & (np.arange(width)[None, :] < cols[:, None] + side)
-    return in_rows[:, None, :, None] & in_cols[:, None, None, :]
+def rectangle_bump(rows: int, cols: int) -> np.ndarray:
+    """(rows, cols) float64 pseudo-Gaussian of unit L2 norm: nested rectangles around the centre, the one at
+    Chebyshev distance d from it weighted 1 / (d + 1)^2, so a pixel at distance d holds sum_{k >= d} 1 / (k + 1)^2."""
+    levels = max(rows // 2, cols // 2) + 1
+    tails = np.cumsum((1.0 / np.arange(1, levels + 1) ** 2)[::-1])[::-1]  # tails[d] = sum_{k=d}^{levels-1} 1/(k+1)^2
+    distance = np.maximum(np.abs(np.arange(rows)[:, None] - rows // 2), np.abs(np.arange(cols)[None, :] - cols // 2))
+    bump = tails[distance]
+    return bump / np.sqrt((bump**2).sum())
 
 
-def square_update(x: np.ndarray, x_best: np.ndarray, window: np.ndarray, signs: np.ndarray, epsilon: float) -> np.ndarray:
-    """x_best with its window replaced by clip(x +- epsilon, 0, 1); x_best is already inside the ball and the box."""
-    return np.where(window, np.clip(x + signs, 0.0, 1.0), x_best).astype(np.float32, copy=False)
+@functools.lru_cache(maxsize=64)
+def square_pattern(side: int) -> np.ndarray:
+    """(side, side) float32 unit-L2 update of the L2 Square attack: a bump in the top half, minus one in the bottom.
+    Cached: the array is read-only."""
+    pattern = np.concatenate([rectangle_bump(side // 2, side), -rectangle_bump(side - side // 2, side)])
+    pattern = (pattern / np.sqrt((pattern**2).sum())).astype(np.float32)
+    pattern.flags.writeable = False
+    return pattern
+
+
+def oriented_patterns(rng: np.random.Generator, count: int, side: int) -> np.ndarray:
+    """(count, 1, side * side) square patterns, each transposed (halves side by side) with probability 1/2."""
+    pattern = square_pattern(side)
+    transposed = rng.random(count) < 0.5
+    return np.where(transposed[:, None, None], pattern.T, pattern).reshape(count, 1, side * side)
+
+
+@register_attack
+@dataclass
+class SquareL2(Attack):
+    """Square attack in L2 (Andriushchenko et al. 2020). Starts from a grid of signed pseudo-Gaussian blocks scaled to
+    the epsilon-sphere; each step takes two random squares per sample, clears the second, and puts into the first
+    its old content plus a fresh signed two-halves bump, with the mass of both windows plus the unused budget, so
+    the perturbation stays on the sphere (then clipped to [0, 1]). Accepted when the margin falls; stops per sample
+    at the first misclassification.
+    """
+
+    name = "square-l2"
+    norm = Norm.L2
+    kind = AttackKind.SCORE
+    summary = "Square attack in L2 on the deployed graph's logits"
+
+    queries: int = 1000
+    p_init: float = 0.8
+
+    def run(self, target: AttackTarget, x: np.ndarray, y: np.ndarray, epsilon: float, seed: int) -> AttackOutput:
+        rng = np.random.default_rng(seed)
+        n, c, h, w = x.shape
+        search = RandomSearch(target.deployed, x, y, self._start(rng, x, epsilon))
+        for iteration in range(1, self.queries):
+            active = search.active()
+            if active.size == 0:
+                break
+            side = max(int(round(np.sqrt(square_fraction(self.p_init, iteration, self.queries) * h * w))), 3)
+            side = min(side + 1 - side % 2, h, w)  # odd, as in the paper, and inside the image
+            clean = x[active]
+            delta = search.x_best[active] - clean
+            self._move_mass(rng, delta, epsilon, side)
+            length = np.sqrt((delta.reshape(active.size, -1) ** 2).sum(axis=1))
+            delta *= (epsilon / np.maximum(length, 1e-12)).astype(np.float32)[:, None, None, None]
+            delta += clean
+            search.try_candidates(active, np.clip(delta, 0.0, 1.0, out=delta))
+        return search.output()
+
+    @staticmethod
+    def _start(rng: np.random.Generator, x: np.ndarray, epsilon: float) -> np.ndarray:
+        """x plus a grid of (H // 5)-sided blocks, each a square pattern with a random sign per channel, scaled to L2
+        norm epsilon and clipped to [0, 1]."""
+        n, c, h, w = x.shape
+        side = max(h // 5, 1)
+        first = (h - 5 * side) // 2 if h >= 5 else 0
+        delta = np.zeros_like(x)
+        for top in range(first, h - side + 1, side):
+            for left in range(first, w - side + 1, side):  # one block per step: 25 steps on any batch
+                signs = rng.choice(np.array([-1.0, 1.0], np.float32), size=(n, c, 1))
+                block = oriented_patterns(rng, n, side) * signs
+                delta[:, :, top:top + side, left:left + side] = block.reshape(n, c, side, side)
+        length = np.sqrt((delta.reshape(n, -1).astype(np.float64) ** 2).sum(axis=1))
+        scale = (epsilon / np.maximum(length, 1e-12)).astype(np.float32)
+        return np.clip(x + delta * scale[:, None, None, None], 0.0, 1.0)
+
+    @staticmethod
+    def _move_mass(rng: np.random.Generator, delta: np.ndarray, epsilon: float, side: int) -> None:
+        """One proposal on delta (A, C, H, W) in place: window 2 cleared; window 1 set, per channel, to a unit bump with
+        a random sign plus its old content normalised, rescaled to the L2 mass both windows held plus an equal share
+        of the budget the image does not use yet (epsilon^2 - ||delta||^2) / C."""
+        count, channels, h, w = delta.shape
+        rows = np.arange(count)
+        unused = np.maximum(epsilon**2 - (delta.reshape(count, -1) ** 2).sum(axis=1), 0.0)[:, None] / channels  # (A, 1)
+        first = random_squares(rng, count, h, w, side)
+        second = random_squares(rng, count, h, w, side)
+        old = gather(delta, rows, first)  # (A, C, P)
+        cleared = gather(delta, rows, second)
+        scatter(delta, rows, second, 0.0)
+        rest = gather(delta, rows, first)  # window 1 without its overlap with window 2
+        windows = (cleared**2).sum(axis=2) + (rest**2).sum(axis=2)  # (A, C) mass in the union of both windows
+        signs = rng.choice(np.array([-1.0, 1.0], np.float32), size=(count, channels, 1))
+        update = oriented_patterns(rng, count, side) * signs + old / (1e-12 + np.sqrt((old**2).sum(axis=2, keepdims=True)))
+        length = np.sqrt((update**2).sum(axis=2, keepdims=True))
+        update *= np.sqrt(unused + windows)[:, :, None] / np.maximum(length, 1e-12)
+        scatter(delta, rows, first, update)
+
+
+def sparse_fraction(p_init: float, iteration: int, total: int) -> float:
+    """Share of the k perturbed pixels swapped at `iteration` of `total` (Sparse-RS's L0 schedule)."""
+    return scheduled_fraction(p_init, iteration, total, SPARSE_SCHEDULE, SPARSE_LAST_DIVISOR)
+
+
+def random_corners(rng: np.random.Generator, clean: np.ndarray) -> np.ndarray:
+    """Random corners of [0, 1]^C (A, C, P) for pixels whose clean values are clean (A, C, P); a corner equal to the
+    clean pixel (it would change nothing) is replaced by the opposite corner."""
+    corners = rng.integers(0, 2, clean.shape).astype(np.float32)
+    same = (corners == clean).all(axis=1, keepdims=True)
+    return np.where(same, 1.0 - corners, corners).astype(np.float32, copy=False)
+
+
+@register_attack
+@dataclass
+class SparseRSL0(Attack):
+    """Sparse-RS in L0 (Croce et al., AAAI 2022): epsilon = k pixel positions (a pixel counts once over its channels)
+    set to random corners of [0, 1]^C. Each step swaps a scheduled number of the perturbed pixels (restored to their
+    clean values) with as many unperturbed ones (set to fresh corners); the swap is kept when the margin does not
+    rise. Stops per sample at the first misclassification.
+    """
+
+    name = "sparse-rs-l0"
+    norm = Norm.L0
+    kind = AttackKind.SCORE
+    summary = "Sparse-RS random search over k pixels on the deployed graph's logits"
+
+    queries: int = 1000
+    p_init: float = 0.3
+
+    def run(self, target: AttackTarget, x: np.ndarray, y: np.ndarray, epsilon: float, seed: int) -> AttackOutput:
+        rng = np.random.default_rng(seed)
+        n, c, h, w = x.shape
+        pixels = h * w
+        k = min(int(np.floor(epsilon + 1e-9)), pixels - 1)
+        if k < 1 or n == 0:
+            return AttackOutput(x.copy(), np.zeros(n, np.int64))
+        order = np.argsort(rng.random((n, pixels)), axis=1)
+        perturbed, free = order[:, :k].copy(), order[:, k:].copy()  # per sample: perturbed and unperturbed positions
+        start = x.copy()
+        scatter(start, np.arange(n), perturbed, random_corners(rng, gather(x, np.arange(n), perturbed)))
+        search = RandomSearch(target.deployed, x, y, start)
+        for iteration in range(1, self.queries):
+            active = search.active()
+            if active.size == 0:
+                break
+            swaps = min(max(int(sparse_fraction(self.p_init, iteration, self.queries) * k), 1), k, pixels - k)
+            out_slots = rng.permutation(k)[:swaps]  # slots shared by the batch; the pixels in them differ per sample
+            in_slots = rng.permutation(pixels - k)[:swaps]
+            leaving = perturbed[active[:, None], out_slots[None, :]]  # (A, swaps)
+            entering = free[active[:, None], in_slots[None, :]]
+            rows = np.arange(active.size)
+            candidate = search.x_best[active]
+            scatter(candidate, rows, leaving, gather(x, active, leaving))
+            scatter(candidate, rows, entering, random_corners(rng, gather(x, active, entering)))
+            kept = search.try_candidates(active, candidate, accept_ties=True)
+            winners = active[kept]
+            perturbed[winners[:, None], out_slots[None, :]] = entering[kept]
+            free[winners[:, None], in_slots[None, :]] = leaving[kept]
+        return search.output()

@@ -258,16 +258,18 @@ def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset],
 
 def parent_clean_accuracy(path: Path, metadata: dict[str, Any] | None, config: AssessConfig,
                           dataset: Dataset) -> tuple[float | None, list[str]]:
-    """Clean accuracy of the unpruned parent .onnx named in a pruned model's metadata (beside it, sha256-checked)."""
-    parent = (metadata or {}).get("parent") or {}
-    if not (metadata or {}).get("pruning") or not parent.get("file"):
+    """Clean accuracy of the unpruned root of a pruned model: the .onnx beside the root's .pt2 named in the pruning
+    record, whose own metadata must name that .pt2 (same sha256). An iterative schedule's immediate parent is itself
+    pruned, so the drop is measured against the root."""
+    root = ((metadata or {}).get("pruning") or {}).get("root_source") or {}
+    if not root.get("file"):
         return None, []
-    candidate = path.parent / parent["file"]
+    candidate = path.parent / Path(root["file"]).with_suffix(".onnx").name
     if not candidate.is_file():
-        return None, [f"parent {parent['file']} named in the metadata is not beside the model: no accuracy drop"]
-    if parent.get("sha256") and sha256_of(candidate) != parent["sha256"]:
-        return None, [f"parent {candidate.name} does not match the sha256 in the metadata: no accuracy drop"]
+        return None, [f"unpruned parent {candidate.name} is not beside the model: no accuracy drop"]
     classifier = OnnxClassifier(candidate, config.provider, config.batch_size, config.threads)  # type: ignore[arg-type]
+    if ((classifier.metadata or {}).get("source") or {}).get("sha256") != root.get("sha256"):
+        return None, [f"{candidate.name} is not the unpruned parent recorded in the metadata (sha256 of its source differs): no accuracy drop"]
     return float((classifier.predict(dataset.test.x) == dataset.test.y).mean()), []
 
 

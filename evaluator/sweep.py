@@ -30,7 +30,7 @@ from evaluator.errors import EvaluatorError
 from evaluator.files import sha256_of, write_text_atomic
 
 SWEEP_SCHEMA_VERSION = "1.0"
-CACHE_VERSION = "1"  # bump when a change of the evaluator changes assessment numbers
+CACHE_VERSION = "2"  # bump when a change of the evaluator changes assessment numbers
 ARCHITECTURES = ("lenet5", "resnet8", "vgg11")
 STUDY_METHODS = tuple(f"{granularity}-{criterion}" for granularity in ("unstructured", "kernel", "filter")
                       for criterion in ("global-magnitude", "local-magnitude", "local-random"))

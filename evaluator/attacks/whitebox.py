@@ -42,18 +42,36 @@ def in_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
     return np.concatenate(chunks) if chunks else x.copy()
 
 
+def project_to_ball(candidate: Any, x: Any, epsilon: float, norm: Norm) -> Any:
+    """candidate (N, C, H, W) moved into the `norm` ball of radius epsilon around x, then into [0, 1].
+
+    Clipping to [0, 1] after the ball cannot leave the ball: x is inside [0, 1], so clipping only moves
+    coordinates towards x.
+    """
+    import torch
+
+    if norm is Norm.LINF:
+        candidate = torch.min(torch.max(candidate, x - epsilon), x + epsilon)
+    else:
+        delta = candidate - x
+        length = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
+        candidate = x + delta * (epsilon / length).clamp(max=1.0).view(-1, 1, 1, 1)
+    return candidate.clamp(0, 1)
+
+
+def steepest_direction(grad: Any, norm: Norm) -> Any:
+    """The unit step (N, C, H, W) of steepest ascent in `norm`: sign(grad) in Linf, grad / ||grad||_2 in L2."""
+    if norm is Norm.LINF:
+        return grad.sign()
+    return grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+
+
 def pgd_batch(model: Any, x: Any, y: Any, epsilon: float, norm: Norm, steps: int, step_size: float,
               random_start: bool, generator: Any) -> np.ndarray:
     import torch
 
     def project(candidate: Any) -> Any:
-        if norm is Norm.LINF:
-            candidate = torch.min(torch.max(candidate, x - epsilon), x + epsilon)
-        else:
-            delta = candidate - x
-            length = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
-            candidate = x + delta * (epsilon / length).clamp(max=1.0).view(-1, 1, 1, 1)
-        return candidate.clamp(0, 1)
+        return project_to_ball(candidate, x, epsilon, norm)
 
     x_adv = x.clone()
     if random_start:
@@ -78,11 +96,7 @@ def pgd_batch(model: Any, x: Any, y: Any, epsilon: float, norm: Norm, steps: int
         loss = torch.nn.functional.cross_entropy(logits, y, reduction="sum")
         (grad,) = torch.autograd.grad(loss, x_adv)
         with torch.no_grad():
-            if norm is Norm.LINF:
-                direction = grad.sign()
-            else:
-                direction = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
-            x_adv = project(x_adv.detach() + step_size * direction)
+            x_adv = project(x_adv.detach() + step_size * steepest_direction(grad, norm))
     return best.numpy()
 
 
@@ -137,13 +151,16 @@ def apgd_checkpoints(steps: int) -> list[int]:
     return sorted({int(np.ceil(share * steps)) for share in shares[1:] if share <= 1})
 
 
-def apgd_batch(model: Any, x: Any, y: Any, epsilon: float, steps: int, rho: float, generator: Any) -> np.ndarray:
-    """APGD-CE in Linf (Croce & Hein 2020) on one batch: momentum 0.75, per-sample step size halved at checkpoints
-    when the loss stopped improving; returns the iterate with the largest margin seen per sample."""
+def apgd_batch(model: Any, x: Any, y: Any, epsilon: float, norm: Norm, steps: int, rho: float,
+               generator: Any) -> np.ndarray:
+    """APGD-CE (Croce & Hein 2020) in Linf or L2 on one batch x (N, C, H, W): steps of 2 x epsilon at first along
+    sign(grad) (Linf) or grad / ||grad||_2 (L2), momentum 0.75, per-sample step size halved at the checkpoints when
+    the loss stopped improving (restarting from the best-loss point); returns the iterate with the largest margin
+    seen per sample. Random start: uniform in the Linf cube; in L2 on the sphere of radius epsilon (AutoAttack's)."""
     import torch
 
     def project(candidate: Any) -> Any:
-        return torch.min(torch.max(candidate, x - epsilon), x + epsilon).clamp(0, 1)
+        return project_to_ball(candidate, x, epsilon, norm)
 
     def loss_grad(point: Any) -> tuple[Any, Any, Any]:
         point = point.clone().requires_grad_(True)
@@ -154,7 +171,11 @@ def apgd_batch(model: Any, x: Any, y: Any, epsilon: float, steps: int, rho: floa
 
     n = len(x)
     view = (-1, 1, 1, 1)
-    x_cur = project(x + (torch.rand(x.shape, generator=generator) * 2 - 1) * epsilon)
+    if norm is Norm.LINF:
+        x_cur = project(x + (torch.rand(x.shape, generator=generator) * 2 - 1) * epsilon)
+    else:
+        noise = torch.randn(x.shape, generator=generator)
+        x_cur = (x + epsilon * noise / noise.flatten(1).norm(dim=1).clamp_min(1e-12).view(view)).clamp(0, 1)
     loss, grad, margin = loss_grad(x_cur)
     best, best_margin = x_cur.clone(), margin.clone()
     x_max, loss_max = x_cur.clone(), loss.clone()
@@ -165,7 +186,7 @@ def apgd_batch(model: Any, x: Any, y: Any, epsilon: float, steps: int, rho: floa
     x_prev = x_cur.clone()
     for k in range(steps):
         with torch.no_grad():
-            z = project(x_cur + step.view(view) * grad.sign())
+            z = project(x_cur + step.view(view) * steepest_direction(grad, norm))
             if k == 0:
                 x_next = z
             else:
@@ -194,15 +215,9 @@ def apgd_batch(model: Any, x: Any, y: Any, epsilon: float, steps: int, rho: floa
     return best.numpy()
 
 
-@register_attack
 @dataclass
-class LinfAPGD(Attack):
-    """APGD-CE in Linf (AutoAttack's first attack): PGD with momentum and an automatic step-size schedule."""
-
-    name = "apgd-ce-linf"
-    norm = Norm.LINF
-    kind = AttackKind.WHITE_BOX
-    summary = "APGD with cross-entropy (Croce & Hein 2020) on the PyTorch source"
+class AutoProjectedGradientAttack(Attack):
+    """APGD-CE options and run, shared by the Linf and L2 attacks."""
 
     steps: int = 100
     rho: float = 0.75
@@ -211,4 +226,26 @@ class LinfAPGD(Attack):
     def run(self, target: AttackTarget, x: np.ndarray, y: np.ndarray, epsilon: float, seed: int) -> AttackOutput:
         model = target.source()
         return AttackOutput(in_batches(x, y, self.batch_size, seed, lambda clean, labels, generator: apgd_batch(
-            model, clean, labels, epsilon, self.steps, self.rho, generator)))
+            model, clean, labels, epsilon, self.norm, self.steps, self.rho, generator)))
+
+
+@register_attack
+@dataclass
+class LinfAPGD(AutoProjectedGradientAttack):
+    """APGD-CE in Linf (AutoAttack's first attack): PGD with momentum and an automatic step-size schedule."""
+
+    name = "apgd-ce-linf"
+    norm = Norm.LINF
+    kind = AttackKind.WHITE_BOX
+    summary = "APGD with cross-entropy (Croce & Hein 2020) on the PyTorch source"
+
+
+@register_attack
+@dataclass
+class L2APGD(AutoProjectedGradientAttack):
+    """APGD-CE in L2 (AutoAttack's L2 version): normalised-gradient steps, projection onto the L2 ball."""
+
+    name = "apgd-ce-l2"
+    norm = Norm.L2
+    kind = AttackKind.WHITE_BOX
+    summary = "APGD in L2 with cross-entropy (Croce & Hein 2020) on the PyTorch source"

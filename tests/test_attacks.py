@@ -32,7 +32,9 @@ def small_options(name: str) -> dict:
     return {"square-linf": {"queries": 200}, "pgd-linf": {"steps": 10}, "pgd-l2": {"steps": 10},
             "transfer-pgd-linf": {"steps": 10}, "apgd-ce-linf": {"steps": 10},
             "hsj-l2": {"queries": 100}, "hsj-linf": {"queries": 100}, "square-l2": {"queries": 200},
-            "sparse-rs-l0": {"queries": 200}, "cw-l2": {"binary_search_steps": 4, "steps": 20}, "apgd-ce-l2": {"steps": 10}}[name]
+            "sparse-rs-l0": {"queries": 200}, "cw-l2": {"binary_search_steps": 4, "steps": 20}, "apgd-ce-l2": {"steps": 10},
+            "fmn-l0": {"steps": 20}, "fmn-l1": {"steps": 20}, "fmn-l2": {"steps": 20}, "fmn-linf": {"steps": 20},
+            "l0-greedy": {"max_pixels": 60}}[name]
 
 
 EPSILONS = {Norm.LINF: (2 / 255, 8 / 255, 32 / 255), Norm.L2: (0.25, 1.0, 3.0), Norm.L1: (2.0, 8.0, 30.0), Norm.L0: (1, 5, 20)}

@@ -95,7 +95,7 @@ class L2CarliniWagner(MinimalNormAttack):
 
     Option names follow foolbox's L2CarliniWagnerAttack (stepsize = Adam's learning rate). The defaults (9 x 100
     steps, stepsize 0.02, warm start) are sized for LeNet-5 on 1000 Fashion-MNIST images on a small CPU; they
-    stop well short of convergence (foolbox's 9 x 10000 steps find ~20% closer adversarials, at ~40x the time).
+    stop short of convergence (foolbox's defaults, 9 x 10000 steps, come ~5% closer at ~80x the time).
     warm_start=False with stepsize 0.01 and many more steps is closest to the original algorithm.
     """
 

@@ -99,3 +99,17 @@ def test_sweep_file_and_bad_settings(tmp_path: Path) -> None:
                             ({"attacks": "nothing"}, "unknown attack")):
         with pytest.raises(EvaluatorError, match=message):
             make_config(values).validate()
+
+
+def test_reproduction_page_shows_the_sweeps_numbers(uninterrupted: Path, tmp_path: Path) -> None:
+    from evaluator.report.reproduction import main as write_page
+
+    page = tmp_path / "reproduction.md"
+    assert write_page([str(uninterrupted), "--out", str(page)]) == 0
+    text = page.read_text()
+    rows = json.loads((uninterrupted / "table.json").read_text())["rows"]
+    parent = next(row for row in rows if row["method"] == "none")
+    for method in ("filter-l1", "unstructured-global-magnitude"):
+        cells = [f"{100 * parent['clean_accuracy']:.1f}"] + [f"{100 * row['clean_accuracy']:.1f}" for row in rows if row["method"] == method]
+        assert f"| {method} | " + " | ".join(cells) + " |" in text
+    assert (tmp_path / "reproduction" / parent["variant"] / "grid.svg").read_bytes() == (uninterrupted / "figures" / "grid.svg").read_bytes()

@@ -1,0 +1,108 @@
+"""The reproduction page: each study claim's verdict follows its rule on the measured rows; the page shows the table's numbers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evaluator.report.reproduction import (by_method, finding_clean, finding_filter_collapse, finding_scenario,
+                                           finding_speed, finding_sweet_spots, main)
+
+
+def row(method: str, rate: float, clean: float, robust: dict[str, float] | None = None, throughput: float = 1000.0,
+        gzip: int = 1000, median: dict[str, float] | None = None) -> dict[str, Any]:
+    variant = "parent" if method == "none" else f"{method}_cr{rate:g}"
+    return {"variant": variant, "method": method, "target_rate": rate, "achieved_rate": rate, "params": 100,
+            "nonzero_params": int(100 / rate), "macs": 1000, "size_bytes": 2000, "gzip_bytes": gzip,
+            "provider": "CPUExecutionProvider", "latency_p50_ms": 1.0, "latency_p99_ms": 1.2, "throughput_per_s": throughput,
+            "throughput_batch": 256, "clean_accuracy": clean, "accuracy_drop": None, "robust_accuracy": robust or {},
+            "median_distance": median or {}, "curves": {}, "checks_failed": [], "sha256": "0", "path": f"/x/{variant}.onnx"}
+
+
+PARENT = row("none", 1.0, 0.90, {"Linf@0.01": 0.6, "Linf@0.02": 0.4, "Linf@0.03": 0.2})
+UNSTRUCTURED = "unstructured-global-magnitude"
+
+
+def unstructured(cleans: dict[float, float]) -> list[dict[str, Any]]:
+    return [row(UNSTRUCTURED, rate, clean) for rate, clean in cleans.items()]
+
+
+def test_by_method_starts_every_method_at_the_parent() -> None:
+    rows = [PARENT, row("a", 4.0, 0.8), row("a", 2.0, 0.85), row("b", 2.0, 0.7)]
+    table = by_method(rows)
+    assert list(table) == ["a", "b"]
+    assert list(table["a"]) == [1.0, 2.0, 4.0] and table["a"][1.0] is PARENT and table["b"][1.0] is PARENT
+
+
+@pytest.mark.parametrize("cleans, verdict", [({2.0: 0.90, 4.0: 0.89, 8.0: 0.885}, "confirmed"),
+                                             ({2.0: 0.89, 4.0: 0.87, 8.0: 0.80}, "partly"),
+                                             ({2.0: 0.85, 4.0: 0.80, 8.0: 0.70}, "contradicted")])
+def test_clean_accuracy_claim(cleans: dict[float, float], verdict: str) -> None:
+    assert finding_clean([PARENT, *unstructured(cleans)]).verdict == verdict
+
+
+def test_claims_without_their_variants_have_no_data() -> None:
+    assert finding_clean([PARENT, row("filter-l1", 2.0, 0.9)]).verdict == "no data"
+    assert finding_filter_collapse([PARENT, *unstructured({16.0: 0.5})], []).verdict == "no data"
+    assert finding_sweet_spots([row("a", 2.0, 0.9)]).verdict == "no data"
+    stopped = finding_filter_collapse([PARENT, row("filter-global-magnitude", 2.0, 0.8)], ["filter-global-magnitude stopped at rate 16: too few channels"])
+    assert stopped.verdict == "no data" and "too few channels" in stopped.evidence
+
+
+def test_sweet_spots_use_the_middle_budget_of_each_norm() -> None:
+    better = row("a", 4.0, 0.88, {"Linf@0.01": 0.5, "Linf@0.02": 0.45, "Linf@0.03": 0.1})  # middle key: Linf@0.02
+    worse = row("b", 2.0, 0.88, {"Linf@0.01": 0.7, "Linf@0.02": 0.35, "Linf@0.03": 0.3})
+    finding = finding_sweet_spots([PARENT, better, worse])
+    assert finding.verdict == "confirmed" and "Linf@0.02: 1/2 methods (a)" in finding.evidence
+    assert finding_sweet_spots([PARENT, worse]).verdict == "contradicted"
+
+
+def test_filter_collapse_takes_the_highest_rate() -> None:
+    rows = [PARENT, row("filter-global-magnitude", 16.0, 0.35), row("filter-global-magnitude", 64.0, 0.12),
+            row("filter-local-magnitude", 32.0, 0.5)]
+    finding = finding_filter_collapse(rows, [])
+    assert finding.verdict == "partly" and "12.0% at CR 64" in finding.evidence and "50.0% at CR 32" in finding.evidence
+
+
+def test_speed_claim_wants_filter_faster_and_the_rest_unchanged() -> None:
+    fast_filter = row("filter-l1", 8.0, 0.8, throughput=2000.0, gzip=200)
+    same_unstructured = row(UNSTRUCTURED, 8.0, 0.89, throughput=1050.0, gzip=300)
+    assert finding_speed([PARENT, fast_filter, same_unstructured]).verdict == "confirmed"
+    fast_unstructured = row(UNSTRUCTURED, 8.0, 0.89, throughput=1500.0)
+    assert finding_speed([PARENT, fast_filter, fast_unstructured]).verdict == "partly"
+    assert finding_speed([PARENT, row("filter-l1", 8.0, 0.8, throughput=1000.0)]).verdict == "contradicted"
+    assert finding_speed([{**PARENT, "throughput_per_s": None}, fast_filter]).verdict == "no data"
+
+
+def test_scenario_claim_needs_a_crossing() -> None:
+    robust = row("a", 4.0, 0.85, {"Linf@0.01": 0.7, "Linf@0.02": 0.6, "Linf@0.03": 0.5})
+    finding = finding_scenario([PARENT, robust])
+    assert finding.verdict == "confirmed" and "a_cr4" in finding.evidence and "parent" in finding.evidence
+    dominated = row("a", 4.0, 0.85, {"Linf@0.01": 0.5, "Linf@0.02": 0.3, "Linf@0.03": 0.1})
+    assert finding_scenario([PARENT, dominated]).verdict == "contradicted"
+
+
+def test_page_from_results_folders(tmp_path: Path) -> None:
+    rows = [PARENT, *unstructured({2.0: 0.905, 4.0: 0.8912}), row("filter-l1", 2.0, 0.7, throughput=1800.0)]
+    folder = tmp_path / "results"
+    (folder / "figures").mkdir(parents=True)
+    (folder / "figures" / "grid.svg").write_text("<svg/>")
+    (folder / "table.json").write_text(json.dumps({"config": {"samples": 300, "finetune_epochs": 2}, "rows": rows,
+                                                   "failures": [], "environment": {"python": "3.11"}}))
+    page = tmp_path / "docs" / "reproduction.md"
+    assert main([str(folder), str(tmp_path / "absent"), "--out", str(page)]) == 0
+    text = page.read_text()
+    assert f"| {UNSTRUCTURED} | 90.0 | 90.5 | 89.1 |" in text  # clean accuracy (%) pivot, CR 1, 2, 4
+    assert "| filter-l1 | 1.00x | 1.80x | - |" in text  # throughput relative to the parent
+    assert "Not measured yet" in text and "absent" in text
+    assert (tmp_path / "docs" / "reproduction" / "parent" / "grid.svg").read_text() == "<svg/>"
+    assert "![grid of parent](reproduction/parent/grid.svg)" in text
+
+
+def test_page_without_any_results_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(tmp_path / "absent"), "--out", str(tmp_path / "page.md")]) == 2
+    assert "none of the results folders" in capsys.readouterr().err
+    assert not (tmp_path / "page.md").exists()

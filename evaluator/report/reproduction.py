@@ -181,11 +181,12 @@ def finding_speed(rows: Sequence[dict[str, Any]]) -> Finding:
             continue
         speedup = row["throughput_per_s"] / parent["throughput_per_s"]
         gzip = row["gzip_bytes"] / parent["gzip_bytes"]
+        macs = row["macs"] / parent["macs"]
         if method.startswith("filter"):
             holds.append(speedup >= FASTER)
         else:
             holds.append(abs(speedup - 1) <= SAME_SPEED)
-        parts.append(f"{method} {speedup:.2f}x throughput, {gzip:.2f}x gzip bytes")
+        parts.append(f"{method} {speedup:.2f}x throughput, {macs:.2f}x MACs, {gzip:.2f}x gzip bytes")
     if not holds:
         return Finding(claim, "no data", "no variant at CR 8 with a measured throughput")
     verdict = "confirmed" if all(holds) else "contradicted" if not any(holds) else "partly"

@@ -295,6 +295,8 @@ def prune(
     out: Annotated[Optional[Path], typer.Option(help="Output folder (default: beside the source).")] = None,
     name: Annotated[Optional[str], typer.Option(help="Artifact name prefix (default SOURCE_METHOD); _crRATE is appended.")] = None,
     seed: Annotated[int, typer.Option()] = 0,
+    tolerance: Annotated[float, typer.Option(help="Accepted relative distance of the achieved rate from each target "
+                                             "(coarse filter steps on small models may need 0.25).")] = 0.05,
     list_methods: Annotated[bool, typer.Option("--list", help="List the pruning methods and exit.")] = False,
 ) -> None:
     """Prune a model to one or more compression rates, fine-tune each step and write verified artifacts."""
@@ -315,7 +317,7 @@ def prune(
         raise EvaluatorError("--finetune-epochs must be >= 0")
     positive_finite(lr=lr, patience=patience)
     request = PruneRequest(method, parse_rates(rate), target, rate_basis, scope, round_to, schedule,  # type: ignore[arg-type]
-                           TrainConfig(epochs=finetune_epochs, learning_rate=lr, patience=patience, seed=seed))
+                           TrainConfig(epochs=finetune_epochs, learning_rate=lr, patience=patience, seed=seed), tolerance)
     with progress_bar() as bar:
         steps = run_schedule(source, request, out or source.parent, name, dataset, data_dir, seed, bar)
     for step in steps:
@@ -342,6 +344,8 @@ def sweep(
     methods: Annotated[Optional[str], typer.Option(help="Pruning methods, comma separated. [default: the study's nine]")] = None,
     rates: Annotated[Optional[str], typer.Option(help="Compression rates, comma separated; 1 is the parent. [default: 1,2,4,8,16,32,64]")] = None,
     schedule: Annotated[Optional[str], typer.Option(help="iterative or oneshot.")] = None,
+    rate_tolerance: Annotated[Optional[float], typer.Option(help="Accepted relative distance of an achieved rate from its "
+                                                            "target. [default: 0.05]")] = None,
     finetune_epochs: Annotated[Optional[int], typer.Option(help="Most fine-tuning epochs per pruning step. [default: 10]")] = None,
     train_epochs: Annotated[Optional[int], typer.Option(help="Most training epochs of a parent trained here. [default: 30]")] = None,
     width: Annotated[Optional[float], typer.Option(help="Width multiplier of a parent trained here.")] = None,
@@ -359,7 +363,7 @@ def sweep(
     from evaluator.sweep import load_sweep_file, make_config, run_sweep
 
     given = {"source": source, "out": out, "dataset": dataset, "data_dir": data_dir, "methods": methods, "rates": rates,
-             "schedule": schedule, "finetune_epochs": finetune_epochs, "train_epochs": train_epochs, "width": width,
+             "schedule": schedule, "rate_tolerance": rate_tolerance, "finetune_epochs": finetune_epochs, "train_epochs": train_epochs, "width": width,
              "attacks": attacks, "epsilons": eps, "epsilons_l2": eps_l2, "epsilons_l1": eps_l1, "epsilons_l0": eps_l0,
              "samples": samples, "provider": provider, "seed": seed, "skip_latency": True if no_latency else None}
     overrides = {key: value for key, value in given.items() if value is not None}

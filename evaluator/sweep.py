@@ -49,6 +49,7 @@ class SweepConfig:
     methods: tuple[str, ...] = STUDY_METHODS
     rates: tuple[float, ...] = (1, 2, 4, 8, 16, 32, 64)
     schedule: str = "iterative"
+    rate_tolerance: float = 0.05  # accepted relative distance of an achieved compression rate from its target
     finetune_epochs: int = 10
     patience: int = 3
     learning_rate: float = 1e-3
@@ -84,6 +85,8 @@ class SweepConfig:
             raise EvaluatorError(f"rates must be numbers >= 1 (1 = the unpruned parent), got {self.rates}")
         if self.schedule not in ("iterative", "oneshot"):
             raise EvaluatorError(f"schedule must be iterative or oneshot, got {self.schedule!r}")
+        if not 0 < self.rate_tolerance < 1:
+            raise EvaluatorError(f"rate_tolerance must be a share between 0 and 1, got {self.rate_tolerance:g}")
         if self.samples < 1 or self.train_epochs < 1 or self.finetune_epochs < 0 or self.patience < 1 or not self.learning_rate > 0:
             raise EvaluatorError("samples, train_epochs and patience must be >= 1, finetune_epochs >= 0, learning_rate > 0")
         check_budgets(self.assess_config())
@@ -231,7 +234,7 @@ def prune_method(config: SweepConfig, parent: Path, method: str, progress: Any, 
     if not rates:
         return [], None
     finetune = TrainConfig(epochs=config.finetune_epochs, learning_rate=config.learning_rate, patience=config.patience, seed=config.seed)
-    request = PruneRequest(method, rates, schedule=config.schedule, finetune=finetune)  # type: ignore[arg-type]
+    request = PruneRequest(method, rates, schedule=config.schedule, finetune=finetune, tolerance=config.rate_tolerance)  # type: ignore[arg-type]
     say(f"pruning {method} to rates {', '.join(f'{rate:g}' for rate in rates)}")
     stopped: list[str] = []
     steps = run_schedule(parent.with_suffix(".pt2"), request, parent.parent, None, config.dataset, config.data_dir,

@@ -171,3 +171,17 @@ def test_methods_are_listed() -> None:
     assert result.exit_code == 0
     for name in METHODS:
         assert name in result.output
+
+
+def test_rate_tolerance_accepts_the_closest_reachable_rate(tmp_path: Path) -> None:
+    """LeNet-5's 6 and 16 filters make rate 4 unreachable within 5% for filter-local-magnitude (closest 3.78 in one step)."""
+    args = ["prune", str(ZOO_PARENT.with_suffix(".pt2")), "--method", "filter-local-magnitude", "--rate", "4",
+            "--finetune-epochs", "0", "--out", str(tmp_path)]
+    strict = runner.invoke(app, args)
+    assert strict.exit_code == 2 and "closest reachable 3.78" in " ".join(strict.output.split()), strict.output
+    wide = runner.invoke(app, [*args, "--tolerance", "0.25"])
+    assert wide.exit_code == 0 and "achieved 3.778" in " ".join(wide.output.split()), wide.output
+    again = runner.invoke(app, args)  # the saved step was accepted under a wider tolerance than this request's
+    assert again.exit_code == 2 and "closest reachable 3.78" in " ".join(again.output.split()), again.output
+    bad = runner.invoke(app, [*args, "--tolerance", "1.5"])
+    assert bad.exit_code == 2 and "between 0 and 1" in bad.output

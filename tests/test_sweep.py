@@ -96,7 +96,7 @@ def test_sweep_file_and_bad_settings(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "unknown sweep setting 'eps'" in result.output
     for values, message in (({"rates": "0.5"}, "rates must be"), ({"methods": "prune-all"}, "unknown pruning method"),
                             ({"source": "resnet50"}, "source must be"), ({"samples": "many"}, "not a valid int"),
-                            ({"attacks": "nothing"}, "unknown attack")):
+                            ({"attacks": "nothing"}, "unknown attack"), ({"rate_tolerance": "2"}, "rate_tolerance must be")):
         with pytest.raises(EvaluatorError, match=message):
             make_config(values).validate()
 

@@ -272,8 +272,10 @@ def section(result: StudyResult, figure_folder: Path, page: Path) -> list[str]:
     return lines
 
 
-def render_page(results: Sequence[StudyResult], page: Path, command: str, missing: Sequence[Path] = ()) -> str:
-    """The whole page; copies the figures into <page stem>/ beside it. `missing`: results folders not measured yet."""
+def render_page(results: Sequence[StudyResult], page: Path, command: str, missing: Sequence[Path] = (),
+                remarks: Sequence[str] = ()) -> str:
+    """The whole page; copies the figures into <page stem>/ beside it. `missing`: results folders not measured yet;
+    `remarks`: paragraphs about this run's conditions (e.g. other work on the machine while latency was measured)."""
     figure_folder = page.parent / page.stem
     lines = ["# Reproducing \"Pruning in the Face of Adversaries\" on Fashion-MNIST", "",
              "Every number and figure on this page was measured by `evaluator sweep` and written by "
@@ -287,6 +289,8 @@ def render_page(results: Sequence[StudyResult], page: Path, command: str, missin
     if environment:
         lines += ["Environment: " + ", ".join(f"{key} {value}" for key, value in sorted(environment.items())
                                               if isinstance(value, (str, int, float))), ""]
+    for remark in remarks:
+        lines += [remark, ""]
     if missing:
         lines += ["Not measured yet (no table.json): " + ", ".join(f"`{folder}`" for folder in missing), ""]
     per_result = [findings(result) for result in results]
@@ -306,6 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("results", nargs="+", type=Path)
     parser.add_argument("--out", type=Path, default=Path("docs/reproduction.md"))
     parser.add_argument("--command", default="bash docs/reproduce.sh")
+    parser.add_argument("--remark", action="append", default=[], help="a paragraph about this run's conditions")
     args = parser.parse_args(argv)
     missing = [folder for folder in args.results if not (folder / "table.json").is_file()]
     for folder in missing:
@@ -314,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = [load_result(folder) for folder in args.results if folder not in missing]
         if not results:
             raise EvaluatorError("none of the results folders has a table.json: run `evaluator sweep` first")
-        write_text_atomic(args.out, render_page(results, args.out, args.command, missing))
+        write_text_atomic(args.out, render_page(results, args.out, args.command, missing, args.remark))
     except EvaluatorError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

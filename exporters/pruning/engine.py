@@ -79,6 +79,10 @@ def prune_to_target(model: nn.Module, method: PruningMethod, target: Target, roo
                     seed: int = 0, tolerance: float = RATE_TOLERANCE) -> tuple[nn.Module, StepOutcome]:
     """A pruned copy of `model` (left untouched) whose rate against `root` is within `tolerance` (5 %) of `target`.
 
+    The pruning itself never depends on `tolerance` (choices are made at the strict 5 %): a wider tolerance only
+    accepts the closest reachable rate where the strict one would refuse, so a step's result is the same under any
+    tolerance that accepts it.
+
     For filter methods `round_to=None` means automatic: a model whose conv layers all have channel counts in
     multiples of 8 keeps them so when the rate can still be reached that way; pass 1 to never round.
     """
@@ -102,7 +106,7 @@ def prune_to_target(model: nn.Module, method: PruningMethod, target: Target, roo
 
             level, rate, pruned = bisect_level(evaluate, target.rate)
             round_to = rounding
-            if abs(rate / target.rate - 1) <= tolerance:
+            if abs(rate / target.rate - 1) <= min(tolerance, RATE_TOLERANCE):
                 break
     else:
         pruned = copy.deepcopy(model).eval()

@@ -23,7 +23,7 @@ from evaluator.files import sha256_of
 from exporters.architectures import ArchSpec
 from exporters.artifacts import Artifacts, load_trainable, save_artifacts
 from exporters.pruning.census import Census, prunable_layers, take_census
-from exporters.pruning.engine import StepOutcome, Target, prune_to_target
+from exporters.pruning.engine import RATE_TOLERANCE, StepOutcome, Target, prune_to_target
 from exporters.pruning.masks import MaskKeeper
 from exporters.pruning.methods import PruningMethod, get_method
 from exporters.train import TrainConfig, accuracy, seed_everything, train_model
@@ -45,6 +45,7 @@ class PruneRequest:
     round_to: int | None = None
     schedule: Literal["iterative", "oneshot"] = "iterative"
     finetune: TrainConfig = field(default_factory=TrainConfig)
+    tolerance: float = RATE_TOLERANCE  # accepted relative distance of the achieved rate from the target
 
     def resolved(self) -> "PruneRequest":
         """Method defaults filled in; errors for choices the method does not allow."""
@@ -55,8 +56,10 @@ class PruneRequest:
             raise EvaluatorError(f"rates must be >= 1, got {', '.join(f'{r:g}' for r in self.rates) or 'none'}")
         if self.round_to is not None and (self.round_to < 1 or not method.physical):
             raise EvaluatorError("--round-to takes a positive channel count and applies to filter methods only")
+        if not 0 < self.tolerance < 1:
+            raise EvaluatorError(f"the rate tolerance must be a share between 0 and 1, got {self.tolerance:g}")
         return PruneRequest(self.method, tuple(sorted(set(self.rates))), self.metric, self.basis or method.default_basis,  # type: ignore[arg-type]
-                            self.scope or method.scope or "local", self.round_to, self.schedule, self.finetune)
+                            self.scope or method.scope or "local", self.round_to, self.schedule, self.finetune, self.tolerance)
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,11 @@ class StepResult:
 
 
 def step_key(source_sha: str, request: PruneRequest, rate: float, previous: str | None) -> str:
-    payload = {"engine": ENGINE_VERSION, "source": source_sha, "request": asdict(request), "rate": rate, "previous": previous}
+    """The hash of everything that decides a step's result. Not the tolerance: it only decides whether a result is
+    accepted (finished_step checks a cached step against the current one)."""
+    fields = asdict(request)
+    fields.pop("tolerance")
+    payload = {"engine": ENGINE_VERSION, "source": source_sha, "request": fields, "rate": rate, "previous": previous}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -81,13 +88,16 @@ def root_census(metadata: dict[str, Any], layers: list[str], current: Census) ->
     return current
 
 
-def finished_step(stem: Path, key: str) -> dict[str, Any] | None:
+def finished_step(stem: Path, key: str, tolerance: float) -> dict[str, Any] | None:
     card_path, pt2, onnx = stem.with_suffix(".json"), stem.with_suffix(".pt2"), stem.with_suffix(".onnx")
     if not (card_path.is_file() and pt2.is_file() and onnx.is_file()):
         return None
     card = json.loads(card_path.read_text())
-    if (card["metadata"].get("pruning") or {}).get("step_key") != key:
+    record = card["metadata"].get("pruning") or {}
+    if record.get("step_key") != key:
         return None
+    if abs(record["achieved_rate"] / record["target"]["rate"] - 1) > tolerance:
+        return None  # made under a wider tolerance than this request accepts
     if card["files"]["pt2"]["sha256"] != sha256_of(pt2) or card["files"]["onnx"]["sha256"] != sha256_of(onnx):
         return None
     return card
@@ -120,7 +130,7 @@ def run_schedule(source: Path, request: PruneRequest, out_dir: Path, name: str |
         stem = out_dir / f"{base}_cr{rate:g}{'_macs' if request.metric == 'macs' else ''}"
         start, start_path = (current, current_path) if request.schedule == "iterative" else (parent_model, source)
         key = step_key(source_sha, request, rate, previous_key if request.schedule == "iterative" else None)
-        card = finished_step(stem, key)
+        card = finished_step(stem, key, request.tolerance)
         if card is not None:
             pruned, _, _ = load_trainable(stem.with_suffix(".pt2"))
             artifacts = Artifacts(stem.with_suffix(".pt2"), stem.with_suffix(".onnx"), stem.with_suffix(".json"))
@@ -130,7 +140,7 @@ def run_schedule(source: Path, request: PruneRequest, out_dir: Path, name: str |
             target = Target(rate, request.metric, request.basis)  # type: ignore[arg-type]
             try:
                 pruned, outcome = prune_to_target(start, method, target, root, example, calibration, request.scope,  # type: ignore[arg-type]
-                                                  request.round_to, seed)
+                                                  request.round_to, seed, request.tolerance)
             except EvaluatorError as error:
                 if stopped is None:
                     raise

@@ -185,3 +185,17 @@ def test_rate_tolerance_accepts_the_closest_reachable_rate(tmp_path: Path) -> No
     assert again.exit_code == 2 and "closest reachable 3.78" in " ".join(again.output.split()), again.output
     bad = runner.invoke(app, [*args, "--tolerance", "1.5"])
     assert bad.exit_code == 2 and "between 0 and 1" in bad.output
+
+
+def test_step_keys_hold_the_tolerance_only_where_it_can_change_the_result() -> None:
+    from exporters.pruning.engine import tolerance_matters
+    from exporters.pruning.schedule import PruneRequest, step_key
+
+    aligned, unaligned = build_model(ArchSpec("resnet8", width=0.5)), build_model(ArchSpec("lenet5"))
+    assert tolerance_matters(aligned, get_method("filter-l1"), None)
+    assert not tolerance_matters(aligned, get_method("filter-l1"), 1)  # a fixed rounding leaves nothing to choose
+    assert not tolerance_matters(unaligned, get_method("filter-l1"), None)
+    assert not tolerance_matters(aligned, get_method("unstructured-global-magnitude"), None)
+    strict, wide = PruneRequest("filter-l1", (2.0,)), PruneRequest("filter-l1", (2.0,), tolerance=0.25)
+    assert step_key("sha", strict, 2.0, None, False) == step_key("sha", wide, 2.0, None, False)
+    assert step_key("sha", strict, 2.0, None, True) != step_key("sha", wide, 2.0, None, True)

@@ -74,14 +74,28 @@ def bisect_level(evaluate: Callable[[float], tuple[float, Any]], target: float) 
     return best_level, best_rate, best_thing
 
 
+def rounding_choices(model: nn.Module, round_to: int | None) -> list[int | None]:
+    """Channel roundings a filter method tries in order: the given one, else 8 then none for a model whose conv
+    layers all have multiples of 8 channels, else none."""
+    if round_to is not None:
+        return [round_to]
+    aligned = all(m.out_channels % AUTO_ROUND_TO == 0 for m in model.modules() if isinstance(m, nn.Conv2d))
+    return [AUTO_ROUND_TO, None] if aligned else [None]
+
+
+def tolerance_matters(model: nn.Module, method: PruningMethod, round_to: int | None) -> bool:
+    """Whether the rate tolerance can change a step's result (not only accept or refuse it): a filter method that
+    keeps the first rounding within tolerance."""
+    return method.physical and len(rounding_choices(model, round_to)) > 1
+
+
 def prune_to_target(model: nn.Module, method: PruningMethod, target: Target, root: Census, example: torch.Tensor,
                     calibration: tuple[torch.Tensor, torch.Tensor], scope: str, round_to: int | None = None,
                     seed: int = 0, tolerance: float = RATE_TOLERANCE) -> tuple[nn.Module, StepOutcome]:
     """A pruned copy of `model` (left untouched) whose rate against `root` is within `tolerance` (5 %) of `target`.
 
-    The pruning itself never depends on `tolerance` (choices are made at the strict 5 %): a wider tolerance only
-    accepts the closest reachable rate where the strict one would refuse, so a step's result is the same under any
-    tolerance that accepts it.
+    `tolerance` changes the result only where `tolerance_matters` (a filter method choosing between rounded and
+    unrounded channel counts); elsewhere it only decides whether the closest reachable rate is accepted.
 
     For filter methods `round_to=None` means automatic: a model whose conv layers all have channel counts in
     multiples of 8 keeps them so when the rate can still be reached that way; pass 1 to never round.
@@ -98,15 +112,14 @@ def prune_to_target(model: nn.Module, method: PruningMethod, target: Target, roo
     if method.physical:
         check_applicable(model, method)
 
-        aligned = all(m.out_channels % AUTO_ROUND_TO == 0 for m in model.modules() if isinstance(m, nn.Conv2d))
-        for rounding in ([round_to] if round_to is not None else [AUTO_ROUND_TO, None] if aligned else [None]):
+        for rounding in rounding_choices(model, round_to):
             def evaluate(level: float, rounding: int | None = rounding) -> tuple[float, nn.Module]:
                 candidate = prune_channels(model, method, scope, level, example, calibration, rounding, seed)
                 return rate_of(candidate), candidate
 
             level, rate, pruned = bisect_level(evaluate, target.rate)
             round_to = rounding
-            if abs(rate / target.rate - 1) <= min(tolerance, RATE_TOLERANCE):
+            if abs(rate / target.rate - 1) <= tolerance:
                 break
     else:
         pruned = copy.deepcopy(model).eval()

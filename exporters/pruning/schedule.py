@@ -23,7 +23,7 @@ from evaluator.files import sha256_of
 from exporters.architectures import ArchSpec
 from exporters.artifacts import Artifacts, load_trainable, save_artifacts
 from exporters.pruning.census import Census, prunable_layers, take_census
-from exporters.pruning.engine import RATE_TOLERANCE, StepOutcome, Target, prune_to_target
+from exporters.pruning.engine import RATE_TOLERANCE, StepOutcome, Target, prune_to_target, tolerance_matters
 from exporters.pruning.masks import MaskKeeper
 from exporters.pruning.methods import PruningMethod, get_method
 from exporters.train import TrainConfig, accuracy, seed_everything, train_model
@@ -71,12 +71,14 @@ class StepResult:
     resumed: bool
 
 
-def step_key(source_sha: str, request: PruneRequest, rate: float, previous: str | None) -> str:
-    """The hash of everything that decides a step's result. Not the tolerance: it only decides whether a result is
-    accepted (finished_step checks a cached step against the current one)."""
+def step_key(source_sha: str, request: PruneRequest, rate: float, previous: str | None, with_tolerance: bool) -> str:
+    """The hash of everything that decides a step's result. The tolerance only where it can change the result
+    (engine.tolerance_matters); elsewhere it only accepts or refuses one, which finished_step checks."""
     fields = asdict(request)
-    fields.pop("tolerance")
+    tolerance = fields.pop("tolerance")
     payload = {"engine": ENGINE_VERSION, "source": source_sha, "request": fields, "rate": rate, "previous": previous}
+    if with_tolerance:
+        payload["tolerance"] = tolerance
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -129,7 +131,8 @@ def run_schedule(source: Path, request: PruneRequest, out_dir: Path, name: str |
     for index, rate in enumerate(request.rates):
         stem = out_dir / f"{base}_cr{rate:g}{'_macs' if request.metric == 'macs' else ''}"
         start, start_path = (current, current_path) if request.schedule == "iterative" else (parent_model, source)
-        key = step_key(source_sha, request, rate, previous_key if request.schedule == "iterative" else None)
+        key = step_key(source_sha, request, rate, previous_key if request.schedule == "iterative" else None,
+                       tolerance_matters(start, method, request.round_to))
         card = finished_step(stem, key, request.tolerance)
         if card is not None:
             pruned, _, _ = load_trainable(stem.with_suffix(".pt2"))

@@ -13,10 +13,11 @@ from evaluator.attacks.base import Norm
 
 def distances(x: np.ndarray, x_adv: np.ndarray, norm: Norm) -> np.ndarray:
     """Per-sample distance (N,) float64 between x and x_adv in `norm`."""
-    delta = (x_adv.astype(np.float64) - x.astype(np.float64)).reshape(x.shape[0], x.shape[1], -1)
+    n, channels, pixels = x.shape[0], x.shape[1], int(np.prod(x.shape[2:]))  # explicit sizes: N may be 0
+    delta = (x_adv.astype(np.float64) - x.astype(np.float64)).reshape(n, channels, pixels)
     if norm is Norm.L0:
         return (np.abs(delta) > 0).any(axis=1).sum(axis=1).astype(np.float64)
-    flat = delta.reshape(x.shape[0], -1)
+    flat = delta.reshape(n, channels * pixels)
     if norm is Norm.L1:
         return np.abs(flat).sum(axis=1)
     if norm is Norm.L2:

@@ -111,6 +111,8 @@ def test_distances_follow_the_contract() -> None:
     assert distances(x, x_adv, Norm.L0)[0] == 2
     assert distances(x, x_adv, Norm.LINF)[0] == 0.5
     assert distances(x, x_adv, Norm.L2)[0] == pytest.approx(np.sqrt(3 * 0.25 + 0.0625))
+    for norm in Norm:  # no sample (nothing fooled in a batch): an empty result, not an error
+        assert distances(x[:0], x_adv[:0], norm).shape == (0,)
 
 
 def test_projection_keeps_inputs_in_the_box_and_budget() -> None:

@@ -86,7 +86,8 @@ def test_scenario_claim_needs_a_crossing() -> None:
 
 
 def test_page_from_results_folders(tmp_path: Path) -> None:
-    rows = [PARENT, *unstructured({2.0: 0.905, 4.0: 0.8912}), row("filter-l1", 2.0, 0.7, throughput=1800.0)]
+    dead = {**row("kernel-local-random", 8.0, 0.1), "checks_failed": ["gradients-nonzero", "unbounded-success"]}
+    rows = [PARENT, *unstructured({2.0: 0.905, 4.0: 0.8912}), row("filter-l1", 2.0, 0.7, throughput=1800.0), dead]
     folder = tmp_path / "results"
     (folder / "figures").mkdir(parents=True)
     (folder / "figures" / "grid.svg").write_text("<svg/>")
@@ -95,8 +96,9 @@ def test_page_from_results_folders(tmp_path: Path) -> None:
     page = tmp_path / "docs" / "reproduction.md"
     assert main([str(folder), str(tmp_path / "absent"), "--out", str(page), "--remark", "Measured on a busy machine."]) == 0
     text = page.read_text()
-    assert f"| {UNSTRUCTURED} | 90.0 | 90.5 | 89.1 |" in text  # clean accuracy (%) pivot, CR 1, 2, 4
-    assert "| filter-l1 | 1.00x | 1.80x | - |" in text  # throughput relative to the parent
+    assert f"| {UNSTRUCTURED} | 90.0 | 90.5 | 89.1 | - |" in text  # clean accuracy (%) pivot, CR 1, 2, 4, 8
+    assert "| filter-l1 | 1.00x | 1.80x | - | - |" in text  # throughput relative to the parent
+    assert "| kernel-local-random_cr8 | gradients-nonzero, unbounded-success |" in text  # sanity flags
     assert "Not measured yet" in text and "absent" in text and "Measured on a busy machine." in text
     assert (tmp_path / "docs" / "reproduction" / "parent" / "grid.svg").read_text() == "<svg/>"
     assert "![grid of parent](reproduction/parent/grid.svg)" in text
@@ -106,3 +108,10 @@ def test_page_without_any_results_exits_2(tmp_path: Path, capsys: pytest.Capture
     assert main([str(tmp_path / "absent"), "--out", str(tmp_path / "page.md")]) == 2
     assert "none of the results folders" in capsys.readouterr().err
     assert not (tmp_path / "page.md").exists()
+
+
+def test_flagged_variants_are_left_out_of_robustness_claims() -> None:
+    masked = {**row("a", 4.0, 0.85, {"Linf@0.01": 0.9, "Linf@0.02": 0.9, "Linf@0.03": 0.9}), "checks_failed": ["unbounded-success"]}
+    assert finding_sweet_spots([PARENT, masked]).verdict == "no data"
+    assert finding_scenario([PARENT, masked]).verdict == "contradicted"  # the parent alone is best everywhere
+    assert finding_scenario([PARENT, {**masked, "checks_failed": []}]).verdict == "confirmed"

@@ -106,8 +106,16 @@ def finding_clean(rows: Sequence[dict[str, Any]]) -> Finding:
     return Finding(claim, verdict, evidence)
 
 
+def trusted(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows whose sanity checks all passed: a failed check (gradient masking, a dead model, ...) makes robust
+    accuracy an upper bound only, so robustness claims leave such rows out."""
+    return [row for row in rows if not row.get("checks_failed")]
+
+
 def sweet_spots(rows: Sequence[dict[str, Any]], key: str) -> tuple[list[str], list[str]]:
-    """(methods with a moderate rate at least as robust as the parent at budget key, methods measured at key)."""
+    """(methods with a moderate rate at least as robust as the parent at budget key, methods measured at key);
+    variants with a failed sanity check are left out."""
+    rows = trusted(rows)
     parent = parent_of(rows)
     if parent is None or key not in parent["robust_accuracy"]:
         return [], []
@@ -130,7 +138,8 @@ def middle_key(rows: Sequence[dict[str, Any]], norm: str) -> str | None:
 
 def finding_sweet_spots(rows: Sequence[dict[str, Any]]) -> Finding:
     """Moderate pruning keeps or raises robustness: per norm, the methods with a CR in 2-8 at least as robust as CR 1."""
-    claim = "Moderate pruning keeps or raises robustness (a CR in 2-8 at least as robust as the parent, per method)"
+    claim = ("Moderate pruning keeps or raises robustness (a CR in 2-8 at least as robust as the parent, per method; "
+             "variants with a failed sanity check left out)")
     parts, shares = [], []
     for norm in ("L0", "L2", "Linf"):
         key = middle_key(rows, norm)
@@ -196,10 +205,11 @@ def finding_speed(rows: Sequence[dict[str, Any]]) -> Finding:
 def finding_scenario(rows: Sequence[dict[str, Any]]) -> Finding:
     """Which variant is best depends on the share r of adversarial inputs: more than one variant on the upper envelope."""
     key = middle_key(rows, "Linf") or middle_key(rows, "L2")
-    claim = "The best variant depends on the share r of adversarial inputs (aggregated accuracy, more than one best variant over r in [0, 1])"
+    claim = ("The best variant depends on the share r of adversarial inputs (aggregated accuracy, more than one best "
+             "variant over r in [0, 1]; variants with a failed sanity check left out)")
     if key is None:
         return Finding(claim, "no data", "no fixed budget measured")
-    result = scenario(rows, key)
+    result = scenario(trusted(rows), key)
     if not result.best:
         return Finding(claim, "no data", f"no variant with robust accuracy at {key}")
     ranges = "; ".join(f"r {segment.r_from:.2f}-{segment.r_to:.2f}: {segment.variant}" for segment in result.best)
@@ -246,6 +256,13 @@ def section(result: StudyResult, figure_folder: Path, page: Path) -> list[str]:
         lines += ["Rates not reached: " + "; ".join(result.failures), ""]
     lines += ["### Findings", "", "| the study's claim | verdict | measured |", "|---|---|---|"]
     lines += [f"| {f.claim} | **{f.verdict}** | {f.evidence} |" for f in findings(result)]
+    flagged = [row for row in rows if row.get("checks_failed")]
+    if flagged:
+        lines += ["", "### Sanity flags", "",
+                  "These variants failed a sanity check (see the report's checks): their robust accuracies and distances "
+                  "are upper bounds (a dead model's constant output or masked gradients defeat the attacks), and the "
+                  "robustness findings above leave them out.", "", "| variant | failed checks |", "|---|---|"]
+        lines += [f"| {row['variant']} | {', '.join(row['checks_failed'])} |" for row in flagged]
     lines += ["", "### Clean accuracy (%) by compression rate", ""]
     lines += pivot(rows, lambda row: pct(row["clean_accuracy"]), rates)
     for norm in ("L0", "L2"):

@@ -1,7 +1,7 @@
 """Minimal-norm strength against foolbox: our L0 attacks vs L0 Brendel-Bethge, fmn-l2 vs Carlini-Wagner L2.
 
     python bench/l0_strength.py [MODEL.onnx ...] [--samples 1000] [--bb-steps 1000]
-                                [--cw-binary-steps 9] [--cw-steps 1000] [--cache DIR] [--threads 1]
+                                [--cw-binary-steps 9] [--cw-steps 1000] [--cache DIR] [--threads 1] [--skip-l0|--skip-l2]
 
 Per model, on the first --samples Fashion-MNIST test images: l0-greedy and fmn-l0 (default options) through
 evaluator.robustness.evaluate_minimal, foolbox's L0BrendelBethgeAttack (its default start: a
@@ -75,6 +75,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=None)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--skip-l2", action="store_true")
+    parser.add_argument("--skip-l0", action="store_true", help="only the L2 comparison (e.g. in a second process)")
     args = parser.parse_args()
     import foolbox
 
@@ -98,11 +99,12 @@ def main() -> None:
             attack = foolbox.attacks.L0BrendelBethgeAttack(steps=args.bb_steps)
             return judged(target, test, correct, attack.run(model, x, y).numpy(), Norm.L0)
 
-        bb, bb_seconds = cached(args.cache, f"bb-l0_{path.stem}_{args.samples}_{args.bb_steps}", brendel_bethge)
-        print(line(f"foolbox L0 Brendel-Bethge ({args.bb_steps} steps)", bb, bb_seconds), flush=True)
-        for name in ("l0-greedy", "fmn-l0"):
-            found, seconds = ours(name)
-            print(line(name, found, seconds) + f"   ratio {np.median(found) / np.median(bb):.3f}", flush=True)
+        if not args.skip_l0:
+            bb, bb_seconds = cached(args.cache, f"bb-l0_{path.stem}_{args.samples}_{args.bb_steps}", brendel_bethge)
+            print(line(f"foolbox L0 Brendel-Bethge ({args.bb_steps} steps)", bb, bb_seconds), flush=True)
+            for name in ("l0-greedy", "fmn-l0"):
+                found, seconds = ours(name)
+                print(line(name, found, seconds) + f"   ratio {np.median(found) / np.median(bb):.3f}", flush=True)
         if args.skip_l2:
             continue
 

@@ -8,7 +8,7 @@ Both attacks run on the PyTorch source (.pt2 beside the model) with the same bin
 stepsize and initial const (our defaults unless given), on the same clean-correct samples of a seeded test
 subset; --no-warm-start runs ours as the original algorithm (a fresh start for every c). Every distance is
 judged by the evaluator on the deployed ONNX graph: ours by evaluate_minimal; foolbox's adversarials are
-re-checked there and measured with evaluator.metrics.distances (not adversarial there = not found = inf).
+re-checked there by evaluator.robustness.judge_candidates, as ours are (not adversarial there = not found = inf).
 Medians run over all sampled images, 0 for those misclassified without attack (the evaluator's convention).
 --foolbox-defaults also compares our defaults with foolbox's (9 x 10000 steps at stepsize 0.01; slow on a
 CPU, so on the first --defaults-samples of the subset).
@@ -28,8 +28,8 @@ from evaluator.assessment import attack_subset
 from evaluator.attacks import AttackTarget, create_attack
 from evaluator.attacks import cw  # noqa: F401  (registers cw-l2)
 from evaluator.data import Split, load_dataset
-from evaluator.metrics import Norm, distances
-from evaluator.robustness import evaluate_minimal
+from evaluator.metrics import Norm
+from evaluator.robustness import evaluate_minimal, judge_candidates
 from evaluator.runtime import OnnxClassifier
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,10 +49,7 @@ def foolbox_distances(target: AttackTarget, split: Split, budget: dict[str, floa
     start = time.perf_counter()
     adversarials = attack.run(model, torch.from_numpy(x), torch.from_numpy(y)).numpy().astype(np.float32)
     seconds = time.perf_counter() - start
-    inside = np.isfinite(adversarials).reshape(len(x), -1).all(axis=1)
-    fooled = inside & (target.deployed.predict(np.where(inside[:, None, None, None], adversarials, x)) != y)
-    index = np.flatnonzero(correct)
-    found[index[fooled]] = distances(x[fooled], adversarials[fooled], Norm.L2)
+    found[correct] = judge_candidates(target.deployed, x, y, adversarials, Norm.L2)[0]
     return found, seconds
 
 

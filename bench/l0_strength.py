@@ -28,8 +28,7 @@ from evaluator.attacks import AttackTarget, create_attack
 from evaluator.attacks import fmn  # noqa: F401  (registration)
 from evaluator.attacks.base import Norm
 from evaluator.data import Split, load_dataset
-from evaluator.metrics import distances
-from evaluator.robustness import evaluate_minimal
+from evaluator.robustness import evaluate_minimal, judge_candidates
 from evaluator.runtime import OnnxClassifier
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,11 +36,10 @@ MODELS = (ROOT / "models/lenet5_fmnist.onnx", ROOT / "models/lenet5_fmnist_filte
 
 
 def judged(target: AttackTarget, split: Split, correct: np.ndarray, x_adv: np.ndarray, norm: Norm) -> np.ndarray:
-    """Per-sample distances (N,) of candidates x_adv for the correct samples, judged on the deployed graph."""
-    x, y = split.x[correct], split.y[correct]
-    x_adv = np.clip(x_adv, 0, 1).astype(np.float32)
+    """Per-sample distances (N,) of candidates x_adv for the correct samples, judged on the deployed graph as the
+    evaluator judges its own (robustness.judge_candidates); 0 for the samples misclassified without attack."""
     found = np.zeros(len(split))
-    found[correct] = np.where(target.deployed.predict(x_adv) != y, distances(x, x_adv, norm), np.inf)
+    found[correct] = judge_candidates(target.deployed, split.x[correct], split.y[correct], x_adv, norm)[0]
     return found
 
 

@@ -10,6 +10,7 @@ import numpy as np
 from evaluator.attacks.base import Attack, AttackTarget, MinimalNormAttack, Norm
 from evaluator.data import Split
 from evaluator.metrics import distances, project
+from evaluator.runtime import OnnxClassifier
 
 BUDGET_SLACK = 1e-6  # float32 rounding when x +- epsilon is stored
 
@@ -170,6 +171,19 @@ class MinimalNormResult:
         return data
 
 
+def judge_candidates(deployed: OnnxClassifier, x: np.ndarray, y: np.ndarray, x_adv: np.ndarray, norm: Norm) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample distances (N,) of candidates x_adv for clean x (N, C, H, W) with labels y, judged on the deployed
+    graph: the evaluator's own distance where the candidate is finite, inside [0, 1] and misclassified, else inf; and
+    the (N,) mask of candidates that were finite and inside [0, 1]."""
+    flat = x_adv.reshape(len(x), -1)
+    valid = np.isfinite(flat).all(axis=1) & (np.nan_to_num(flat, nan=-1).min(axis=1) >= 0) & (np.nan_to_num(flat, nan=2).max(axis=1) <= 1)
+    x_adv = np.where(valid[:, None, None, None], x_adv, x).astype(np.float32)
+    fooled = valid & (deployed.predict(x_adv) != y)
+    judged = np.full(len(x), np.inf)
+    judged[fooled] = distances(x[fooled], x_adv[fooled], norm)
+    return judged, valid
+
+
 def evaluate_minimal(attack: MinimalNormAttack, target: AttackTarget, split: Split, seed: int,
                      clean_predictions: np.ndarray | None = None, still_robust: np.ndarray | None = None) -> MinimalNormResult:
     """Run a minimal-norm attack on the correctly classified samples; keep a candidate's distance only if it is finite,
@@ -188,13 +202,10 @@ def evaluate_minimal(attack: MinimalNormAttack, target: AttackTarget, split: Spl
     if index.size:
         x, y = split.x[index], split.y[index]
         output = attack.run_minimal(target, x, y, seed)
-        flat = output.x_adv.reshape(len(x), -1)
-        valid = np.isfinite(flat).all(axis=1) & (np.nan_to_num(flat, nan=-1).min(axis=1) >= 0) & (np.nan_to_num(flat, nan=2).max(axis=1) <= 1)
+        judged, valid = judge_candidates(deployed, x, y, output.x_adv, Norm(attack.norm))
         out_of_box = int((~valid).sum())
-        x_adv = np.where(valid[:, None, None, None], output.x_adv, x).astype(np.float32)
-        fooled = valid & (deployed.predict(x_adv) != y)
-        found = int(fooled.sum())
-        found_distances[index[fooled]] = distances(x[fooled], x_adv[fooled], Norm(attack.norm))
+        found = int(np.isfinite(judged).sum())
+        found_distances[index] = judged
         if output.queries is not None:
             queries = float(output.queries.mean())
     return MinimalNormResult(

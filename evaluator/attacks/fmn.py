@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from evaluator.attacks.base import AttackKind, AttackOutput, AttackTarget, MinimalNormAttack, Norm, register_attack
-from evaluator.attacks.whitebox import in_batches, margin_of
+from evaluator.attacks.whitebox import in_batches, margin_of, steepest_direction
 from evaluator.errors import EvaluatorError
 
 GAMMA_FINAL = 0.001  # FMN's epsilon step at the end of the cosine schedule
@@ -60,16 +60,14 @@ def ascent_direction(grad: Any, norm: Norm) -> Any:
     """
     import torch
 
+    if norm is not Norm.L1:
+        return steepest_direction(grad, Norm.LINF if norm is Norm.LINF else Norm.L2)
     flat = grad.flatten(1)
-    if norm is Norm.LINF:
-        return grad.sign()
-    if norm is Norm.L1:
-        count = max(1, int(L1_SHARE * flat.shape[1]))
-        threshold = flat.abs().topk(count, dim=1).values[:, -1:]
-        chosen = (flat.abs() >= threshold) & (flat != 0)
-        direction = torch.where(chosen, flat.sign(), torch.zeros_like(flat))
-        return (direction / chosen.sum(dim=1, keepdim=True).clamp_min(1)).view_as(grad)
-    return grad / flat.norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+    count = max(1, int(L1_SHARE * flat.shape[1]))
+    threshold = flat.abs().topk(count, dim=1).values[:, -1:]
+    chosen = (flat.abs() >= threshold) & (flat != 0)
+    direction = torch.where(chosen, flat.sign(), torch.zeros_like(flat))
+    return (direction / chosen.sum(dim=1, keepdim=True).clamp_min(1)).view_as(grad)
 
 
 def project_l1(delta: Any, epsilon: Any) -> Any:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Any
+from typing import Any, Sequence
 
 TABLE_SCHEMA_VERSION = "1.0"
+PARENT_METHOD = "none"  # the method of the unpruned parent's row
 
 
 def budget_key(norm: str, epsilon: float) -> str:
@@ -50,12 +51,18 @@ def table_row(model: dict[str, Any], variant: str | None = None) -> dict[str, An
     }
 
 
+def parent_row(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The unpruned parent (method 'none') when the table has exactly one."""
+    parents = [row for row in rows if row["method"] == PARENT_METHOD]
+    return parents[0] if len(parents) == 1 else None
+
+
 def with_parent_drop(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Fill accuracy_drop from the unpruned row (method 'none') where the assessment had no parent beside the model."""
-    parents = [row for row in rows if row["method"] == "none"]
-    if len(parents) != 1:
+    parent_of_rows = parent_row(rows)
+    if parent_of_rows is None:
         return rows
-    parent = parents[0]["clean_accuracy"]
+    parent = parent_of_rows["clean_accuracy"]
     return [{**row, "accuracy_drop": row["accuracy_drop"] if row["accuracy_drop"] is not None else parent - row["clean_accuracy"]}
             for row in rows]
 

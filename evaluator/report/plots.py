@@ -27,11 +27,10 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator, PercentF
 
 from evaluator.files import write_bytes_atomic
 from evaluator.scenario import Scenario, default_budget_key, pareto_front, scenario
-from evaluator.table import budget_columns
+from evaluator.table import PARENT_METHOD, budget_columns, parent_row
 
 DPI = 150
 SVG_SALT = "evaluator-report"
-PARENT_METHOD = "none"
 NORM_ORDER = {"L0": 0, "L1": 1, "L2": 2, "Linf": 3}
 STYLE = {"svg.hashsalt": SVG_SALT, "svg.fonttype": "none", "font.size": 9, "axes.titlesize": 10, "legend.fontsize": 8,
          "figure.dpi": 100, "savefig.dpi": DPI, "savefig.bbox": None, "path.simplify": False}
@@ -127,12 +126,6 @@ def latency_of(row: dict[str, Any]) -> float | None:
     """p99 latency in ms, p50 when p99 was not measured, None without either."""
     value = row.get("latency_p99_ms")
     return row.get("latency_p50_ms") if value is None else value
-
-
-def parent_row(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
-    """The unpruned parent (method 'none') when the table has exactly one."""
-    parents = [row for row in rows if row["method"] == PARENT_METHOD]
-    return parents[0] if len(parents) == 1 else None
 
 
 def methods_of(rows: Sequence[dict[str, Any]]) -> list[str]:

@@ -19,9 +19,8 @@ from typing import Any, Sequence
 from evaluator.errors import EvaluatorError
 from evaluator.files import write_bytes_atomic, write_text_atomic
 from evaluator.scenario import scenario
-from evaluator.table import budget_columns
+from evaluator.table import PARENT_METHOD, budget_columns, parent_row
 
-PARENT = "none"
 MODERATE_RATES = (2.0, 4.0, 8.0)
 HIGH_RATE = 16.0
 KEPT_CLEAN_DROP = 0.02  # "keeps clean accuracy": at most 2 points below the parent
@@ -61,27 +60,22 @@ def load_result(folder: Path) -> StudyResult:
     except json.JSONDecodeError as error:
         raise EvaluatorError(f"{table} is not valid JSON: {error}") from None
     rows = data["rows"]
-    parents = [row for row in rows if row["method"] == PARENT]
-    name = parents[0]["variant"] if parents else Path(folder).name
+    parent = parent_row(rows)
+    name = parent["variant"] if parent is not None else Path(folder).name
     return StudyResult(name, Path(folder), data.get("config", {}), rows, data.get("failures", []), data.get("environment", {}))
 
 
 def by_method(rows: Sequence[dict[str, Any]]) -> dict[str, dict[float, dict[str, Any]]]:
     """{method: {target rate: row}}, every method starting with the parent at rate 1."""
-    parents = [row for row in rows if row["method"] == PARENT]
+    parent = parent_row(rows)
     table: dict[str, dict[float, dict[str, Any]]] = {}
     for row in rows:
-        if row["method"] != PARENT:
+        if row["method"] != PARENT_METHOD:
             table.setdefault(row["method"], {})[float(row["target_rate"])] = row
-    if len(parents) == 1:
+    if parent is not None:
         for series in table.values():
-            series[1.0] = parents[0]
+            series[1.0] = parent
     return {method: dict(sorted(series.items())) for method, series in table.items()}
-
-
-def parent_of(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
-    parents = [row for row in rows if row["method"] == PARENT]
-    return parents[0] if len(parents) == 1 else None
 
 
 def pct(value: float | None) -> str:
@@ -96,7 +90,7 @@ def finding_clean(rows: Sequence[dict[str, Any]]) -> Finding:
     """Moderate unstructured (global magnitude) pruning keeps clean accuracy up to CR 8."""
     claim = f"Moderate unstructured pruning keeps clean accuracy (global magnitude, CR 2-8, at most {100 * KEPT_CLEAN_DROP:g} points below the parent)"
     series = by_method(rows).get("unstructured-global-magnitude", {})
-    parent = parent_of(rows)
+    parent = parent_row(rows)
     measured = {rate: series[rate]["clean_accuracy"] for rate in MODERATE_RATES if rate in series}
     if parent is None or not measured:
         return Finding(claim, "no data", "unstructured-global-magnitude or the parent is missing from the sweep")
@@ -116,7 +110,7 @@ def sweet_spots(rows: Sequence[dict[str, Any]], key: str) -> tuple[list[str], li
     """(methods with a moderate rate at least as robust as the parent at budget key, methods measured at key);
     variants with a failed sanity check are left out."""
     rows = trusted(rows)
-    parent = parent_of(rows)
+    parent = parent_row(rows)
     if parent is None or key not in parent["robust_accuracy"]:
         return [], []
     found, measured = [], []
@@ -180,7 +174,7 @@ def finding_speed(rows: Sequence[dict[str, Any]]) -> Finding:
     """Only filter pruning makes the dense runtime faster; unstructured and kernel pruning only shrink the gzip size."""
     claim = (f"Only filter pruning makes the dense runtime faster (throughput at CR 8 at least {FASTER:g}x the parent's; "
              f"unstructured and kernel within +-{100 * SAME_SPEED:g}%, smaller only when compressed)")
-    parent = parent_of(rows)
+    parent = parent_row(rows)
     if parent is None or not parent.get("throughput_per_s"):
         return Finding(claim, "no data", "no throughput measured for the parent (sweep run with --no-latency?)")
     holds, parts = [], []
@@ -242,7 +236,7 @@ def section(result: StudyResult, figure_folder: Path, page: Path) -> list[str]:
     rows, config = result.rows, result.config
     rates = study_rates(rows)
     lines = [f"## {result.name}", ""]
-    parent = parent_of(rows)
+    parent = parent_row(rows)
     if parent is not None:
         lines.append(f"Parent: {parent['params']:,} parameters, clean accuracy {pct(parent['clean_accuracy'])}% on the "
                      f"whole test set (every clean accuracy below is on the whole test set; robust accuracies and "

@@ -357,6 +357,8 @@ def sweep(
     samples: Annotated[Optional[int], typer.Option(help="Test samples attacked per variant. [default: 1000]")] = None,
     provider: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
     no_latency: Annotated[bool, typer.Option("--no-latency", help="Skip the latency measurement.")] = False,
+    retime_rounds: Annotated[Optional[int], typer.Option(help="After assessing, time every variant again in this many "
+                                                         "interleaved rounds (steadier ratios on a shared machine). [default: 0]")] = None,
     seed: Annotated[Optional[int], typer.Option()] = None,
 ) -> None:
     """Prune a parent with every method to every rate, assess every variant, write table, figures and report."""
@@ -365,7 +367,8 @@ def sweep(
     given = {"source": source, "out": out, "dataset": dataset, "data_dir": data_dir, "methods": methods, "rates": rates,
              "schedule": schedule, "rate_tolerance": rate_tolerance, "finetune_epochs": finetune_epochs, "train_epochs": train_epochs, "width": width,
              "attacks": attacks, "epsilons": eps, "epsilons_l2": eps_l2, "epsilons_l1": eps_l1, "epsilons_l0": eps_l0,
-             "samples": samples, "provider": provider, "seed": seed, "skip_latency": True if no_latency else None}
+             "samples": samples, "provider": provider, "seed": seed, "skip_latency": True if no_latency else None,
+             "retime_rounds": retime_rounds}
     overrides = {key: value for key, value in given.items() if value is not None}
     config = load_sweep_file(config_file, overrides) if config_file else make_config(overrides, "command line")
     with progress_bar() as bar:

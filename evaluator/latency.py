@@ -33,6 +33,13 @@ def measure_latency(classifier: OnnxClassifier, batch_size: int, warmup: int = 1
     A graph with a fixed batch dimension is timed at that batch size, whatever `batch_size` asks.
     """
     batch_size = classifier.fixed_batch or batch_size
+    return latency_stats(batch_size, time_batch(classifier, batch_size, warmup, min_runs, min_seconds, max_seconds, seed))
+
+
+def time_batch(classifier: OnnxClassifier, batch_size: int, warmup: int = 10, min_runs: int = 50,
+               min_seconds: float = 1.0, max_seconds: float = 10.0, seed: int = 0) -> list[float]:
+    """Seconds per run of one random (batch_size, C, H, W) batch, after `warmup` untimed runs: at least min_runs runs
+    and min_seconds, at most max_seconds (then at least 5 runs)."""
     x = np.random.default_rng(seed).random((batch_size, *classifier.input_shape), dtype=np.float32)
     for _ in range(warmup):
         classifier.run_batch(x)
@@ -44,8 +51,12 @@ def measure_latency(classifier: OnnxClassifier, batch_size: int, warmup: int = 1
         times.append(time.perf_counter() - begin)
         elapsed = time.perf_counter() - started
         if (len(times) >= min_runs and elapsed >= min_seconds) or (elapsed >= max_seconds and len(times) >= 5):
-            break
+            return times
+
+
+def latency_stats(batch_size: int, times: list[float]) -> LatencyStats:
+    """Percentiles (ms) and throughput (samples/s at the median run) of per-run times in seconds."""
     ms = np.array(times) * 1e3
     p50, p90, p99 = np.percentile(ms, [50, 90, 99])
     return LatencyStats(batch_size, len(times), float(p50), float(p90), float(p99), float(ms.mean()),
-                        float(batch_size / (np.median(times))))
+                        float(batch_size / np.median(times)))

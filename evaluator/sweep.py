@@ -61,6 +61,7 @@ class SweepConfig:
     samples: int = 1000
     provider: str = "auto"
     skip_latency: bool = False
+    retime_rounds: int = 0  # > 0: after assessing, time every variant again in this many interleaved rounds
     seed: int = 0
 
     def assess_config(self) -> AssessConfig:
@@ -87,6 +88,8 @@ class SweepConfig:
             raise EvaluatorError(f"schedule must be iterative or oneshot, got {self.schedule!r}")
         if not 0 < self.rate_tolerance < 1:
             raise EvaluatorError(f"rate_tolerance must be a share between 0 and 1, got {self.rate_tolerance:g}")
+        if self.retime_rounds < 0:
+            raise EvaluatorError(f"retime_rounds must be 0 (keep the latency of each assessment) or more, got {self.retime_rounds}")
         if self.samples < 1 or self.train_epochs < 1 or self.finetune_epochs < 0 or self.patience < 1 or not self.learning_rate > 0:
             raise EvaluatorError("samples, train_epochs and patience must be >= 1, finetune_epochs >= 0, learning_rate > 0")
         check_budgets(self.assess_config())
@@ -183,6 +186,8 @@ def run_sweep(config: SweepConfig, progress: Any = None, say: Say = lambda messa
             failures.append(failure)
             say(f"[yellow]note[/yellow] {failure}")
     assessments = [assess_variant(config, onnx, out / "assessments", say) for onnx in variants]
+    if config.retime_rounds and not config.skip_latency:
+        assessments = retime_variants(config, variants, assessments, out / "assessments", progress, say)
     from evaluator.table import table_row, with_parent_drop
 
     rows = with_parent_drop([table_row(model) for assessment in assessments for model in assessment["models"]])
@@ -261,6 +266,41 @@ def assess_variant(config: SweepConfig, onnx: Path, folder: Path, say: Say) -> d
     data = {**assess([onnx], assess_config).to_dict(), "sweep_key": key}
     write_text_atomic(cached, json.dumps(data, indent=2) + "\n")
     return data
+
+
+def retime_variants(config: SweepConfig, variants: list[Path], assessments: list[dict[str, Any]], folder: Path,
+                    progress: Any, say: Say) -> list[dict[str, Any]]:
+    """Latency of every variant measured again in config.retime_rounds interleaved rounds, each visiting every variant
+    once at every batch size its assessment timed. A slow drift of a shared machine then spreads over all variants
+    instead of landing on those assessed at a bad moment, so their ratios to the parent mean more. The new figures
+    replace the assessment's and its cached file is rewritten (marked `latency_retimed`)."""
+    from evaluator.latency import latency_stats, time_batch
+    from evaluator.runtime import OnnxClassifier
+
+    rounds = config.retime_rounds
+    say(f"re-timing {len(variants)} variants in {rounds} interleaved rounds")
+    runs: list[dict[int, list[float]]] = [{int(batch): [] for batch in assessment["models"][0]["latency_by_batch"]}
+                                          for assessment in assessments]
+    task = progress.add_task("re-timing latency", total=rounds * len(variants)) if progress else None
+    for _ in range(rounds):
+        for onnx, collected in zip(variants, runs):
+            classifier = OnnxClassifier(onnx, config.provider)  # a fresh session per visit: no 50 sessions held at once
+            for batch, times in collected.items():
+                times += time_batch(classifier, batch, min_runs=20, min_seconds=0.25, max_seconds=3.0, seed=config.seed)
+            if progress:
+                progress.advance(task)
+    updated = []
+    for onnx, assessment, collected in zip(variants, assessments, runs):
+        model = dict(assessment["models"][0])
+        stats = {batch: latency_stats(batch, times).to_dict() for batch, times in collected.items()}
+        model["latency_by_batch"] = {str(batch): value for batch, value in stats.items()}
+        for key in ("latency", "throughput"):
+            if model.get(key):
+                model[key] = stats[int(model[key]["batch_size"])]
+        data = {**assessment, "models": [model], "latency_retimed": {"rounds": rounds, "variants": len(variants)}}
+        write_text_atomic(folder / f"{onnx.stem}.json", json.dumps(data, indent=2) + "\n")
+        updated.append(data)
+    return updated
 
 
 def write_outputs(config: SweepConfig, out: Path, rows: list[dict[str, Any]], assessments: list[dict[str, Any]],

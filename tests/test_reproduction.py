@@ -91,13 +91,14 @@ def test_page_from_results_folders(tmp_path: Path) -> None:
     folder = tmp_path / "results"
     (folder / "figures").mkdir(parents=True)
     (folder / "figures" / "grid.svg").write_text("<svg/>")
-    (folder / "table.json").write_text(json.dumps({"config": {"samples": 300, "finetune_epochs": 2}, "rows": rows,
+    (folder / "table.json").write_text(json.dumps({"config": {"samples": 300, "finetune_epochs": 2, "retime_rounds": 3}, "rows": rows,
                                                    "failures": [], "environment": {"python": "3.11"}}))
     page = tmp_path / "docs" / "reproduction.md"
     assert main([str(folder), str(tmp_path / "absent"), "--out", str(page), "--remark", "Measured on a busy machine."]) == 0
     text = page.read_text()
     assert f"| {UNSTRUCTURED} | 90.0 | 90.5 | 89.1 | - |" in text  # clean accuracy (%) pivot, CR 1, 2, 4, 8
     assert "| filter-l1 | 1.00x | 1.80x | - | - |" in text  # throughput relative to the parent
+    assert "timed again after the sweep in 3 interleaved rounds" in text
     assert "| kernel-local-random_cr8 | gradients-nonzero, unbounded-success |" in text  # sanity flags
     assert "Not measured yet" in text and "absent" in text and "Measured on a busy machine." in text
     assert (tmp_path / "docs" / "reproduction" / "parent" / "grid.svg").read_text() == "<svg/>"

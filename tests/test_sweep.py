@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -87,6 +88,34 @@ def test_killed_sweep_resumes_to_the_same_results(uninterrupted: Path, tmp_path:
 def test_rerun_is_served_from_the_cache(uninterrupted: Path) -> None:
     result = CliRunner().invoke(app, ["sweep", *SMALL, "--out", str(uninterrupted)])
     assert result.exit_code == 0 and result.output.count("cached") >= 5, result.output
+
+
+def test_retime_replaces_latency_in_interleaved_rounds(uninterrupted: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--retime-rounds 2 visits every variant once per round, in the same order, and its timings replace the assessment's."""
+    out = tmp_path / "results"
+    shutil.copytree(uninterrupted, out)
+    timed = [option for option in SMALL if option != "--no-latency"]
+    first = CliRunner().invoke(app, ["sweep", *timed, "--out", str(out)])  # assessed again, now with latency
+    assert first.exit_code == 0, first.output
+    visits: list[tuple[str, int]] = []
+
+    def one_millisecond_per_sample(classifier: object, batch_size: int, *args: object, **kwargs: object) -> list[float]:
+        visits.append((classifier.path.name, batch_size))  # type: ignore[attr-defined]
+        return [batch_size * 1e-3]
+
+    monkeypatch.setattr("evaluator.latency.time_batch", one_millisecond_per_sample)
+    second = CliRunner().invoke(app, ["sweep", *timed, "--retime-rounds", "2", "--out", str(out)])
+    assert second.exit_code == 0 and second.output.count("cached") >= 5, second.output
+    rounds = [visits[:len(visits) // 2], visits[len(visits) // 2:]]
+    assert rounds[0] == rounds[1] and len({name for name, _ in rounds[0]}) == 5
+    table = json.loads((out / "table.json").read_text())
+    assert [(row["latency_p50_ms"], row["throughput_per_s"]) for row in table["rows"]] == [(1.0, 1000.0)] * 5
+    for assessment in (out / "assessments").glob("*.json"):
+        data = json.loads(assessment.read_text())
+        assert data["latency_retimed"] == {"rounds": 2, "variants": 5}
+        assert data["models"][0]["latency_by_batch"]["256"]["runs"] == 2
+    with pytest.raises(EvaluatorError, match="retime_rounds must be"):
+        make_config({"retime_rounds": -1}).validate()
 
 
 def test_sweep_file_and_bad_settings(tmp_path: Path) -> None:

@@ -246,6 +246,10 @@ def section(result: StudyResult, figure_folder: Path, page: Path) -> list[str]:
               f"epoch(s) per step (patience {config.get('patience', '?')}), attacks {', '.join(config.get('attacks', []))}, "
               f"{config.get('samples', '?')} samples, seed {config.get('seed', '?')}, provider "
               f"{parent['provider'] if parent else '?'}.", ""]
+    if config.get("retime_rounds"):
+        lines += [f"Latency and throughput: every variant timed again after the sweep in {config['retime_rounds']} "
+                  "interleaved rounds (each round visits every variant once), replacing the timing taken during its "
+                  "assessment.", ""]
     if result.failures:
         lines += ["Rates not reached: " + "; ".join(result.failures), ""]
     lines += ["### Findings", "", "| the study's claim | verdict | measured |", "|---|---|---|"]

@@ -286,7 +286,7 @@ def retime_variants(config: SweepConfig, variants: list[Path], assessments: list
         for onnx, collected in zip(variants, runs):
             classifier = OnnxClassifier(onnx, config.provider)  # a fresh session per visit: no 50 sessions held at once
             for batch, times in collected.items():
-                times += time_batch(classifier, batch, min_runs=20, min_seconds=0.25, max_seconds=3.0, seed=config.seed)
+                times += time_batch(classifier, batch, warmup=3, min_runs=20, min_seconds=0.25, max_seconds=3.0, seed=config.seed)
             if progress:
                 progress.advance(task)
     updated = []

@@ -2,9 +2,10 @@
 
 All three are random searches (Andriushchenko et al. 2020; Croce et al. 2022): each step proposes one candidate
 per still-unbroken sample, sends those candidates to ONNX Runtime together (on the CPU in chunks of
-CPU_CHUNK_PER_THREAD samples per ORT thread), and keeps a candidate when its margin loss is better. Square-Linf and Sparse-RS touch a few pixels per step, so their
-proposals are built on the (A, C, P) values at P flat pixel positions per sample (gather / scatter), never on
-full-image masks. Every sample sent to the graph counts as a query (OnnxClassifier.queries agrees).
+CPU_CHUNK_PER_THREAD samples per ORT thread), and keeps a candidate when its margin loss is better. Square-Linf
+and Sparse-RS touch a few pixels per step, so their proposals are built on the (A, C, P) values at P flat pixel
+positions per sample (gather / scatter), never on full-image masks. Every sample sent to the graph counts as a
+query (OnnxClassifier.queries agrees).
 """
 
 from __future__ import annotations

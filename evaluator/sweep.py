@@ -25,6 +25,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from evaluator.assessment import AssessConfig, assess, check_budgets
 from evaluator.errors import EvaluatorError
 from evaluator.files import sha256_of, write_text_atomic
@@ -270,29 +272,33 @@ def assess_variant(config: SweepConfig, onnx: Path, folder: Path, say: Say) -> d
 
 def retime_variants(config: SweepConfig, variants: list[Path], assessments: list[dict[str, Any]], folder: Path,
                     progress: Any, say: Say) -> list[dict[str, Any]]:
-    """Latency of every variant measured again in config.retime_rounds interleaved rounds, each visiting every variant
-    once at every batch size its assessment timed. A slow drift of a shared machine then spreads over all variants
-    instead of landing on those assessed at a bad moment, so their ratios to the parent mean more. The new figures
-    replace the assessment's and its cached file is rewritten (marked `latency_retimed`)."""
+    """Latency of every variant measured again in config.retime_rounds rounds, each visiting every variant once at
+    every batch size its assessment timed (odd rounds in reverse order). Each variant keeps its round with the lowest
+    median: other work on a shared machine only ever adds time, and a slow spell then costs a variant one round
+    rather than its figures, so ratios to the parent mean more. The new figures replace the assessment's and its
+    cached file is rewritten (marked `latency_retimed`)."""
     from evaluator.latency import latency_stats, time_batch
     from evaluator.runtime import OnnxClassifier
 
     rounds = config.retime_rounds
     say(f"re-timing {len(variants)} variants in {rounds} interleaved rounds")
-    runs: list[dict[int, list[float]]] = [{int(batch): [] for batch in assessment["models"][0]["latency_by_batch"]}
-                                          for assessment in assessments]
+    runs: list[dict[int, list[list[float]]]] = [{int(batch): [] for batch in assessment["models"][0]["latency_by_batch"]}
+                                                for assessment in assessments]
     task = progress.add_task("re-timing latency", total=rounds * len(variants)) if progress else None
-    for _ in range(rounds):
-        for onnx, collected in zip(variants, runs):
+    for round_index in range(rounds):
+        order = list(zip(variants, runs))
+        for onnx, collected in (order if round_index % 2 == 0 else order[::-1]):
             classifier = OnnxClassifier(onnx, config.provider)  # a fresh session per visit: no 50 sessions held at once
-            for batch, times in collected.items():
-                times += time_batch(classifier, batch, warmup=3, min_runs=20, min_seconds=0.25, max_seconds=3.0, seed=config.seed)
+            for batch, per_round in collected.items():
+                per_round.append(time_batch(classifier, batch, warmup=3, min_runs=20, min_seconds=0.25, max_seconds=3.0,
+                                            seed=config.seed))
             if progress:
                 progress.advance(task)
     updated = []
     for onnx, assessment, collected in zip(variants, assessments, runs):
         model = dict(assessment["models"][0])
-        stats = {batch: latency_stats(batch, times).to_dict() for batch, times in collected.items()}
+        stats = {batch: latency_stats(batch, min(per_round, key=lambda times: float(np.median(times)))).to_dict()
+                 for batch, per_round in collected.items()}
         model["latency_by_batch"] = {str(batch): value for batch, value in stats.items()}
         for key in ("latency", "throughput"):
             if model.get(key):

@@ -248,8 +248,8 @@ def section(result: StudyResult, figure_folder: Path, page: Path) -> list[str]:
               f"{parent['provider'] if parent else '?'}.", ""]
     if config.get("retime_rounds"):
         lines += [f"Latency and throughput: every variant timed again after the sweep in {config['retime_rounds']} "
-                  "interleaved rounds (each round visits every variant once), replacing the timing taken during its "
-                  "assessment.", ""]
+                  "interleaved rounds (each round visits every variant once); each keeps its round with the lowest "
+                  "median, in place of the timing taken during its assessment.", ""]
     if result.failures:
         lines += ["Rates not reached: " + "; ".join(result.failures), ""]
     lines += ["### Findings", "", "| the study's claim | verdict | measured |", "|---|---|---|"]

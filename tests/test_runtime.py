@@ -123,14 +123,14 @@ def test_a_model_without_metadata_has_none(tmp_path: Path) -> None:
 
 
 def test_export_check_scales_with_the_logits() -> None:
-    """float32 rounding of a deep graph grows with its logits: 7e-6 relative passes, 1e-4 relative or a flipped
+    """float32 rounding of a deep graph grows with its logits: 7e-6 relative passes, 1e-3 relative or a flipped
     top-1 label fails (the export check raises on either)."""
     from exporters.artifacts import logit_agreement
 
     reference = np.array([[1500.0, -20.0, 3.0], [-4.0, 900.0, 0.5]])
     diff, limit, agreement = logit_agreement(reference, reference + 1.04e-2)
     assert diff <= limit and agreement == 1.0
-    diff, limit, _ = logit_agreement(reference, reference + 0.15)
+    diff, limit, _ = logit_agreement(reference, reference + 1.5)
     assert diff > limit
     small = np.array([[2.0, 1.99995], [0.0, 1.0]])
     flipped = np.array([[1.99995, 2.0], [0.0, 1.0]])  # a 5e-5 change that flips the first sample's label

@@ -199,3 +199,12 @@ def test_step_keys_hold_the_tolerance_only_where_it_can_change_the_result() -> N
     strict, wide = PruneRequest("filter-l1", (2.0,)), PruneRequest("filter-l1", (2.0,), tolerance=0.25)
     assert step_key("sha", strict, 2.0, None, False) == step_key("sha", wide, 2.0, None, False)
     assert step_key("sha", strict, 2.0, None, True) != step_key("sha", wide, 2.0, None, True)
+
+
+@pytest.mark.parametrize("method_name", ["kernel-local-magnitude", "kernel-local-random", "unstructured-global-magnitude"])
+def test_zeroing_methods_never_empty_a_layer(method_name: str) -> None:
+    """LeNet-5's conv1 has 6 kernels: a local 1/8 share of it is less than one kernel, and one must stay."""
+    model = small_model(method_name)
+    pruned, outcome = prune(model, method_name, 8)
+    for name in outcome.layers:
+        assert dict(pruned.named_modules())[name].weight.count_nonzero() > 0, name

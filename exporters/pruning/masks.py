@@ -3,7 +3,10 @@
 Every unit (a weight, or a k x k kernel) gets a removal priority in [0, 1): global criteria rank units
 across all pruned layers, local ones within each layer. Pruning at level r zeroes every unit whose
 priority is below r, so one ranking serves every rate and the rate search is a cheap threshold.
-Units that are already zero (an iterative schedule's earlier steps) are always removed first.
+Units that are already zero (an iterative schedule's earlier steps) are always removed first. No layer is
+ever emptied: its top-ranked unit stays at every level (an emptied layer cuts every path through it: a local
+1/8 share of LeNet-5's 6 conv1 kernels was none). Kernels fed only by emptied channels are not ranked lower,
+so a kernel method at a high rate can still leave a model whose output ignores its input.
 """
 
 from __future__ import annotations
@@ -61,7 +64,8 @@ class MaskedModel:
     def mask_at(self, level: float) -> None:
         with torch.no_grad():
             for name, module in self.layers.items():
-                keep = (self.priorities[name] >= level).to(module.weight.dtype)
+                priority = self.priorities[name]
+                keep = (priority >= min(level, float(priority.max()))).to(module.weight.dtype)
                 if self.granularity == "kernel":
                     keep = keep[:, :, None, None]
                 module.weight.copy_(self.original[name] * keep)

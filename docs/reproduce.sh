@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Regenerate docs/reproduction.md: the study's sweep (sweeps/study-ARCH.toml) of each zoo parent, then the page.
 #   bash docs/reproduce.sh                 # lenet5, resnet8 and vgg11
-#   bash docs/reproduce.sh lenet5          # one architecture (the others stay "not measured yet")
+#   bash docs/reproduce.sh resnet8         # one architecture; the others keep the data committed beside the page
+#                                          # (docs/reproduction/ARCH_fmnist/table.json), or stay "not measured yet"
 # Sweeps resume from their caches (results/study-ARCH), so an interrupted run picks up where it stopped.
-# ResNet-8 and VGG-11 parents are trained first when missing (models/make_zoo.sh all, about 14 minutes on 2 cores;
-# it also rebuilds the committed LeNet-5 pair, byte-identical).
+# ResNet-8 and VGG-11 parents are trained first when missing (models/make_zoo.sh all; it also rebuilds the
+# committed LeNet-5 pair, byte-identical).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
@@ -14,4 +15,10 @@ for arch in "${archs[@]}"; do
   [ -f "models/${arch}_fmnist.pt2" ] || bash models/make_zoo.sh all
   evaluator sweep --config "sweeps/study-$arch.toml"
 done
-python -m evaluator.report.reproduction results/study-lenet5 results/study-resnet8 results/study-vgg11 --out docs/reproduction.md
+sources=()
+for arch in lenet5 resnet8 vgg11; do
+  if [ -f "results/study-$arch/table.json" ]; then sources+=("results/study-$arch")
+  elif [ -f "docs/reproduction/${arch}_fmnist/table.json" ]; then sources+=("docs/reproduction/${arch}_fmnist")
+  else sources+=("results/study-$arch"); fi
+done
+python -m evaluator.report.reproduction "${sources[@]}" --out docs/reproduction.md

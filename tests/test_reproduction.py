@@ -103,6 +103,13 @@ def test_page_from_results_folders(tmp_path: Path) -> None:
     assert "Not measured yet" in text and "absent" in text and "Measured on a busy machine." in text
     assert (tmp_path / "docs" / "reproduction" / "parent" / "grid.svg").read_text() == "<svg/>"
     assert "![grid of parent](reproduction/parent/grid.svg)" in text
+    data = tmp_path / "docs" / "reproduction" / "parent" / "table.json"
+    assert data.read_bytes() == (folder / "table.json").read_bytes() and "(reproduction/parent/table.json)" in text
+    # the page's own data folders rebuild the same page, without the sweep's results folder
+    rebuilt = tmp_path / "docs" / "rebuilt.md"
+    assert main([str(data.parent), str(tmp_path / "absent"), "--out", str(rebuilt), "--remark", "Measured on a busy machine."]) == 0
+    assert rebuilt.read_text().replace("rebuilt", "reproduction") == text.replace(str(folder), str(data.parent))
+    assert (tmp_path / "docs" / "rebuilt" / "parent" / "grid.svg").read_text() == "<svg/>"
 
 
 def test_page_without_any_results_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

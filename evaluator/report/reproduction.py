@@ -5,6 +5,9 @@ page (never typed in by hand): "confirmed", "contradicted", "partly" or "no data
 (evaluator/table.py); accuracies are shares in [0, 1], distances in the norm's units (L0 in pixels), latencies in ms.
 
     python -m evaluator.report.reproduction results/study-lenet5 results/study-resnet8 ... --out docs/reproduction.md
+
+Each section's data (the sweep's table.json) is written beside its figures in <page stem>/<parent>/, so the page can be
+rebuilt from those folders alone, and one architecture re-run while the others keep their committed data.
 """
 
 from __future__ import annotations
@@ -278,13 +281,25 @@ def section(result: StudyResult, figure_folder: Path, page: Path) -> list[str]:
     base = parent["throughput_per_s"] if parent and parent.get("throughput_per_s") else None
     lines += pivot(rows, lambda row: "-" if not base or not row.get("throughput_per_s") else f"{row['throughput_per_s'] / base:.2f}x", rates)
     lines.append("")
+    data_folder = figure_folder / result.name
+    write_bytes_atomic(data_folder / "table.json", (result.folder / "table.json").read_bytes())
     for name in FIGURES:
-        source = result.folder / "figures" / f"{name}.svg"
-        if source.is_file():
-            target = figure_folder / result.name / f"{name}.svg"
+        source = figure_source(result.folder, name)
+        if source is not None:
+            target = data_folder / f"{name}.svg"
             write_bytes_atomic(target, source.read_bytes())
             lines += [f"![{name} of {result.name}]({target.relative_to(page.parent).as_posix()})", ""]
+    lines += [f"Data: [{result.name}/table.json]({(data_folder / 'table.json').relative_to(page.parent).as_posix()}) "
+              "(every row of this section's sweep).", ""]
     return lines
+
+
+def figure_source(folder: Path, name: str) -> Path | None:
+    """A figure's SVG in a sweep's results folder (figures/NAME.svg) or in a page's data folder (NAME.svg)."""
+    for candidate in (folder / "figures" / f"{name}.svg", folder / f"{name}.svg"):
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def render_page(results: Sequence[StudyResult], page: Path, command: str, missing: Sequence[Path] = (),
@@ -296,6 +311,9 @@ def render_page(results: Sequence[StudyResult], page: Path, command: str, missin
              "Every number and figure on this page was measured by `evaluator sweep` and written by "
              "`python -m evaluator.report.reproduction`; the verdicts follow the rules in each claim, applied to the "
              "measured table. Regenerate everything with:", "", "```bash", command, "```", "",
+             f"Each section's data is kept beside its figures (`{page.stem}/<parent>/table.json`); "
+             f"`python -m evaluator.report.reproduction {page.parent.as_posix()}/{page.stem}/* --out {page.as_posix()}` "
+             "rebuilds the page from it without re-running a sweep.", "",
              "The study (see `PAPER.md` in the project's shared notes) used MNIST / CIFAR-10 / Imagenette, retrained to "
              "convergence after every pruning step and averaged ~5 runs; this page is one run per architecture on "
              "Fashion-MNIST with the reduced settings stated per section, so differences of a point or two are "
@@ -321,7 +339,8 @@ def render_page(results: Sequence[StudyResult], page: Path, command: str, missin
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Write the reproduction page from sweep results directories.")
+    parser = argparse.ArgumentParser(description="Write the reproduction page from sweep results directories "
+                                     "(or from the page's own data folders).")
     parser.add_argument("results", nargs="+", type=Path)
     parser.add_argument("--out", type=Path, default=Path("docs/reproduction.md"))
     parser.add_argument("--command", default="bash docs/reproduce.sh")

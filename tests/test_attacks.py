@@ -89,7 +89,7 @@ def test_every_candidate_behind_a_success_fools_the_deployed_graph(target: Attac
 
 
 def test_pgd_linf_matches_foolbox(target: AttackTarget, fmnist: Dataset) -> None:
-    """Robust accuracy within 2 points of foolbox's LinfPGD with the same 40 steps on the same 1000 images."""
+    """Robust accuracy within 1.5 points of foolbox's LinfPGD with the same 40 steps on the same 1000 images."""
     foolbox = pytest.importorskip("foolbox")
     import torch
 
@@ -99,8 +99,23 @@ def test_pgd_linf_matches_foolbox(target: AttackTarget, fmnist: Dataset) -> None
     _, adversarials, _ = foolbox.attacks.LinfPGD(steps=40)(model, torch.from_numpy(subset.x), torch.from_numpy(subset.y),
                                                           epsilons=EPSILON)
     theirs = float((target.deployed.predict(adversarials.numpy()) == subset.y).mean())
-    assert ours.robust_accuracy <= theirs + 0.02, (ours.robust_accuracy, theirs)
-    assert abs(ours.robust_accuracy - theirs) <= 0.02, (ours.robust_accuracy, theirs)
+    assert abs(ours.robust_accuracy - theirs) <= 0.015, (ours.robust_accuracy, theirs)
+
+
+@pytest.mark.parametrize(("norm", "epsilon"), [(Norm.LINF, 2 / 255), (Norm.LINF, 8 / 255), (Norm.L2, 0.5), (Norm.L2, 2.0)])
+def test_pgd_stopping_fooled_samples_early_fools_the_same_samples(target: AttackTarget, fmnist: Dataset, norm: Norm,
+                                                                   epsilon: float) -> None:
+    """Dropping settled samples from the batch saves steps without changing which samples the deployed graph gets wrong."""
+    from evaluator.attacks.whitebox import projected_gradient
+
+    x, y = fmnist.test.x[:300], fmnist.test.y[:300]
+    fooled = {}
+    for stop in (False, True):
+        x_adv = projected_gradient(target.source(), x, y, epsilon, norm, 20, 0.05, True, 0, 128, stop)
+        assert distances(x, x_adv, norm).max() <= epsilon * (1 + 1e-5)
+        fooled[stop] = target.deployed.predict(x_adv) != y
+    assert 0 < fooled[True].sum() < len(x) or epsilon == 2.0
+    assert np.array_equal(fooled[True], fooled[False])
 
 
 def test_distances_follow_the_contract() -> None:

@@ -22,6 +22,7 @@ class TransferLinfPGD(ProjectedGradientAttack):
     norm = Norm.LINF
     kind = AttackKind.TRANSFER
     summary = "PGD-Linf crafted on a surrogate (default: the unpruned parent)"
+    stop_when_fooled = False  # fooling the surrogate is not the goal: a larger surrogate margin transfers better
 
     def gradient_model(self, target: AttackTarget) -> Any:
         return target.surrogate()

@@ -1,7 +1,7 @@
 """Verified export: one model becomes NAME.pt2 (torch.export source), NAME.onnx (deployed) and NAME.json (card).
 
 The export is checked before anything is written: onnx.checker, ONNX Runtime against PyTorch on the
-whole test split (max |logit diff| <= 1e-4, identical top-1). Files are written atomically.
+whole test split (max |logit diff| <= 1e-4 x (1 + the largest |logit|), identical top-1). Files are written atomically.
 """
 
 from __future__ import annotations

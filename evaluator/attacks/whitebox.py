@@ -35,15 +35,15 @@ def projected_gradient(model: Any, x: np.ndarray, y: np.ndarray, epsilon: float,
         model, clean, labels, epsilon, norm, steps, rel_stepsize * epsilon, random_start, generator, stop_when_fooled))
 
 
-COMPACT_SHARE = 0.125  # the batch drops its settled samples once they are this share of it: every new batch shape
-# costs the CPU convolutions a fresh setup, so shedding a sample or two per step is slower than keeping them
-SETTLED_MARGIN = 1e-3  # of the sample's largest |logit|: 10x the export check's torch-vs-ONNX logit tolerance
+COMPACT_SHARE = 0.125  # the batch drops its settled samples once they are this share of it: a new batch shape at
+# every step (one or two samples shed) can cost the CPU convolutions more than those samples do
+SETTLED_MARGIN = 1e-3  # x (1 + the sample's largest |logit|): 10x the export check's source-vs-ONNX logit tolerance
 
 
 def settled(logits: Any, margin: Any) -> Any:
-    """Whether each sample (N,) is misclassified by more than SETTLED_MARGIN x its largest |logit|, so that the
-    deployed graph (which agrees with the source to 1e-4 of that scale) misclassifies it too."""
-    return margin > SETTLED_MARGIN * logits.abs().amax(1)
+    """Whether each sample (N,) is misclassified by more than SETTLED_MARGIN x (1 + its largest |logit|), so that
+    the deployed graph (which agrees with the source to 1e-4 x (1 + that) at export) misclassifies it too."""
+    return margin > SETTLED_MARGIN * (1 + logits.abs().amax(1))
 
 
 def in_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,

@@ -169,12 +169,16 @@ def scenario(rows: Iterable[dict[str, Any]], budget_key: str) -> Scenario:
     return Scenario(budget_key, tuple(lines), tuple(crossings(lines)), tuple(best_ranges(lines)))
 
 
+def middle_budget(keys: Sequence[str], norm: str) -> str | None:
+    """The middle budget of one norm among the keys, in their order (the second of four, the first of two), where
+    robust accuracy is neither ~1 nor ~0; None when the norm has no key."""
+    of_norm = [key for key in keys if key.split("@")[0] == norm]
+    return of_norm[(len(of_norm) - 1) // 2] if of_norm else None
+
+
 def default_budget_key(keys: Sequence[str]) -> str | None:
-    """The budget the study's scenario uses when none is named: the first Linf key, else the first key."""
-    for key in keys:
-        if key.split("@")[0] == "Linf":
-            return key
-    return keys[0] if keys else None
+    """The budget the scenario uses when none is named: the middle Linf budget, else the first key."""
+    return middle_budget(keys, "Linf") or (keys[0] if keys else None)
 
 
 def pareto_front(latency_ms: np.ndarray, accuracy: np.ndarray) -> np.ndarray:

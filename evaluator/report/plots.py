@@ -30,6 +30,7 @@ from evaluator.scenario import Scenario, default_budget_key, pareto_front, scena
 from evaluator.table import PARENT_METHOD, budget_columns, parent_row
 
 DPI = 150
+SCENARIO_LABEL_CHARS = 70  # characters of a 7-point range label that fit across the scenario axes (r from 0 to 1)
 SVG_SALT = "evaluator-report"
 NORM_ORDER = {"L0": 0, "L1": 1, "L2": 2, "Linf": 3}
 STYLE = {"svg.hashsalt": SVG_SALT, "svg.fonttype": "none", "font.size": 9, "axes.titlesize": 10, "legend.fontsize": 8,
@@ -290,28 +291,45 @@ def latency_figure(rows: Sequence[dict[str, Any]], budget_key: str) -> Figure | 
     return fig
 
 
+def short_variant(variant: str, parent: str | None) -> str:
+    """A variant's name without its parent's prefix ("lenet5_fmnist_filter-l1_cr4" -> "filter-l1_cr4")."""
+    if parent and variant != parent and variant.startswith(parent + "_"):
+        return variant[len(parent) + 1:]
+    return variant
+
+
 def scenario_figure(rows: Sequence[dict[str, Any]], result: Scenario) -> Figure | None:
-    """Aggregated accuracy A_v(r) = (1 - r) clean_v + r robust_v for r in [0, 1], one line per variant; every
-    crossing marked, the best variant's ranges shaded and named. None without lines. Series gids:
-    'scenario__<variant>' (points r = 0 and 1), 'scenario__crossings', 'scenario__envelope'."""
+    """Aggregated accuracy A_v(r) = (1 - r) clean_v + r robust_v for r in [0, 1], one line per variant; the variants
+    that are best somewhere (and the parent) drawn in colour and named, the others thin and grey; every crossing
+    marked faintly, the switches of the best variant boldly, its ranges shaded and named. None without lines.
+    Series gids: 'scenario__<variant>' (points r = 0 and 1), 'scenario__crossings', 'scenario__envelope'."""
     if not result.lines:
         return None
     styles = variant_styles(rows)
+    parent = parent_row(rows)
+    parent_name = parent["variant"] if parent else None
+    best = {segment.variant for segment in result.best}
     fig, (ax,) = new_figure(1, 1, width=7.0, height=4.6)
     for index, segment in enumerate(result.best):
         color = styles[segment.variant].color if segment.variant in styles else "#999999"
         ax.axvspan(segment.r_from, segment.r_to, color=color, alpha=0.12, linewidth=0,
                    gid=series_id("scenario", "best", str(index)))
-        wide = segment.r_to - segment.r_from >= 0.2
-        ax.text((segment.r_from + segment.r_to) / 2, 0.03, segment.variant, ha="center", va="bottom", fontsize=7,
-                rotation=0 if wide else 90, transform=ax.get_xaxis_transform())
+        label = short_variant(segment.variant, parent_name)
+        fits = (segment.r_to - segment.r_from) * SCENARIO_LABEL_CHARS >= len(label)
+        ax.text((segment.r_from + segment.r_to) / 2, 0.03, label, ha="center", va="bottom", fontsize=7,
+                rotation=0 if fits else 90, transform=ax.get_xaxis_transform())
+    others = [line for line in result.lines if line.variant not in best and line.variant != parent_name]
+    for index, line in enumerate(others):
+        ax.plot([0.0, 1.0], [line.clean, line.robust], color="#b0b0b0", linewidth=0.7, alpha=0.6, zorder=2,
+                label=f"{len(others)} other variants" if index == 0 else "_nolegend_", gid=series_id("scenario", line.variant))
     for line in result.lines:
-        style = styles.get(line.variant, method_style(line.method))
-        ax.plot([0.0, 1.0], [line.clean, line.robust], color=style.color, linestyle=style.linestyle, linewidth=1.3,
-                label=line.variant, gid=series_id("scenario", line.variant))
+        if line.variant in best or line.variant == parent_name:
+            style = styles.get(line.variant, method_style(line.method))
+            ax.plot([0.0, 1.0], [line.clean, line.robust], color=style.color, linestyle=style.linestyle, linewidth=1.8,
+                    zorder=3, label=short_variant(line.variant, parent_name), gid=series_id("scenario", line.variant))
     if result.crossings:
-        ax.scatter([c.r for c in result.crossings], [c.accuracy for c in result.crossings], s=14, color="#444444",
-                   marker="x", linewidths=0.8, zorder=4, label="crossings", gid=series_id("scenario", "crossings"))
+        ax.scatter([c.r for c in result.crossings], [c.accuracy for c in result.crossings], s=8, color="#777777",
+                   marker="x", linewidths=0.5, alpha=0.5, zorder=2, label="crossings", gid=series_id("scenario", "crossings"))
     envelope = [(s.r_from, s.accuracy_from) for s in result.best] + [(result.best[-1].r_to, result.best[-1].accuracy_to)]
     ax.plot([p[0] for p in envelope], [p[1] for p in envelope], color="#000000", linewidth=2.6, alpha=0.35, zorder=1,
             label="best variant", gid=series_id("scenario", "envelope"))

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 from evaluator.errors import EvaluatorError
 from evaluator.files import write_bytes_atomic, write_text_atomic
-from evaluator.scenario import scenario
+from evaluator.scenario import middle_budget, scenario
 from evaluator.table import PARENT_METHOD, budget_columns, parent_row
 
 MODERATE_RATES = (2.0, 4.0, 8.0)
@@ -128,9 +128,8 @@ def sweet_spots(rows: Sequence[dict[str, Any]], key: str) -> tuple[list[str], li
 
 
 def middle_key(rows: Sequence[dict[str, Any]], norm: str) -> str | None:
-    """The sweep's middle budget of a norm (the second of four), where robust accuracy is neither ~1 nor ~0."""
-    keys = [key for key in budget_columns(list(rows)) if key.split("@")[0] == norm]
-    return keys[(len(keys) - 1) // 2] if keys else None
+    """The sweep's middle budget of a norm (the second of four): the one the scenario figure uses for Linf."""
+    return middle_budget(budget_columns(list(rows)), norm)
 
 
 def finding_sweet_spots(rows: Sequence[dict[str, Any]]) -> Finding:

@@ -6,8 +6,9 @@ page (never typed in by hand): "confirmed", "contradicted", "partly" or "no data
 
     python -m evaluator.report.reproduction results/study-lenet5 results/study-resnet8 ... --out docs/reproduction.md
 
-Each section's data (the sweep's table.json) is written beside its figures in <page stem>/<parent>/, so the page can be
-rebuilt from those folders alone, and one architecture re-run while the others keep their committed data.
+Each section's data (the sweep's table.json) is written beside its figures in <page stem>/<parent>/, and the figures are
+drawn from it, so the page can be rebuilt from those folders alone, and one architecture re-run while the others keep
+their committed data.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -282,23 +284,25 @@ def section(result: StudyResult, figure_folder: Path, page: Path) -> list[str]:
     lines.append("")
     data_folder = figure_folder / result.name
     write_bytes_atomic(data_folder / "table.json", (result.folder / "table.json").read_bytes())
-    for name in FIGURES:
-        source = figure_source(result.folder, name)
-        if source is not None:
-            target = data_folder / f"{name}.svg"
-            write_bytes_atomic(target, source.read_bytes())
-            lines += [f"![{name} of {result.name}]({target.relative_to(page.parent).as_posix()})", ""]
+    for name, svg in draw_figures(rows).items():
+        target = data_folder / f"{name}.svg"
+        write_bytes_atomic(target, svg)
+        lines += [f"![{name} of {result.name}]({target.relative_to(page.parent).as_posix()})", ""]
     lines += [f"Data: [{result.name}/table.json]({(data_folder / 'table.json').relative_to(page.parent).as_posix()}) "
               "(every row of this section's sweep).", ""]
     return lines
 
 
-def figure_source(folder: Path, name: str) -> Path | None:
-    """A figure's SVG in a sweep's results folder (figures/NAME.svg) or in a page's data folder (NAME.svg)."""
-    for candidate in (folder / "figures" / f"{name}.svg", folder / f"{name}.svg"):
-        if candidate.is_file():
-            return candidate
-    return None
+def draw_figures(rows: Sequence[dict[str, Any]]) -> dict[str, bytes]:
+    """The SVGs of FIGURES drawn from the rows, as `evaluator sweep` draws them (byte-identical for the same rows);
+    none without matplotlib (the `report` extra)."""
+    try:
+        from evaluator.report.plots import plot_all
+    except ModuleNotFoundError:
+        return {}
+    with tempfile.TemporaryDirectory() as folder:
+        drawn = {figure.name: figure.svg.read_bytes() for figure in plot_all(rows, Path(folder))}
+    return {name: drawn[name] for name in FIGURES if name in drawn}
 
 
 def render_page(results: Sequence[StudyResult], page: Path, command: str, missing: Sequence[Path] = (),

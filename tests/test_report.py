@@ -198,23 +198,6 @@ def test_curves_latency_and_scenario_show_the_table(rows: list[dict[str, Any]]) 
             assert drawn[-1, 1] == points[-1][1] and drawn[-1, 0] > points[-1][0]  # the last step runs on
     assert curves_figure([{**row, "curves": {}} for row in rows]) is None
 
-
-def test_many_curves_get_a_panel_per_norm_and_method(rows: list[dict[str, Any]]) -> None:
-    """A study's 55 variants in one panel are unreadable: past CURVES_PER_PANEL each method gets its own panels,
-    every variant still drawn with its own data (and the parent in each of its method's panels)."""
-    from evaluator.report.plots import CURVES_PER_PANEL, curve_panels
-
-    many = [*rows, *({**row, "variant": f"{row['variant']}_copy{index}"} for index in range(CURVES_PER_PANEL)
-                     for row in rows if row["method"] != "none")]
-    norms = sorted({norm for row in rows for norm in row["curves"]})
-    methods = list(dict.fromkeys(row["method"] for row in rows if row["method"] != "none"))
-    assert curve_panels(rows, norms) == [(norm, None) for norm in norms]
-    assert curve_panels(many, norms) == [(norm, method) for norm in norms for method in methods]
-    drawn = figure_series(curves_figure(many))  # type: ignore[arg-type]
-    for row in many:
-        for norm, points in row["curves"].items():
-            np.testing.assert_allclose(drawn[series_id("curve", norm, row["variant"])][:-1], points)
-
     latency = figure_series(latency_figure(rows, LINF))  # type: ignore[arg-type]
     for row in rows:
         np.testing.assert_allclose(latency[series_id("latency", row["variant"])],
@@ -241,6 +224,23 @@ def test_many_curves_get_a_panel_per_norm_and_method(rows: list[dict[str, Any]])
 
 
 # --- HTML -----------------------------------------------------------------------------------------------------
+
+
+def test_many_curves_get_a_panel_per_norm_and_method(rows: list[dict[str, Any]]) -> None:
+    """A study's 55 variants in one panel are unreadable: past CURVES_PER_PANEL each method gets its own panels,
+    every variant still drawn with its own data (and the parent in each of its method's panels)."""
+    from evaluator.report.plots import CURVES_PER_PANEL, curve_panels
+
+    many = [*rows, *({**row, "variant": f"{row['variant']}_copy{index}"} for index in range(CURVES_PER_PANEL)
+                     for row in rows if row["method"] != "none")]
+    norms = sorted({norm for row in rows for norm in row["curves"]})
+    methods = list(dict.fromkeys(row["method"] for row in rows if row["method"] != "none"))
+    assert curve_panels(rows, norms) == [(norm, None) for norm in norms]
+    assert curve_panels(many, norms) == [(norm, method) for norm in norms for method in methods]
+    drawn = figure_series(curves_figure(many))  # type: ignore[arg-type]
+    for row in many:
+        for norm, points in row["curves"].items():
+            np.testing.assert_allclose(drawn[series_id("curve", norm, row["variant"])][:-1], points)
 
 
 def markdown_cells(line: str) -> list[str]:

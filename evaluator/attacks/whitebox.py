@@ -110,9 +110,10 @@ def pgd_batch(model: Any, x: Any, y: Any, epsilon: float, norm: Norm, steps: int
         (grad,) = torch.autograd.grad(loss, point)
         with torch.no_grad():
             point = project_to_ball(point.detach() + step_size * steepest_direction(grad, norm), clean, epsilon, norm)
-            standing = ~settled(logits.detach(), best_margin[active])
-            if stop_when_fooled and standing.sum() <= (1 - COMPACT_SHARE) * len(active):
-                active, clean, labels, point = active[standing], clean[standing], labels[standing], point[standing]
+            if stop_when_fooled:
+                standing = ~settled(logits.detach(), best_margin[active])
+                if standing.sum() <= (1 - COMPACT_SHARE) * len(active):
+                    active, clean, labels, point = active[standing], clean[standing], labels[standing], point[standing]
         if len(active) == 0:
             break
     return best.numpy()

@@ -304,14 +304,15 @@ def latency_figure(rows: Sequence[dict[str, Any]], budget_key: str) -> Figure | 
     latency = np.array([latency_of(row) for row in points], dtype=np.float64)
     accuracy = np.array([row["robust_accuracy"][budget_key] for row in points], dtype=np.float64)
     front = pareto_front(latency, accuracy)
-    named = set(range(len(points))) if len(points) <= LABELLED_POINTS else set(front.tolist())
+    crowded = len(points) > LABELLED_POINTS
+    named = set(front.tolist()) if crowded else set(range(len(points)))
     parent = parent_row(rows)
     legend: set[str] = set()
     for index, (row, x, y) in enumerate(zip(points, latency, accuracy)):
         style = styles[row["variant"]]
         ax.plot([x], [y], linestyle="none", marker=style.marker, color=style.color,
                 markersize=10 if row["method"] == PARENT_METHOD else 7, gid=series_id("latency", row["variant"]),
-                label="_nolegend_" if row["method"] in legend or len(points) <= LABELLED_POINTS
+                label="_nolegend_" if row["method"] in legend or not crowded
                 else "parent" if row["method"] == PARENT_METHOD else row["method"])
         legend.add(row["method"])
         if index in named or row["method"] == PARENT_METHOD:
@@ -325,8 +326,8 @@ def latency_figure(rows: Sequence[dict[str, Any]], budget_key: str) -> Figure | 
     all_p99 = all(row.get("latency_p99_ms") is not None for row in points)
     ax.set_xlabel("latency p99 (ms)" if all_p99 else "latency (ms; p99, p50 where p99 is missing)")
     ax.set_ylabel(f"robust accuracy, {key_label(budget_key)}")
-    ax.set_title("latency against robustness" + (" (the front and the parent named)" if len(points) > LABELLED_POINTS else ""))
-    if len(points) > LABELLED_POINTS:
+    ax.set_title("latency against robustness" + (" (the front and the parent named)" if crowded else ""))
+    if crowded:
         fig.legend(loc="outside right upper", fontsize=7)
     else:
         ax.legend(loc="best")
@@ -428,10 +429,13 @@ def plot_scenario(rows: Sequence[dict[str, Any]], folder: Path, budget_key: str)
     return None if fig is None else save_figure(fig, folder, "scenario", title)
 
 
-def plot_all(rows: Sequence[dict[str, Any]], folder: Path, budget_key: str | None = None) -> list[FigureFiles]:
-    """Every figure the rows allow, in report order; budget_key (default: the first Linf budget) for latency and scenario."""
+def plot_all(rows: Sequence[dict[str, Any]], folder: Path, budget_key: str | None = None,
+             names: Sequence[str] | None = None) -> list[FigureFiles]:
+    """Every figure the rows allow (or those of `names`), in report order; budget_key (default: the middle Linf
+    budget) for latency and scenario."""
     key = budget_key or default_budget_key(budget_columns(list(rows)))
-    figures = [plot_grid(rows, folder), plot_curves(rows, folder)]
+    makers = {"grid": lambda: plot_grid(rows, folder), "curves": lambda: plot_curves(rows, folder)}
     if key is not None:
-        figures += [plot_latency(rows, folder, key), plot_scenario(rows, folder, key)]
+        makers |= {"latency": lambda: plot_latency(rows, folder, key), "scenario": lambda: plot_scenario(rows, folder, key)}
+    figures = [make() for name, make in makers.items() if names is None or name in names]
     return [figure for figure in figures if figure is not None]

@@ -301,13 +301,13 @@ def draw_figures(rows: Sequence[dict[str, Any]]) -> dict[str, bytes]:
     except ModuleNotFoundError:
         return {}
     with tempfile.TemporaryDirectory() as folder:
-        drawn = {figure.name: figure.svg.read_bytes() for figure in plot_all(rows, Path(folder))}
+        drawn = {figure.name: figure.svg.read_bytes() for figure in plot_all(rows, Path(folder), names=FIGURES)}
     return {name: drawn[name] for name in FIGURES if name in drawn}
 
 
 def render_page(results: Sequence[StudyResult], page: Path, command: str, missing: Sequence[Path] = (),
                 remarks: Sequence[str] = ()) -> str:
-    """The whole page; copies the figures into <page stem>/ beside it. `missing`: results folders not measured yet;
+    """The whole page; writes each section's table and figures into <page stem>/<parent>/ beside it. `missing`: results folders not measured yet;
     `remarks`: paragraphs about this run's conditions (e.g. other work on the machine while latency was measured)."""
     figure_folder = page.parent / page.stem
     lines = ["# Reproducing \"Pruning in the Face of Adversaries\" on Fashion-MNIST", "",

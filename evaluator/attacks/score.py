@@ -4,8 +4,9 @@ All three are random searches (Andriushchenko et al. 2020; Croce et al. 2022): e
 per still-unbroken sample, sends those candidates to ONNX Runtime together (on the CPU in chunks of
 CPU_CHUNK_PER_THREAD samples per ORT thread), and keeps a candidate when its margin loss is better. Square-Linf
 and Sparse-RS touch a few pixels per step, so their proposals are built on the (A, C, P) values at P flat pixel
-positions per sample (gather / scatter), never on full-image masks. Every sample sent to the graph counts as a
-query (OnnxClassifier.queries agrees).
+positions per sample (gather / scatter), never on full-image masks, and patched in place into the still-unbroken
+samples' best inputs (undone where rejected), so no step copies whole images. Every sample sent to the graph counts
+as a query (OnnxClassifier.queries agrees).
 """
 
 from __future__ import annotations
@@ -89,9 +90,12 @@ def scatter(a: np.ndarray, samples: np.ndarray, pixels: np.ndarray, values: np.n
 
 
 class RandomSearch:
-    """Bookkeeping shared by the random searches: the best candidate and margin per sample, queries used.
+    """Bookkeeping shared by the random searches: the best input and margin per sample, queries used.
 
-    x (N, C, H, W) float32 clean inputs, y (N,) labels; x_best starts at `start` and margin at its margin (1 query).
+    x (N, C, H, W) float32 clean inputs, y (N,) labels; the best inputs start at `start` and the margins at theirs
+    (1 query). `work` holds, contiguous, the best inputs of the samples still classified correctly (their indices
+    `rows`, in order): each step proposes one candidate per row, patched into `work` in place or given whole, and
+    a sample leaves both once misclassified, so whole images are copied only then and in output().
     """
 
     def __init__(self, model: OnnxClassifier, x: np.ndarray, y: np.ndarray, start: np.ndarray) -> None:
@@ -99,23 +103,44 @@ class RandomSearch:
         self.x_best = np.ascontiguousarray(start, dtype=np.float32)
         self.margin = query_margins(model, self.x_best, y)
         self.used = np.ones(len(x), np.int64)
+        self.rows = np.flatnonzero(self.margin > 0)
+        self.work = self.x_best[self.rows]
 
-    def active(self) -> np.ndarray:
-        """Indices (A,) of the samples not yet misclassified."""
-        return np.flatnonzero(self.margin > 0)
-
-    def try_candidates(self, active: np.ndarray, candidate: np.ndarray, accept_ties: bool = False) -> np.ndarray:
-        """Query candidate (A, C, H, W) for samples `active`; keep each one whose margin is lower (or equal with
-        accept_ties) than the best so far. Returns the (A,) bool mask of kept candidates."""
-        new_margin = query_margins(self.model, candidate, self.y[active])
-        self.used[active] += 1
-        better = new_margin <= self.margin[active] if accept_ties else new_margin < self.margin[active]
-        winners = active[better]
-        self.x_best[winners] = candidate[better]
-        self.margin[winners] = new_margin[better]
+    def try_patches(self, positions: np.ndarray, values: np.ndarray, current: np.ndarray, accept_ties: bool = False) -> np.ndarray:
+        """Query `work` with values written at positions of work.ravel() (both (A, ...), `current` the values there
+        now); keep each row's patch when its margin is lower than the best so far (or equal, with accept_ties), put
+        the others back. Returns the (A,) bool mask of kept patches, for the rows as they were before the call."""
+        np.put(self.work, positions, values)
+        better = self._compare(query_margins(self.model, self.work, self.y[self.rows]), accept_ties)
+        np.put(self.work, positions[~better], current[~better])
+        self._drop_broken(better)
         return better
 
+    def try_inputs(self, candidate: np.ndarray, accept_ties: bool = False) -> np.ndarray:
+        """Query whole candidates (A, C, H, W), one per row; keep each one whose margin is lower than the best so far
+        (or equal, with accept_ties). Returns the (A,) bool mask of kept candidates, for the rows before the call."""
+        better = self._compare(query_margins(self.model, candidate, self.y[self.rows]), accept_ties)
+        self.work[better] = candidate[better]
+        self._drop_broken(better)
+        return better
+
+    def _compare(self, new_margin: np.ndarray, accept_ties: bool) -> np.ndarray:
+        """Count one query per row; record and return (A,) which new margins beat (or tie) the best so far."""
+        self.used[self.rows] += 1
+        best = self.margin[self.rows]
+        better = new_margin <= best if accept_ties else new_margin < best
+        self.margin[self.rows[better]] = new_margin[better]
+        return better
+
+    def _drop_broken(self, better: np.ndarray) -> None:
+        """Rows whose kept candidate is misclassified leave `work`, their input saved to x_best."""
+        broken = better & (self.margin[self.rows] <= 0)
+        if broken.any():
+            self.x_best[self.rows[broken]] = self.work[broken]
+            self.rows, self.work = self.rows[~broken], self.work[~broken]
+
     def output(self) -> AttackOutput:
+        self.x_best[self.rows] = self.work
         return AttackOutput(self.x_best, self.used)
 
 
@@ -144,18 +169,16 @@ class SquareLinf(Attack):
         stripes = rng.choice(steps, size=(n, c, 1, w))
         search = RandomSearch(target.deployed, x, y, np.clip(x + stripes, 0.0, 1.0))
         for iteration in range(1, self.queries):
-            active = search.active()
-            if active.size == 0:
+            count = search.rows.size
+            if count == 0:
                 break
             side = int(round(np.sqrt(square_fraction(self.p_init, iteration, self.queries) * h * w)))
             side = min(max(side, 1), max(min(h, w) - 1, 1))
-            pixels = random_squares(rng, active.size, h, w, side)
-            clean = gather(x, active, pixels)
-            current = gather(search.x_best, active, pixels)
-            values = self._window_values(rng, clean, current, steps)
-            candidate = search.x_best[active]
-            scatter(candidate, np.arange(active.size), pixels, values)
-            search.try_candidates(active, candidate)
+            pixels = random_squares(rng, count, h, w, side)
+            clean = gather(x, search.rows, pixels)
+            positions = flat_positions(search.work, np.arange(count), pixels)
+            current = np.take(search.work, positions)
+            search.try_patches(positions, self._window_values(rng, clean, current, steps), current)
         return search.output()
 
     def _window_values(self, rng: np.random.Generator, clean: np.ndarray, current: np.ndarray, steps: np.ndarray) -> np.ndarray:
@@ -227,18 +250,17 @@ class SquareL2(Attack):
         n, c, h, w = x.shape
         search = RandomSearch(target.deployed, x, y, self._start(rng, x, epsilon))
         for iteration in range(1, self.queries):
-            active = search.active()
-            if active.size == 0:
+            if search.rows.size == 0:
                 break
             side = max(int(round(np.sqrt(square_fraction(self.p_init, iteration, self.queries) * h * w))), 3)
             side = min(side + 1 - side % 2, h, w)  # odd, as in the paper, and inside the image
-            clean = x[active]
-            delta = search.x_best[active] - clean
+            clean = x[search.rows]
+            delta = search.work - clean
             self._move_mass(rng, delta, epsilon, side)
-            length = np.sqrt((delta.reshape(active.size, -1) ** 2).sum(axis=1))
+            length = np.sqrt((delta.reshape(len(delta), -1) ** 2).sum(axis=1))
             delta *= (epsilon / np.maximum(length, 1e-12)).astype(np.float32)[:, None, None, None]
             delta += clean
-            search.try_candidates(active, np.clip(delta, 0.0, 1.0, out=delta))
+            search.try_inputs(np.clip(delta, 0.0, 1.0, out=delta))
         return search.output()
 
     @staticmethod
@@ -323,7 +345,7 @@ class SparseRSL0(Attack):
         scatter(start, np.arange(n), perturbed, random_corners(rng, gather(x, np.arange(n), perturbed)))
         search = RandomSearch(target.deployed, x, y, start)
         for iteration in range(1, self.queries):
-            active = search.active()
+            active = search.rows
             if active.size == 0:
                 break
             swaps = min(max(int(sparse_fraction(self.p_init, iteration, self.queries) * k), 1), k, pixels - k)
@@ -331,11 +353,9 @@ class SparseRSL0(Attack):
             in_slots = rng.permutation(pixels - k)[:swaps]
             leaving = perturbed[active[:, None], out_slots[None, :]]  # (A, swaps)
             entering = free[active[:, None], in_slots[None, :]]
-            rows = np.arange(active.size)
-            candidate = search.x_best[active]
-            scatter(candidate, rows, leaving, gather(x, active, leaving))
-            scatter(candidate, rows, entering, random_corners(rng, gather(x, active, entering)))
-            kept = search.try_candidates(active, candidate, accept_ties=True)
+            positions = flat_positions(search.work, np.arange(active.size), np.concatenate([leaving, entering], axis=1))
+            values = np.concatenate([gather(x, active, leaving), random_corners(rng, gather(x, active, entering))], axis=2)
+            kept = search.try_patches(positions, values, np.take(search.work, positions), accept_ties=True)
             winners = active[kept]
             perturbed[winners[:, None], out_slots[None, :]] = entering[kept]
             free[winners[:, None], in_slots[None, :]] = leaving[kept]

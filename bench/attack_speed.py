@@ -15,7 +15,9 @@ White-box PGD-Linf (40 steps, step eps/30, random start): ours, foolbox, ART and
 Every implementation runs --repeats times, interleaved with the others; the table shows the median wall time (and
 its spread), the median CPU time of the process (all threads: steadier than wall time on a shared machine, but it
 also counts threads that spin while they wait) and the ratios of medians to ours. "forwards" is the model forward
-passes per attacked sample: the work a score attack buys. Every robust accuracy is judged by the evaluator on the
+passes per attacked sample: the work a score attack buys. After the table come the cost of one forward pass alone
+on each backend and, for each score attack of ours, the ratio it would reach if its forwards were all it spent: the
+most any attack making as many queries on ONNX Runtime could reach on this machine. Every robust accuracy is judged by the evaluator on the
 deployed graph, over all sampled images (misclassified ones count as not robust).
 
 --threads sets both ONNX Runtime's and torch's thread count (default: each library's own, ORT one per core). On a
@@ -38,6 +40,7 @@ import torch
 
 from evaluator.assessment import attack_subset
 from evaluator.attacks import AttackTarget, create_attack
+from evaluator.attacks.score import query_margins
 from evaluator.data import load_dataset
 from evaluator.metrics import Norm, distances
 from evaluator.runtime import OnnxClassifier
@@ -171,6 +174,40 @@ def main() -> None:
     print("seconds: median wall time (spread: fastest-slowest); cpu s: median CPU time of this process, all threads; robust "
           "accuracy over all sampled test images (misclassified ones count as not robust); forwards: model forward passes per "
           "attacked sample")
+    score_rows = [row for row in rows if row.forwards is not None and row.attack != "sparse-rs-l0"]
+    if score_rows:
+        ort_us, torch_us = forward_costs(target, source, x, args.repeats)
+        print(f"forward pass alone, {len(x)} samples: ONNX Runtime {ort_us:.2f} us per sample (in the attacks' chunks), torch "
+              f"{torch_us:.2f} us (one batch, no grad): {torch_us / ort_us:.2f}x")
+        for row in (r for r in score_rows if r.implementation.startswith("evaluator")):
+            theirs = next(r for r in score_rows if r.attack == row.attack and r is not row)
+            ceiling = float(np.median(theirs.seconds)) / (row.forwards * len(x) * ort_us * 1e-6)  # type: ignore[operator]
+            print(f"{row.attack}: ours would be {ceiling:.2f}x faster than {theirs.implementation} if its only cost were its "
+                  f"{row.forwards:.0f} forwards per sample on ONNX Runtime")
+
+
+def forward_costs(target: AttackTarget, source: CountingModel, x: np.ndarray, repeats: int) -> tuple[float, float]:
+    """Median microseconds per sample of one forward pass over x: on ONNX Runtime as the score attacks query it, and on
+    the torch source as one no-grad batch (as torchattacks' Square runs it). Each backend runs in blocks of 10 calls,
+    the first of each block not timed: the other backend's threads spin for a while after their last call."""
+
+    def per_sample(forward: Callable[[], Any]) -> list[float]:
+        forward()
+        times = []
+        for _ in range(10):
+            start = time.perf_counter()
+            forward()
+            times.append((time.perf_counter() - start) / len(x) * 1e6)
+        return times
+
+    ort_us: list[float] = []
+    torch_us: list[float] = []
+    xt, y = torch.from_numpy(x), np.zeros(len(x), np.int64)
+    with torch.no_grad():
+        for _ in range(max(repeats, 3)):
+            ort_us += per_sample(lambda: query_margins(target.deployed, x, y))
+            torch_us += per_sample(lambda: source.model(xt))
+    return float(np.median(ort_us)), float(np.median(torch_us))
 
 
 def pgd_rows(target: AttackTarget, source: CountingModel, x: np.ndarray, y: np.ndarray, epsilon: float, samples: int) -> list[Row]:

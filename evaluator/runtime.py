@@ -199,17 +199,19 @@ class OnnxClassifier:
         probe = self._new_session(CPU_EP).run([self.output_name], {self.input_name: np.zeros((self.fixed_batch or 1, *self.input_shape), np.float32)})
         return int(probe[0].shape[-1])
 
-    def logits(self, x: np.ndarray) -> np.ndarray:
-        """Logits (N, classes) for any N; batches of `batch_size`, the last one padded when CUDA graphs replay."""
+    def logits(self, x: np.ndarray, batch: int | None = None) -> np.ndarray:
+        """Logits (N, classes) for any N; runs of `batch` samples (default and whenever batches are padded:
+        `batch_size`), the last one padded when CUDA graphs replay or the graph fixes its batch."""
         if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
             raise EvaluatorError(f"{self.path}: inputs of shape {tuple(x.shape[1:])} do not fit the model's input {self.input_shape}")
         x = np.ascontiguousarray(x, dtype=np.float32)
+        size = self.batch_size if batch is None or self.pads_batches else batch
         outputs = []
-        for start in range(0, x.shape[0], self.batch_size):
-            chunk = x[start:start + self.batch_size]
+        for start in range(0, x.shape[0], size):
+            chunk = x[start:start + size]
             count = chunk.shape[0]
-            if self.pads_batches and count < self.batch_size:
-                chunk = np.concatenate([chunk, np.zeros((self.batch_size - count, *self.input_shape), np.float32)])
+            if self.pads_batches and count < size:
+                chunk = np.concatenate([chunk, np.zeros((size - count, *self.input_shape), np.float32)])
             outputs.append(self.run_batch(chunk)[:count])
         self.queries += x.shape[0]
         logits = np.concatenate(outputs) if outputs else np.zeros((0, self.num_classes), np.float32)

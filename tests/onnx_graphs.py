@@ -10,10 +10,13 @@ from onnx import TensorProto, helper, numpy_helper
 
 
 def linear_classifier(path: Path, channels: int = 1, size: int = 28, classes: int = 10, weight_value: float = 0.01,
-                      batch: str | int = "batch", softmax: bool = False) -> Path:
-    """x (N, C, H, W) -> Flatten -> MatMul W -> logits (N, classes); W filled with `weight_value` (NaN allowed)."""
+                      batch: str | int = "batch", softmax: bool = False, weight: np.ndarray | None = None) -> Path:
+    """x (N, C, H, W) -> Flatten -> MatMul W -> logits (N, classes); W filled with `weight_value` (NaN allowed), or
+    the given weight (C * H * W, classes)."""
     features = channels * size * size
-    weight = numpy_helper.from_array(np.full((features, classes), weight_value, np.float32), "W")
+    if weight is None:
+        weight = np.full((features, classes), weight_value, np.float32)
+    weight = numpy_helper.from_array(np.asarray(weight, np.float32).reshape(features, classes), "W")
     graph = helper.make_graph(
         [helper.make_node("Flatten", ["x"], ["flat"]), helper.make_node("MatMul", ["flat", "W"], ["scores" if softmax else "logits"])]
         + ([helper.make_node("Softmax", ["scores"], ["logits"], axis=1)] if softmax else []),

@@ -16,13 +16,14 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from evaluator.attacks.base import AttackTarget, create_attack
-from evaluator.attacks.score import SquareL2, gather, random_squares, rectangle_bump, scatter, square_pattern
+from evaluator.attacks.score import RandomSearch, SquareL2, flat_positions, gather, random_squares, rectangle_bump, scatter, square_pattern
 from evaluator.data import Dataset, Split
 from evaluator.metrics import Norm, distances
 from evaluator.robustness import evaluate_attack
 from evaluator.runtime import OnnxClassifier
 
 from conftest import ZOO_CHILD
+from onnx_graphs import linear_classifier
 
 BUDGET = 200
 # name -> (norm, epsilon for the single-budget tests, three increasing epsilons)
@@ -217,3 +218,39 @@ def test_colour_inputs_stay_in_budget(name: str, tmp_path: Path) -> None:
     epsilon = {Norm.LINF: 8 / 255, Norm.L2: 0.5, Norm.L0: 5}[norm]
     result = evaluate_attack(create_attack(name, queries=100), AttackTarget(classifier), split, epsilon, seed=0)
     assert result.clean_accuracy == 1.0 and result.out_of_budget == 0 and result.successes > 0
+
+
+@pytest.mark.parametrize("accept_ties", [False, True])
+def test_random_search_keeps_improving_patches_undoes_the_rest_and_releases_broken_samples(tmp_path: Path, accept_ties: bool) -> None:
+    # logit 0 = pixel 0, logit 1 = 0.5: for label 0 the margin is pixel 0 - 0.5, and no other pixel matters
+    weight = np.zeros((16, 2), np.float32)
+    weight[0, 0] = 1.0
+    bias_pixel = 15  # held at 0.5 in every image, so its weight 1 in logit 1 gives the constant 0.5
+    weight[bias_pixel, 1] = 1.0
+    model = OnnxClassifier(linear_classifier(tmp_path / "linear.onnx", size=4, classes=2, weight=weight), "cpu")
+    x = np.random.default_rng(0).uniform(0.0, 0.4, (6, 1, 4, 4)).astype(np.float32)
+    x[:, 0, 3, 3] = 0.5
+    x[:, 0, 0, 0] = [0.9, 0.8, 0.7, 0.95, 0.6, 0.85]
+    y = np.zeros(6, np.int64)
+    search = RandomSearch(model, x, y, x)
+    assert list(search.rows) == list(range(6)) and np.allclose(search.margin, x[:, 0, 0, 0] - 0.5)
+    # per row: pixel 0 (or, for row 3, pixel 5) and pixel 7 get new values
+    pixels = np.array([[0, 7], [0, 7], [0, 7], [5, 7], [0, 7], [0, 7]])
+    values = np.array([0.95, 0.6, 0.2, 0.1, 0.5, 0.3], np.float32)[:, None, None] * np.ones((1, 1, 2), np.float32)
+    positions = flat_positions(search.work, np.arange(6), pixels)
+    current = np.take(search.work, positions)
+    rows_before = search.rows
+    kept = search.try_patches(positions, values, current, accept_ties=accept_ties)
+    assert list(rows_before) == list(range(6))  # the mask refers to them: the search must not reorder them in place
+
+    expected_kept = [False, True, True, accept_ties, True, True]  # row 3 ties; row 0 gets worse
+    assert list(kept) == expected_kept
+    assert list(search.used) == [2] * 6
+    patched = x.copy()
+    scatter(patched, np.arange(6), pixels, values)
+    expected = np.where(np.array(expected_kept)[:, None, None, None], patched, x)
+    assert sorted(search.rows) == [0, 1, 3]  # rows 2, 4, 5 are misclassified now (margin <= 0)
+    for row, image in zip(search.rows, search.work):
+        assert np.array_equal(image, expected[row])  # kept patches stay, the rest are undone bit for bit
+    assert np.allclose(search.margin, expected[:, 0, 0, 0] - 0.5)
+    assert np.array_equal(search.output().x_adv, expected)

@@ -18,11 +18,11 @@ from evaluator.data import Dataset, Split, load_dataset
 from evaluator.errors import EvaluatorError
 from evaluator.files import sha256_of
 from evaluator.latency import LatencyStats, measure_latency
-from evaluator.profile import ModelProfile, profile_model
+from evaluator.profile import ModelProfile, conv_alignment, profile_model
 from evaluator.robustness import (
     AttackResult, MinimalNormResult, WorstCase, curve_points, evaluate_attack, evaluate_minimal, worst_cases, worst_distances,
 )
-from evaluator.runtime import OnnxClassifier, RuntimeChoice
+from evaluator.runtime import CPU_EP, OnnxClassifier, RuntimeChoice, nchwc_block
 
 SCHEMA_VERSION = "1.1"
 KIND_ORDER = ("white-box", "transfer", "score", "decision")  # a cascade runs the strongest, cheapest attacks first
@@ -222,9 +222,11 @@ def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset],
     surrogate, surrogate_notes = resolve_surrogate(Path(path), metadata, config.surrogate)
     notes += source_notes + surrogate_notes
     profile = profile_model(Path(path), classifier.model)
-    if profile.unaligned_convs and classifier.runtime.used == "CPUExecutionProvider":
-        notes.append(f"{profile.unaligned_convs} of {profile.conv_layers} conv layers have channel counts that are not "
-                     "multiples of 8, which ONNX Runtime's fast CPU convolutions (NCHWc) need")
+    if classifier.runtime.used == CPU_EP and profile.conv_layers and nchwc_block() > 1:
+        convs, unaligned = conv_alignment(classifier.model, nchwc_block())
+        if unaligned:
+            notes.append(f"{unaligned} of {convs} conv layers have channel counts off a multiple of {nchwc_block()}, the "
+                         "block of ONNX Runtime's fast convolutions (NCHWc) on this CPU: it pads their filters or skips them")
     latency = throughput = None
     timed: dict[int, LatencyStats] = {}
     if not config.skip_latency:

@@ -328,9 +328,9 @@ def prune(
                       f"params {record['after']['params']:,}, non-zero {record['after']['nonzero']:,}, "
                       f"test accuracy {step.test_accuracy:.4f} -> {step.artifacts.onnx}")
         if record["granularity"] == "filter" and record.get("round_to") is None:
-            console.print("  note: channel counts are not all multiples of 8: "
-                          "ONNX Runtime's fast CPU convolutions skip such layers; --round-to 8 with a nearby rate avoids it",
-                          style="yellow")
+            console.print("  note: channel counts are not all multiples of 8: ONNX Runtime's fast CPU convolutions (NCHWc, "
+                          "blocks of 8 channels, 16 on AVX-512 CPUs) pad or skip such layers; --round-to 8 (or 16) with a "
+                          "nearby rate avoids it", style="yellow")
 
 
 @app.command()

@@ -49,9 +49,11 @@ def profile_model(path: Path, model: onnx.ModelProto) -> ModelProfile:
 CHANNEL_BLOCK = 8
 
 
-def conv_alignment(model: onnx.ModelProto) -> tuple[int, int]:
-    """(conv layers, those with channel counts off a multiple of 8). ONNX Runtime's fast CPU convolutions
-    (the NCHWc layout) need such multiples; a layer fed by the image itself is exempt on its input side."""
+def conv_alignment(model: onnx.ModelProto, block: int = CHANNEL_BLOCK) -> tuple[int, int]:
+    """(conv layers, those with channel counts off a multiple of `block`). ONNX Runtime's fast CPU convolutions
+    (the NCHWc layout, blocks of 8 channels with AVX2, 16 with AVX-512) pad filter counts up to a block and leave a
+    layer whose input channels are off a multiple in plain NCHW; a layer fed by the image itself is exempt on its
+    input side."""
     weights = {init.name: list(init.dims) for init in model.graph.initializer}
     image_inputs = {value.name for value in model.graph.input}
     convs = unaligned = 0
@@ -62,7 +64,7 @@ def conv_alignment(model: onnx.ModelProto) -> tuple[int, int]:
         groups = next((a.i for a in node.attribute if a.name == "group"), 1)
         convs += 1
         first = node.input[0] in image_inputs or in_channels * groups <= 4
-        if out_channels % CHANNEL_BLOCK or (not first and (in_channels * groups) % CHANNEL_BLOCK):
+        if out_channels % block or (not first and (in_channels * groups) % block):
             unaligned += 1
     return convs, unaligned
 

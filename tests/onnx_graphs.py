@@ -43,3 +43,17 @@ def custom_op_model(path: Path) -> Path:
     model.ir_version = 8
     onnx.save(model, str(path))
     return path
+
+
+def conv_chain(filters: list[int], channels: int = 1, size: int = 8) -> onnx.ModelProto:
+    """x (1, channels, size, size) -> one 3x3 Conv (padding 1, all-ones weights) per entry of `filters`, in a chain."""
+    nodes, weights, previous = [], [], channels
+    for index, count in enumerate(filters):
+        weights.append(numpy_helper.from_array(np.ones((count, previous, 3, 3), np.float32), f"w{index}"))
+        nodes.append(helper.make_node("Conv", [f"h{index}" if index else "x", f"w{index}"], [f"h{index + 1}"], pads=[1, 1, 1, 1]))
+        previous = count
+    graph = helper.make_graph(nodes, "convs", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, size, size])],
+                              [helper.make_tensor_value_info(f"h{len(filters)}", TensorProto.FLOAT, [1, previous, size, size])], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from evaluator.cli import app
+from evaluator.runtime import nchwc_block
 
 from conftest import ZOO_CHILD, ZOO_PARENT
 from onnx_graphs import custom_op_model, linear_classifier
@@ -43,6 +44,11 @@ def test_assess_zoo_models_writes_the_documented_json(tmp_path: Path) -> None:
         assert names["square-linf"]["queries"] > 0 and names["pgd-linf"]["kind"] == "white-box"
     assert parent["params"] / child["params"] >= 3.5
     assert child["pruning"]["method"] == "filter-l1" and parent["pruning"] is None
+    # LeNet-5's 6 filters, and the child's 3, are off any NCHWc block: the note names this CPU's block
+    block = nchwc_block()
+    alignment = [note for note in parent["notes"] if "NCHWc" in note]
+    assert alignment == ([f"2 of 2 conv layers have channel counts off a multiple of {block}, the block of ONNX Runtime's "
+                          "fast convolutions (NCHWc) on this CPU: it pads their filters or skips them"] if block > 1 else [])
 
 
 def test_attacks_are_listed() -> None:

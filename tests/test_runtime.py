@@ -10,11 +10,11 @@ from evaluator.data import Dataset
 from evaluator.errors import EvaluatorError
 from evaluator.latency import measure_latency
 from evaluator.metadata import read_metadata
-from evaluator.profile import count_macs, profile_model
-from evaluator.runtime import CPU_EP, OnnxClassifier
+from evaluator.profile import conv_alignment, count_macs, profile_model
+from evaluator.runtime import CPU_EP, OnnxClassifier, nchwc_block
 
 from conftest import ZOO_PARENT
-from onnx_graphs import linear_classifier
+from onnx_graphs import conv_chain, linear_classifier
 
 
 def test_zoo_model_runs_on_cpu_and_describes_itself(fmnist: Dataset) -> None:
@@ -66,6 +66,30 @@ def test_profile_counts_parameters_and_bytes() -> None:
     assert profile.params == 61706 + 2  # weights plus the graph's normalisation mean and std
     assert profile.size_bytes == ZOO_PARENT.stat().st_size and 0 < profile.gzip_bytes < profile.size_bytes
     assert (profile.conv_layers, profile.unaligned_convs) == (2, 2)  # 6 filters in conv1, 6 input channels in conv2
+
+
+def test_channel_alignment_counts_against_the_given_block() -> None:
+    model = conv_chain([16, 8, 16])  # the first conv reads the 1-channel image: exempt on its input side
+    assert conv_alignment(model, 8) == (3, 0)
+    assert conv_alignment(model, 16) == (3, 2)  # 8 filters in the second, 8 input channels in the third
+    assert conv_alignment(model, 1) == (3, 0)
+
+
+def test_nchwc_block_is_the_multiple_onnx_runtime_pads_filters_to(tmp_path: Path) -> None:
+    """ORT's own optimised graph of convolutions with 3 and block + 1 filters: padded to 1 and 2 blocks (or no NCHWc
+    node at all where nchwc_block() says 1)."""
+    import onnxruntime as ort
+
+    block = nchwc_block()
+    assert block in (1, 4, 8, 16, 32)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.optimized_model_filepath = str(tmp_path / "optimised.onnx")
+    ort.InferenceSession(conv_chain([3, block + 1]).SerializeToString(), options, providers=[CPU_EP])
+    optimised = onnx.load(options.optimized_model_filepath)
+    shapes = {init.name: list(init.dims) for init in optimised.graph.initializer}
+    padded = [shapes[node.input[1]][0] for node in optimised.graph.node if node.domain.endswith("nchwc") and node.op_type == "Conv"]
+    assert padded == ([block, 2 * block] if block > 1 else [])
 
 
 def test_channel_alignment_of_a_pruned_resnet() -> None:

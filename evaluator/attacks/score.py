@@ -93,8 +93,9 @@ class RandomSearch:
 
     x (N, C, H, W) float32 clean inputs, y (N,) labels; the best inputs start at `start` and the margins at theirs
     (1 query). `work` holds, contiguous, the best inputs of the samples still classified correctly (their indices
-    `rows`, in order): each step proposes one candidate per row, patched into `work` in place or given whole, and
-    a sample leaves both once misclassified, so whole images are copied only then and in output().
+    `rows`, in order) and `clean` their clean inputs: each step proposes one candidate per row, patched into `work`
+    in place or given whole, and a sample leaves all three once misclassified, so whole images are copied only
+    then and in output().
     """
 
     def __init__(self, model: OnnxClassifier, x: np.ndarray, y: np.ndarray, start: np.ndarray) -> None:
@@ -103,7 +104,7 @@ class RandomSearch:
         self.margin = query_margins(model, self.x_best, y)
         self.used = np.ones(len(x), np.int64)
         self.rows = np.flatnonzero(self.margin > 0)
-        self.work = self.x_best[self.rows]
+        self.work, self.clean = self.x_best[self.rows], x[self.rows]
 
     def try_patches(self, positions: np.ndarray, values: np.ndarray, current: np.ndarray, accept_ties: bool = False) -> np.ndarray:
         """Query `work` with values written at positions of work.ravel() (both (A, ...), `current` the values there
@@ -143,8 +144,8 @@ class RandomSearch:
             stays[broken[broken >= keep] - keep] = False
             tail = keep + np.flatnonzero(stays)
             rows = self.rows.copy()  # callers may still hold the old order
-            self.work[holes], rows[holes] = self.work[tail], rows[tail]
-            self.rows, self.work = rows[:keep], self.work[:keep]
+            self.work[holes], self.clean[holes], rows[holes] = self.work[tail], self.clean[tail], rows[tail]
+            self.rows, self.work, self.clean = rows[:keep], self.work[:keep], self.clean[:keep]
 
     def output(self) -> AttackOutput:
         self.x_best[self.rows] = self.work
@@ -181,11 +182,10 @@ class SquareLinf(Attack):
                 break
             side = int(round(np.sqrt(square_fraction(self.p_init, iteration, self.queries) * h * w)))
             side = min(max(side, 1), max(min(h, w) - 1, 1))
-            pixels = random_squares(rng, count, h, w, side)
-            clean = gather(x, search.rows, pixels)
-            positions = flat_positions(search.work, np.arange(count), pixels)
+            positions = flat_positions(search.work, np.arange(count), random_squares(rng, count, h, w, side))
             current = np.take(search.work, positions)
-            search.try_patches(positions, self._window_values(rng, clean, current, steps), current)
+            values = self._window_values(rng, np.take(search.clean, positions), current, steps)
+            search.try_patches(positions, values, current)
         return search.output()
 
     def _window_values(self, rng: np.random.Generator, clean: np.ndarray, current: np.ndarray, steps: np.ndarray) -> np.ndarray:
@@ -261,7 +261,7 @@ class SquareL2(Attack):
                 break
             side = max(int(round(np.sqrt(square_fraction(self.p_init, iteration, self.queries) * h * w))), 3)
             side = min(side + 1 - side % 2, h, w)  # odd, as in the paper, and inside the image
-            clean = x[search.rows]
+            clean = search.clean
             delta = search.work - clean
             self._move_mass(rng, delta, epsilon, side)
             length = np.sqrt((delta.reshape(len(delta), -1) ** 2).sum(axis=1))
@@ -361,7 +361,8 @@ class SparseRSL0(Attack):
             leaving = perturbed[active[:, None], out_slots[None, :]]  # (A, swaps)
             entering = free[active[:, None], in_slots[None, :]]
             positions = flat_positions(search.work, np.arange(active.size), np.concatenate([leaving, entering], axis=1))
-            values = np.concatenate([gather(x, active, leaving), random_corners(rng, gather(x, active, entering))], axis=2)
+            clean = np.take(search.clean, positions)  # leaving pixels get their clean values back, entering ones corners
+            values = np.concatenate([clean[:, :, :swaps], random_corners(rng, clean[:, :, swaps:])], axis=2)
             kept = search.try_patches(positions, values, np.take(search.work, positions), accept_ties=True)
             winners = active[kept]
             perturbed[winners[:, None], out_slots[None, :]] = entering[kept]

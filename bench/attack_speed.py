@@ -17,8 +17,8 @@ its spread), the median CPU time of the process (all threads: steadier than wall
 also counts threads that spin while they wait) and the ratios of medians to ours. "forwards" is the model forward
 passes per attacked sample: the work a score attack buys. After the table come the cost of one forward pass alone
 on each backend and, for each score attack of ours, the ratio it would reach if its forwards were all it spent: the
-most any attack making as many queries on ONNX Runtime could reach on this machine. Every robust accuracy is judged by the evaluator on the
-deployed graph, over all sampled images (misclassified ones count as not robust).
+most any attack making as many queries on ONNX Runtime could reach on this machine. Every robust accuracy is
+judged by the evaluator on the deployed graph, over all sampled images (misclassified ones count as not robust).
 
 --threads sets both ONNX Runtime's and torch's thread count (default: each library's own, ORT one per core). On a
 machine busy with other work, use --threads 1: two spinning threads per library on two busy cores make both

@@ -222,11 +222,11 @@ def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset],
     surrogate, surrogate_notes = resolve_surrogate(Path(path), metadata, config.surrogate)
     notes += source_notes + surrogate_notes
     profile = profile_model(Path(path), classifier.model)
-    if classifier.runtime.used == CPU_EP and profile.conv_layers and nchwc_block() > 1:
-        convs, unaligned = conv_alignment(classifier.model, nchwc_block())
-        if unaligned:
-            notes.append(f"{unaligned} of {convs} conv layers have channel counts off a multiple of {nchwc_block()}, the "
-                         "block of ONNX Runtime's fast convolutions (NCHWc) on this CPU: it pads their filters or skips them")
+    block = nchwc_block() if classifier.runtime.used == CPU_EP and profile.conv_layers else 1
+    convs, unaligned = conv_alignment(classifier.model, block) if block > 1 else (0, 0)
+    if unaligned:
+        notes.append(f"{unaligned} of {convs} conv layers have channel counts off a multiple of {block}, the "
+                     "block of ONNX Runtime's fast convolutions (NCHWc) on this CPU: it pads their filters or skips them")
     latency = throughput = None
     timed: dict[int, LatencyStats] = {}
     if not config.skip_latency:

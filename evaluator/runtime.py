@@ -62,28 +62,34 @@ def first_line(error: Exception) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+def nchwc_filter_counts(model: onnx.ModelProto) -> list[int]:
+    """Filter counts, in graph order, of the convolutions ONNX Runtime's CPU EP runs in its NCHWc layout on this
+    CPU, as padded there (a multiple of its block): read from the graph it optimises the model into."""
+    ort = import_onnxruntime()
+    with tempfile.TemporaryDirectory() as folder:
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # ORT warns that the optimised graph is specific to this CPU: that is the point
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.optimized_model_filepath = str(Path(folder) / "optimised.onnx")
+        ort.InferenceSession(model.SerializeToString(), options, providers=[CPU_EP])
+        optimised = onnx.load(options.optimized_model_filepath)
+    shapes = {init.name: list(init.dims) for init in optimised.graph.initializer}
+    return [int(shapes[node.input[1]][0]) for node in optimised.graph.node
+            if node.op_type == "Conv" and node.domain.endswith("nchwc") and node.input[1] in shapes]
+
+
 @functools.lru_cache(maxsize=1)
 def nchwc_block() -> int:
     """Channels per block of ONNX Runtime's NCHWc convolutions on this CPU (8 with AVX2, 16 with AVX-512), or 1
-    where it has none: read from the graph ORT makes of a one-filter convolution, whose filters it pads to a block."""
-    ort = import_onnxruntime()
+    where it has none: the filter count ORT pads a one-filter convolution to."""
     weight = numpy_helper.from_array(np.ones((1, 1, 3, 3), np.float32), "w")
     graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"])], "probe",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 8, 8])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 6, 6])], [weight])
     probe = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     probe.ir_version = 8
-    with tempfile.TemporaryDirectory() as folder:
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # ORT warns that the optimised graph is specific to this CPU: that is the point
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.optimized_model_filepath = str(Path(folder) / "optimised.onnx")
-        ort.InferenceSession(probe.SerializeToString(), options, providers=[CPU_EP])
-        optimised = onnx.load(options.optimized_model_filepath)
-    shapes = {init.name: list(init.dims) for init in optimised.graph.initializer}
-    padded = [shapes[node.input[1]][0] for node in optimised.graph.node
-              if node.op_type == "Conv" and node.domain.endswith("nchwc") and node.input[1] in shapes]
-    return int(padded[0]) if padded else 1
+    padded = nchwc_filter_counts(probe)
+    return padded[0] if padded else 1
 
 
 class OnnxClassifier:

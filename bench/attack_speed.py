@@ -15,9 +15,10 @@ White-box PGD-Linf (40 steps, step eps/30, random start): ours, foolbox, ART and
 Every implementation runs --repeats times, interleaved with the others; the table shows the median wall time (and
 its spread), the median CPU time of the process (all threads: steadier than wall time on a shared machine, but it
 also counts threads that spin while they wait) and the ratios of medians to ours. "forwards" is the model forward
-passes per attacked sample: the work a score attack buys. After the table come the cost of one forward pass alone
-on each backend and, for each score attack of ours, the ratio it would reach if its forwards were all it spent: the
-most any attack making as many queries on ONNX Runtime could reach on this machine. Every robust accuracy is
+passes per attacked sample: the work a score attack buys. After the table, for each score attack, comes the time
+the forward passes took inside the runs (ONNX Runtime's session calls for ours, the source's forward for theirs,
+per sample and as a share of the run) and the ratio ours would reach if its forwards were all it spent: the most
+any attack making as many queries on ONNX Runtime could reach on this machine. Every robust accuracy is
 judged by the evaluator on the deployed graph, over all sampled images (misclassified ones count as not robust).
 
 --threads sets both ONNX Runtime's and torch's thread count (default: each library's own, ORT one per core). On a
@@ -40,7 +41,6 @@ import torch
 
 from evaluator.assessment import attack_subset
 from evaluator.attacks import AttackTarget, create_attack
-from evaluator.attacks.score import query_margins
 from evaluator.data import load_dataset
 from evaluator.metrics import Norm, distances
 from evaluator.runtime import OnnxClassifier
@@ -50,16 +50,37 @@ ALL = ("square-linf", "square-l2", "sparse-rs-l0", "pgd-linf")
 
 
 class CountingModel(torch.nn.Module):
-    """The source with a count of the samples it has been run on (forward passes, like ORT's query count)."""
+    """The source with a count of the samples it has been run on (forward passes, like ORT's query count) and the
+    seconds those forward passes took."""
 
     def __init__(self, model: Any) -> None:
         super().__init__()
         self.model = model
         self.samples = 0
+        self.seconds = 0.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.samples += len(x)
-        return self.model(x)
+        start = time.perf_counter()
+        logits = self.model(x)
+        self.seconds += time.perf_counter() - start
+        return logits
+
+
+class TimedSession:
+    """Wraps an OnnxClassifier's run_batch to add up the seconds its ONNX Runtime session calls take."""
+
+    def __init__(self, classifier: OnnxClassifier) -> None:
+        self.seconds = 0.0
+        run_batch = classifier.run_batch
+
+        def timed(x: np.ndarray) -> np.ndarray:
+            start = time.perf_counter()
+            logits = run_batch(x)
+            self.seconds += time.perf_counter() - start
+            return logits
+
+        classifier.run_batch = timed  # type: ignore[method-assign]
 
 
 @dataclass
@@ -68,14 +89,24 @@ class Row:
 
     attack: str
     implementation: str
-    run: Callable[[], tuple[np.ndarray, float | None]]  # -> candidates, forwards per sample (None: not counted)
+    run: Callable[[], Run]
     norm: Norm
     epsilon: float
     samples: int  # sampled test images these candidates belong to (clean-correct ones are attacked)
     seconds: list[float] = field(default_factory=list)
     cpu_seconds: list[float] = field(default_factory=list)
+    forward_seconds: list[float] = field(default_factory=list)  # in the model's forward passes, each repeat
     robust: float = 0.0
     forwards: float | None = None
+
+
+@dataclass
+class Run:
+    """What one repeat of an implementation returns."""
+
+    candidates: np.ndarray
+    forwards: float | None = None  # forward passes per attacked sample (None: not counted)
+    forward_seconds: float | None = None  # seconds spent in them (None: not timed)
 
 
 def judged(target: AttackTarget, x: np.ndarray, y: np.ndarray, x_adv: np.ndarray, norm: Norm, epsilon: float) -> int:
@@ -110,24 +141,23 @@ def main() -> None:
     x, y = test.x[correct], test.y[correct]  # every library attacks the same clean-correct samples
     l0_correct = int(correct[:args.l0_samples].sum())
     x0, y0 = x[:l0_correct], y[:l0_correct]  # the clean-correct ones among the first --l0-samples
-    source = CountingModel(target.source())
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    source, session = CountingModel(target.source()), TimedSession(target.deployed)
     print(f"{args.model.name}: {len(x)} clean-correct of {args.samples} test samples; Linf {args.eps}, L2 {args.eps_l2}, "
           f"L0 {args.k} pixels ({l0_correct} of the first {args.l0_samples}); {args.queries} queries; "
           f"ORT threads {target.deployed.threads}, torch threads {torch.get_num_threads()}; {args.repeats} repeats")
 
-    def ours(name: str, x: np.ndarray, y: np.ndarray, eps: float, **options: Any) -> Callable[[], tuple[np.ndarray, float | None]]:
-        def run() -> tuple[np.ndarray, float | None]:
-            before = target.deployed.queries
+    def ours(name: str, x: np.ndarray, y: np.ndarray, eps: float, **options: Any) -> Callable[[], Run]:
+        def run() -> Run:
+            before, seconds = target.deployed.queries, session.seconds
             candidates = create_attack(name, **options).run(target, x, y, eps, 0).x_adv
-            return candidates, (target.deployed.queries - before) / len(x)
+            return Run(candidates, (target.deployed.queries - before) / len(x), session.seconds - seconds)
         return run
 
-    def theirs(make: Callable[[], Callable[[torch.Tensor, torch.Tensor], Any]], x: np.ndarray, y: np.ndarray) -> Callable[[], tuple[np.ndarray, float | None]]:
-        def run() -> tuple[np.ndarray, float | None]:
-            attack, before = make(), source.samples
+    def theirs(make: Callable[[], Callable[[torch.Tensor, torch.Tensor], Any]], x: np.ndarray, y: np.ndarray) -> Callable[[], Run]:
+        def run() -> Run:
+            attack, before, seconds = make(), source.samples, source.seconds
             candidates = np.asarray(attack(torch.from_numpy(x), torch.from_numpy(y)).detach().numpy())
-            return candidates, (source.samples - before) / len(x)
+            return Run(candidates, (source.samples - before) / len(x), source.seconds - seconds)
         return run
 
     rows: list[Row] = []
@@ -155,11 +185,14 @@ def main() -> None:
     for _ in range(args.repeats):
         for row in rows:
             start, cpu_start = time.perf_counter(), time.process_time()
-            candidates, forwards = row.run()
+            result = row.run()
             row.seconds.append(time.perf_counter() - start)
             row.cpu_seconds.append(time.process_time() - cpu_start)
+            if result.forward_seconds is not None:
+                row.forward_seconds.append(result.forward_seconds)
             clean_x, clean_y = (x0, y0) if row.norm is Norm.L0 else (x, y)
-            row.robust, row.forwards = judged(target, clean_x, clean_y, candidates, row.norm, row.epsilon) / row.samples, forwards
+            row.robust = judged(target, clean_x, clean_y, result.candidates, row.norm, row.epsilon) / row.samples
+            row.forwards = result.forwards
 
     print(f"{'attack':13} {'implementation':22} {'seconds':>8} {'spread':>12} {'cpu s':>8} {'robust acc':>10} {'forwards':>8} "
           f"{'time / ours':>11} {'cpu / ours':>10}")
@@ -174,40 +207,13 @@ def main() -> None:
     print("seconds: median wall time (spread: fastest-slowest); cpu s: median CPU time of this process, all threads; robust "
           "accuracy over all sampled test images (misclassified ones count as not robust); forwards: model forward passes per "
           "attacked sample")
-    score_rows = [row for row in rows if row.forwards is not None and row.attack != "sparse-rs-l0"]
-    if score_rows:
-        ort_us, torch_us = forward_costs(target, source, x, args.repeats)
-        print(f"forward pass alone, {len(x)} samples: ONNX Runtime {ort_us:.2f} us per sample (in the attacks' chunks), torch "
-              f"{torch_us:.2f} us (one batch, no grad): {torch_us / ort_us:.2f}x")
-        for row in (r for r in score_rows if r.implementation.startswith("evaluator")):
-            theirs = next(r for r in score_rows if r.attack == row.attack and r is not row)
-            ceiling = float(np.median(theirs.seconds)) / (row.forwards * len(x) * ort_us * 1e-6)  # type: ignore[operator]
-            print(f"{row.attack}: ours would be {ceiling:.2f}x faster than {theirs.implementation} if its only cost were its "
-                  f"{row.forwards:.0f} forwards per sample on ONNX Runtime")
-
-
-def forward_costs(target: AttackTarget, source: CountingModel, x: np.ndarray, repeats: int) -> tuple[float, float]:
-    """Median microseconds per sample of one forward pass over x: on ONNX Runtime as the score attacks query it, and on
-    the torch source as one no-grad batch (as torchattacks' Square runs it). Each backend runs in blocks of 10 calls,
-    the first of each block not timed: the other backend's threads spin for a while after their last call."""
-
-    def per_sample(forward: Callable[[], Any]) -> list[float]:
-        forward()
-        times = []
-        for _ in range(10):
-            start = time.perf_counter()
-            forward()
-            times.append((time.perf_counter() - start) / len(x) * 1e6)
-        return times
-
-    ort_us: list[float] = []
-    torch_us: list[float] = []
-    xt, y = torch.from_numpy(x), np.zeros(len(x), np.int64)
-    with torch.no_grad():
-        for _ in range(max(repeats, 3)):
-            ort_us += per_sample(lambda: query_margins(target.deployed, x, y))
-            torch_us += per_sample(lambda: source.model(xt))
-    return float(np.median(ort_us)), float(np.median(torch_us))
+    for row in (r for r in rows if r.implementation.startswith("evaluator") and r.forward_seconds and r.attack != "sparse-rs-l0"):
+        theirs = next(r for r in rows if r.attack == row.attack and r is not row)
+        ours_forward, their_forward = float(np.median(row.forward_seconds)), float(np.median(theirs.forward_seconds))
+        per_sample = [f"{seconds / (r.forwards * len(x)) * 1e6:.2f} us per sample ({seconds / float(np.median(r.seconds)):.0%} of the run)"
+                      for r, seconds in ((row, ours_forward), (theirs, their_forward))]  # type: ignore[operator]
+        print(f"{row.attack}: forward passes on ONNX Runtime {per_sample[0]}, on torch {per_sample[1]}; with nothing but its "
+              f"forwards ours would be {float(np.median(theirs.seconds)) / ours_forward:.2f}x faster than {theirs.implementation}")
 
 
 def pgd_rows(target: AttackTarget, source: CountingModel, x: np.ndarray, y: np.ndarray, epsilon: float, samples: int) -> list[Row]:
@@ -231,7 +237,7 @@ def pgd_rows(target: AttackTarget, source: CountingModel, x: np.ndarray, y: np.n
         ("ART", lambda: art_pgd.generate(x, y)),
         ("torchattacks", lambda: ta_pgd(xt, yt).detach().numpy()),
     ]
-    return [Row("pgd-linf", name, (lambda run=run: (run(), None)), Norm.LINF, epsilon, samples) for name, run in runs]
+    return [Row("pgd-linf", name, (lambda run=run: Run(run())), Norm.LINF, epsilon, samples) for name, run in runs]
 
 
 if __name__ == "__main__":

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import Callable
 
 from rich.console import Console
 from rich.table import Table
 
-from evaluator.assessment import Assessment
+from evaluator.assessment import Assessment, ModelAssessment
 
 
 def human_bytes(count: int) -> str:
@@ -31,59 +33,101 @@ def format_distance(value: float | None, norm: str) -> str:
     return f"{value:.0f} px" if norm == "L0" else f"{value:.3g}"
 
 
-def render_table(assessment: Assessment, console: Console) -> None:
-    """One row per model; one column per (attack, epsilon)."""
-    columns: list[tuple[str, float]] = []
+SCALAR_HEADERS = ("model", "pruning", "size", "gzip", "params", "non-zero", "MACs", "provider", "p50 ms b1", "p99 ms b1",
+                  "samples/s", "clean acc")
+
+
+def scalar_cells(model: ModelAssessment) -> list[str]:
+    """The size / speed / clean-accuracy cells of one model, in SCALAR_HEADERS order."""
+    pruning = model.metadata.get("pruning") if model.metadata else None
+    latency, throughput = model.latency, model.throughput
+    return [
+        Path(model.path).name, f"{pruning['method']} CR {pruning['achieved_rate']:.2f}" if pruning else "-",
+        human_bytes(model.profile.size_bytes), human_bytes(model.profile.gzip_bytes), human_count(model.profile.params),
+        human_count(model.profile.nonzero_params), human_count(model.profile.macs), model.runtime.used.replace("ExecutionProvider", ""),
+        f"{latency.p50_ms:.3f}" if latency else "-", f"{latency.p99_ms:.3f}" if latency else "-",
+        f"{throughput.throughput_per_s:,.0f} @{throughput.batch_size}" if throughput else "-", f"{model.clean_accuracy:.4f}",
+    ]
+
+
+def robustness_measures(assessment: Assessment) -> list[tuple[str, Callable[[ModelAssessment], str]]]:
+    """(header, cell of a model) for every robustness figure: each attack at each epsilon (in the order they ran), the
+    worst case per norm and epsilon where more than one attack ran there, the median minimal distance per norm."""
+    measures: list[tuple[str, Callable[[ModelAssessment], str]]] = []
+    attacks: list[tuple[str, float]] = []
     for model in assessment.models:
-        for result in model.attacks:
-            if (result.name, result.epsilon) not in columns:
-                columns.append((result.name, result.epsilon))
+        attacks += [key for key in ((r.name, r.epsilon) for r in model.attacks) if key not in attacks]
+    for name, epsilon in attacks:
+        measures.append((f"{name}\neps={epsilon:.4g}", functools.partial(attack_cell, key=(name, epsilon))))
+    worst: list[tuple[str, float]] = []
+    for model in assessment.models:
+        worst += [key for key in ((w.norm, w.epsilon) for w in model.worst_case if len(w.attacks) > 1) if key not in worst]
+    for norm, epsilon in worst:
+        measures.append((f"worst {norm}\neps={epsilon:.4g}", functools.partial(worst_cell, key=(norm, epsilon))))
+    for norm in sorted({norm for model in assessment.models for norm in model.median_distances()}):
+        measures.append((f"median\n{norm} dist", functools.partial(median_cell, norm=norm)))
+    return measures
+
+
+def attack_cell(model: ModelAssessment, key: tuple[str, float]) -> str:
+    result = next((r for r in model.attacks if (r.name, r.epsilon) == key), None)
+    if result is None:
+        return "-"
+    return f"{result.robust_accuracy:.3f} ({result.queries:.0f} q)" if result.queries is not None else f"{result.robust_accuracy:.3f}"
+
+
+def worst_cell(model: ModelAssessment, key: tuple[str, float]) -> str:
+    worst = next((w for w in model.worst_case if (w.norm, w.epsilon) == key), None)
+    return f"{worst.robust_accuracy:.3f}" if worst else "-"
+
+
+def median_cell(model: ModelAssessment, norm: str) -> str:
+    return format_distance(model.median_distances().get(norm), norm)
+
+
+def one_table(assessment: Assessment, measures: list[tuple[str, Callable[[ModelAssessment], str]]]) -> Table:
+    """One row per model: its size, speed and clean accuracy, then one column per robustness figure."""
     table = Table(title="size / speed / robustness", header_style="bold")
-    for header in ("model", "pruning", "size", "gzip", "params", "non-zero", "MACs", "provider", "p50 ms b1", "p99 ms b1",
-                   "samples/s", "clean acc"):
+    for header in SCALAR_HEADERS:
         table.add_column(header, justify="left" if header in ("model", "pruning", "provider") else "right")
-    for name, epsilon in columns:
-        table.add_column(f"{name}\neps={epsilon:.4g}", justify="right")
-    worst_columns: list[tuple[str, float]] = []
+    for header, _ in measures:
+        table.add_column(header, justify="right", style="bold" if header.startswith("worst") else None)
     for model in assessment.models:
-        for worst in model.worst_case:
-            if len(worst.attacks) > 1 and (worst.norm, worst.epsilon) not in worst_columns:
-                worst_columns.append((worst.norm, worst.epsilon))
-    for norm, epsilon in worst_columns:
-        table.add_column(f"worst {norm}\neps={epsilon:.4g}", justify="right", style="bold")
-    median_norms = sorted({norm for model in assessment.models for norm in model.median_distances()})
-    for norm in median_norms:
-        table.add_column(f"median\n{norm} dist", justify="right")
+        table.add_row(*scalar_cells(model), *(cell(model) for _, cell in measures))
+    return table
+
+
+def split_tables(assessment: Assessment, measures: list[tuple[str, Callable[[ModelAssessment], str]]]) -> list[Table]:
+    """For runs too wide for one table: size / speed with one row per model, then robustness with one row per figure
+    and one column per model."""
+    speed = Table(title="size / speed", header_style="bold")
+    for header in SCALAR_HEADERS:
+        speed.add_column(header, justify="left" if header in ("model", "pruning", "provider") else "right")
     for model in assessment.models:
-        pruning = model.metadata.get("pruning") if model.metadata else None
-        pruning_text = f"{pruning['method']} CR {pruning['achieved_rate']:.2f}" if pruning else "-"
-        by_column = {(r.name, r.epsilon): r for r in model.attacks}
-        cells = []
-        for key in columns:
-            result = by_column.get(key)
-            if result is None:
-                cells.append("-")
-            elif result.queries is not None:
-                cells.append(f"{result.robust_accuracy:.3f} ({result.queries:.0f} q)")
-            else:
-                cells.append(f"{result.robust_accuracy:.3f}")
-        worst_by_column = {(w.norm, w.epsilon): w for w in model.worst_case}
-        cells += [f"{worst_by_column[key].robust_accuracy:.3f}" if key in worst_by_column else "-" for key in worst_columns]
-        medians = model.median_distances()
-        cells += [format_distance(medians.get(norm), norm) for norm in median_norms]
-        latency, throughput = model.latency, model.throughput
-        table.add_row(
-            Path(model.path).name, pruning_text, human_bytes(model.profile.size_bytes), human_bytes(model.profile.gzip_bytes),
-            human_count(model.profile.params),
-            human_count(model.profile.nonzero_params), human_count(model.profile.macs), model.runtime.used.replace("ExecutionProvider", ""),
-            f"{latency.p50_ms:.3f}" if latency else "-", f"{latency.p99_ms:.3f}" if latency else "-",
-            f"{throughput.throughput_per_s:,.0f} @{throughput.batch_size}" if throughput else "-",
-            f"{model.clean_accuracy:.4f}", *cells,
-        )
-    console.print(table)
+        speed.add_row(*scalar_cells(model))
+    robustness = Table(title="robustness", header_style="bold")
+    robustness.add_column("attack / measure")
+    for model in assessment.models:
+        robustness.add_column(Path(model.path).name, justify="right")
+    for header, cell in measures:
+        robustness.add_row(header.replace("\n", " "), *(cell(model) for model in assessment.models),
+                           style="bold" if header.startswith("worst") else None)
+    return [speed, robustness]
+
+
+def render_table(assessment: Assessment, console: Console) -> None:
+    """One row per model, one column per (attack, epsilon); where that is wider than the console, a size / speed
+    table and a robustness table with one row per (attack, epsilon) instead."""
+    measures = robustness_measures(assessment)
+    table = one_table(assessment, measures)
+    if console.measure(table, options=console.options.update_width(100_000)).maximum > console.width:
+        for part in split_tables(assessment, measures):
+            console.print(part)
+    else:
+        console.print(table)
     samples = {r.samples for m in assessment.models for r in m.attacks}
     if samples:
-        cascade = ("cascade: each attack only attacks what the ones left of it left robust, so its column is the accuracy after it"
+        cascade = ("cascade: each attack only attacks what the ones left of it left robust, so its figure is the accuracy after it"
                    if assessment.config.cascade else "every attack attacks every sample")
         console.print(f"robust accuracy on {', '.join(map(str, sorted(samples)))} test samples, every adversarial re-checked "
                       "on the deployed graph; (q) = mean queries per attacked sample; worst = robust against every attack run; "

@@ -38,7 +38,10 @@ def test_softmax_outputs_are_flagged(tmp_path: Path) -> None:
 def test_black_box_beating_white_box_is_flagged() -> None:
     assert white_box_strongest([result("pgd-linf", "white-box", 40), result("square-linf", "score", 39)]).passed
     masked = white_box_strongest([result("pgd-linf", "white-box", 40), result("square-linf", "score", 30)])
-    assert not masked.passed and "gradient masking" in masked.detail and "10.0%" in masked.detail
+    assert not masked.passed and "gradient masking" in masked.detail and "10.0% of the samples (10)" in masked.detail
+    # 2 of 100 is over 1 point but within chance on so few samples; 3 is not
+    assert white_box_strongest([result("pgd-linf", "white-box", 40), result("square-linf", "score", 38)]).passed
+    assert not white_box_strongest([result("pgd-linf", "white-box", 40), result("square-linf", "score", 37)]).passed
 
 
 def test_robust_accuracy_rising_with_epsilon_is_flagged() -> None:

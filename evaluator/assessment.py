@@ -298,9 +298,10 @@ def run_attacks(target: AttackTarget, subset: Split, predictions: np.ndarray, co
             mask = still_robust.get(key) if config.cascade else None
             if is_minimal(attack):
                 result = found.at_epsilon(epsilon)
-                if mask is not None:
+                if mask is not None:  # it ran on every sample: count only what the cascade had left
                     robust = result.robust & mask
-                    result = replace(result, robust=robust, robust_accuracy=float(robust.mean()))
+                    result = replace(result, robust=robust, robust_accuracy=float(robust.mean()),
+                                     attacked=int(mask.sum()), successes=int((mask & ~result.robust).sum()))
             else:
                 progress(f"{label}{attack.name} eps={epsilon:.4g}")
                 result = evaluate_attack(attack, target, subset, epsilon, config.seed, predictions, mask)

@@ -69,13 +69,13 @@ def worst_cases(results: list[AttackResult]) -> list[WorstCase]:
     return worst
 
 
-def budget_violations(x: np.ndarray, x_raw: np.ndarray, norm: Norm, epsilon: float) -> int:
-    """Candidates that are not finite, leave [0, 1], or lie outside the budget."""
+def budget_violations(x: np.ndarray, x_raw: np.ndarray, norm: Norm, epsilon: float) -> np.ndarray:
+    """(N,) bool: candidates that are not finite, leave [0, 1], or lie outside the budget (beyond BUDGET_SLACK)."""
     not_finite = ~np.isfinite(x_raw.reshape(len(x), -1)).all(axis=1)
     x_raw = np.nan_to_num(x_raw, nan=-1.0)
     outside_box = (x_raw.reshape(len(x), -1).min(axis=1) < 0) | (x_raw.reshape(len(x), -1).max(axis=1) > 1)
     too_far = distances(x, x_raw, norm) > epsilon * (1 + BUDGET_SLACK) + BUDGET_SLACK
-    return int((not_finite | outside_box | too_far).sum())
+    return not_finite | outside_box | too_far
 
 
 def evaluate_attack(attack: Attack, target: AttackTarget, split: Split, epsilon: float, seed: int,
@@ -100,9 +100,11 @@ def evaluate_attack(attack: Attack, target: AttackTarget, split: Split, epsilon:
     median_success: float | None = None
     if index.size:
         output = attack.run(target, x, y, epsilon, seed)
-        out_of_budget = budget_violations(x, output.x_adv, attack.norm, epsilon)
+        violations = budget_violations(x, output.x_adv, attack.norm, epsilon)
+        out_of_budget = int(violations.sum())
         finite = np.isfinite(output.x_adv.reshape(len(x), -1)).all(axis=1)
-        x_adv = project(x, np.where(finite[:, None, None, None], output.x_adv, x), attack.norm, epsilon)  # broken = no attack
+        projected = project(x, np.where(finite[:, None, None, None], output.x_adv, x), attack.norm, epsilon)  # broken = no attack
+        x_adv = np.where(violations[:, None, None, None], projected, output.x_adv).astype(np.float32)  # in budget: as returned
         inside = distances(x, x_adv, attack.norm) <= epsilon * (1 + BUDGET_SLACK) + BUDGET_SLACK
         fooled = inside & (deployed.predict(x_adv) != y)
         if output.queries is not None:

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from evaluator.attacks import AttackTarget, create_attack, is_minimal, list_attacks
-from evaluator.attacks.base import AttackKind, AttackOutput, MinimalNormAttack, Norm
+from evaluator.attacks.base import AttackKind, AttackOutput, MinimalNormAttack, Norm, parse_attack_spec
 from evaluator.data import Dataset
 from evaluator.errors import EvaluatorError
 from evaluator.metrics import distances, project
+from evaluator.assessment import AssessConfig, run_attacks
 from evaluator.robustness import evaluate_attack, evaluate_minimal
 from evaluator.runtime import OnnxClassifier
 
@@ -147,6 +148,31 @@ def test_bad_attack_requests_are_user_errors() -> None:
         create_attack("pgd-linf", iterations=3)
 
 
+# Options that count something the attack cannot do without (a query, a sample per batch, a binary-search step).
+COUNT_OPTIONS = ("queries", "batch_size", "candidates", "binary_search_steps", "init_evals", "max_evals")
+
+
+@pytest.mark.parametrize("attack_class", list_attacks(), ids=lambda cls: cls.name)
+def test_counts_below_their_minimum_are_user_errors(attack_class: type) -> None:
+    """Every count option of a registered attack has a minimum (a new attack fails here until it declares one), and
+    one below it is refused when the attack is made, also through the NAME:KEY=VALUE spec; so are negative and NaN
+    values of its other number options."""
+    options = attack_class().options()
+    counts = [option for option in COUNT_OPTIONS if option in options]
+    assert set(counts) <= set(attack_class.minimums), f"{attack_class.name}: no minimum for {set(counts) - set(attack_class.minimums)}"
+    for option, minimum in attack_class.minimums.items():
+        attack_class(**{option: minimum})
+        with pytest.raises(EvaluatorError, match=f"{option} must be at least {minimum}"):
+            attack_class(**{option: minimum - 1})
+    for option, default in options.items():  # every other number must be finite and non-negative
+        if isinstance(default, (int, float)) and not isinstance(default, bool) and option not in attack_class.minimums:
+            with pytest.raises(EvaluatorError, match=f"{option} must be at least 0"):
+                attack_class(**{option: -1 if isinstance(default, int) else float("nan")})
+    if "queries" in options:
+        with pytest.raises(EvaluatorError, match="queries must be at least 1"):
+            parse_attack_spec(f"{attack_class.name}:queries=0")
+
+
 def test_nan_candidates_count_as_out_of_budget(target: AttackTarget, fmnist: Dataset) -> None:
     from dataclasses import dataclass
 
@@ -165,6 +191,45 @@ def test_nan_candidates_count_as_out_of_budget(target: AttackTarget, fmnist: Dat
     result = evaluate_attack(Broken(), target, fmnist.test.head(50), EPSILON, seed=0)
     assert result.out_of_budget == result.attacked > 0
     assert result.robust_accuracy == result.clean_accuracy
+
+
+def test_candidates_inside_the_budget_are_judged_as_returned_and_the_rest_projected(fmnist: Dataset) -> None:
+    """A candidate over the budget by float32 rounding only (inside BUDGET_SLACK) is judged bit for bit as the attack
+    returned it; one 10% over is projected onto the ball before the re-check and counted out of budget."""
+    from evaluator.attacks.base import Attack
+
+    class Recording(OnnxClassifier):
+        def predict(self, x: np.ndarray) -> np.ndarray:
+            self.seen = x.copy()
+            return super().predict(x)
+
+    @dataclass
+    class Scaled(Attack):  # not registered: it exists only for this test
+        name = "scaled"
+        norm = Norm.L2
+        kind = AttackKind.SCORE
+        summary = "a fixed direction scaled to a share of epsilon"
+        share: float = 1.0
+
+        def run(self, target, x, y, epsilon, seed):  # type: ignore[no-untyped-def]
+            direction = np.abs(np.random.default_rng(seed).normal(size=x.shape)) * (x < 0.5)  # stays inside [0, 1]
+            direction /= np.sqrt((direction.reshape(len(x), -1) ** 2).sum(axis=1))[:, None, None, None]
+            self.returned = (x + self.share * epsilon * direction).astype(np.float32)
+            return AttackOutput(self.returned)
+
+    deployed = Recording(ZOO_CHILD, provider="cpu")
+    subset = fmnist.test.head(40)
+    correct = deployed.predict(subset.x) == subset.y
+    for share, projected in ((1 + 3e-7, False), (1.1, True)):
+        attack = Scaled(share=share)
+        result = evaluate_attack(attack, AttackTarget(deployed), subset, 1.0, seed=0, clean_predictions=deployed.predict(subset.x))
+        judged = deployed.seen
+        raw_distances = distances(subset.x[correct], attack.returned, Norm.L2)
+        assert np.array_equal(judged, attack.returned) != projected
+        assert result.out_of_budget == (int(correct.sum()) if projected else 0)
+        if not projected:
+            assert raw_distances.max() > 1.0  # over epsilon by rounding, inside the slack
+        assert distances(subset.x[correct], judged, Norm.L2).max() <= 1.0 + 2e-6
 
 
 def test_worst_case_is_the_union_of_successes(target: AttackTarget, fmnist: Dataset) -> None:
@@ -274,3 +339,17 @@ def test_cascade_attacks_only_what_is_still_robust(target: AttackTarget, fmnist:
     assert second.attacked == int(first.robust.sum())
     assert not np.any(second.robust & ~first.robust) and second.robust_accuracy <= first.robust_accuracy
     assert second.clean_accuracy == first.clean_accuracy
+
+
+def test_a_minimal_norm_attack_in_a_cascade_counts_only_what_was_left(target: AttackTarget, fmnist: Dataset) -> None:
+    """A minimal-norm attack runs once on every sample (for its curve); in the cascade its row counts as attacked the
+    samples still robust before it and as successes only those it broke among them."""
+    subset = fmnist.test.head(100)
+    config = AssessConfig(attacks=("pgd-l2:steps=5", "fmn-l2:steps=20"), epsilons_l2=(1.0,))
+    predictions = target.deployed.predict(subset.x)
+    results, minimal = run_attacks(target, subset, predictions, config, "", lambda message: None, [])
+    pgd, fmn = results
+    alone = minimal[0].at_epsilon(1.0)
+    assert fmn.attacked == int(pgd.robust.sum()) < alone.attacked
+    assert fmn.successes == int((pgd.robust & ~fmn.robust).sum()) < alone.successes
+    assert fmn.robust_accuracy == float(fmn.robust.mean()) == float((pgd.robust & alone.robust).mean())

@@ -80,6 +80,17 @@ class Attack(ABC):
     norm: ClassVar[Norm]
     kind: ClassVar[AttackKind]
     summary: ClassVar[str]
+    # Smallest allowed value of integer options that must not be 0 (queries, samples per batch); every other number
+    # option must be finite and at least 0. A value outside is a user error, raised when the attack is made.
+    minimums: ClassVar[dict[str, int]] = {}
+
+    def __post_init__(self) -> None:
+        for option, value in self.options().items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            minimum = self.minimums.get(option, 0)
+            if not (np.isfinite(value) and value >= minimum):
+                raise EvaluatorError(f"attack {self.name!r}: {option} must be at least {minimum}, got {value}")
 
     @abstractmethod
     def run(self, target: AttackTarget, x: np.ndarray, y: np.ndarray, epsilon: float, seed: int) -> AttackOutput:

@@ -23,7 +23,6 @@ import numpy as np
 
 from evaluator.attacks.base import AttackKind, AttackOutput, AttackTarget, MinimalNormAttack, Norm, register_attack
 from evaluator.attacks.whitebox import in_batches, margin_of, steepest_direction
-from evaluator.errors import EvaluatorError
 
 GAMMA_FINAL = 0.001  # FMN's epsilon step at the end of the cosine schedule
 L1_SHARE = 0.01  # the L1 step moves this share of the input values (the largest gradient entries)
@@ -271,13 +270,6 @@ def drop_pixels(model: Any, x: Any, x_adv: Any, y: Any, candidates: int, min_mar
         alive[active[~kept]] = False
 
 
-def check_options(attack: str, **options: tuple[int, int]) -> None:
-    """Raise a user error for an option below its minimum; options maps name -> (value, minimum)."""
-    for option, (value, minimum) in options.items():
-        if value < minimum:
-            raise EvaluatorError(f"attack {attack!r}: {option} must be at least {minimum}, got {value}")
-
-
 @dataclass
 class FastMinimumNorm(MinimalNormAttack):
     """FMN options and run, shared by the four norms (they differ only in `norm` and defaults).
@@ -288,15 +280,13 @@ class FastMinimumNorm(MinimalNormAttack):
     """
 
     kind = AttackKind.WHITE_BOX
+    minimums = {"batch_size": 1}
 
     steps: int = 100
     alpha: float = 1.0
     gamma: float = 0.05
     min_margin: float = 1e-4
     batch_size: int = 500
-
-    def __post_init__(self) -> None:
-        check_options(self.name, steps=(self.steps, 0), batch_size=(self.batch_size, 1))
 
     def craft(self, model: Any, x: Any, y: Any) -> Any:
         """The candidates (N, C, H, W) for one torch batch."""
@@ -348,13 +338,11 @@ class FMNL0(FastMinimumNorm):
     norm = Norm.L0
     summary = "Fast Minimum-Norm (Pintor et al. 2021) in L0 with a pixel-reset refinement, on the PyTorch source"
 
+    minimums = {"batch_size": 1, "candidates": 1}
+
     alpha: float = 3.0
     refine: bool = True
     candidates: int = 32
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_options(self.name, candidates=(self.candidates, 1))
 
     def craft(self, model: Any, x: Any, y: Any) -> Any:
         x_adv = super().craft(model, x, y)
@@ -372,15 +360,12 @@ class GreedyL0(MinimalNormAttack):
     norm = Norm.L0
     kind = AttackKind.WHITE_BOX
     summary = "greedy pixel selection with exact margins, then pixel-reset refinement, on the PyTorch source"
+    minimums = {"batch_size": 1, "candidates": 1}
 
     candidates: int = 64
     max_pixels: int = 200
     min_margin: float = 1e-4
     batch_size: int = 500
-
-    def __post_init__(self) -> None:
-        check_options(self.name, candidates=(self.candidates, 1), max_pixels=(self.max_pixels, 0),
-                      batch_size=(self.batch_size, 1))
 
     def run_minimal(self, target: AttackTarget, x: np.ndarray, y: np.ndarray, seed: int) -> AttackOutput:
         model = target.source()

@@ -33,7 +33,8 @@ CPU_CHUNK_PER_THREAD = 64
 
 
 def margins(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """z_y - max_{j != y} z_j per sample (N,); <= 0 means misclassified. logits (N, K) is left as it was."""
+    """z_y - max_{j != y} z_j per sample (N,); < 0 means misclassified (at 0, a tie, argmax may still say y).
+    logits (N, K) is left as it was."""
     rows = np.arange(len(y))
     true = logits[rows, y]
     logits[rows, y] = -np.inf
@@ -103,7 +104,7 @@ class RandomSearch:
         self.x_best = np.ascontiguousarray(start, dtype=np.float32)
         self.margin = query_margins(model, self.x_best, y)
         self.used = np.ones(len(x), np.int64)
-        self.rows = np.flatnonzero(self.margin > 0)
+        self.rows = np.flatnonzero(self.margin >= 0)
         self.work, self.clean = self.x_best[self.rows], x[self.rows]
 
     def try_patches(self, positions: np.ndarray, values: np.ndarray, current: np.ndarray, accept_ties: bool = False) -> np.ndarray:
@@ -134,8 +135,9 @@ class RandomSearch:
         return better
 
     def _drop_broken(self, better: np.ndarray) -> None:
-        """Rows whose kept candidate is misclassified leave `work`, their input saved to x_best."""
-        broken = np.flatnonzero(better & (self.margin[self.rows] <= 0))
+        """Rows whose kept candidate has a negative margin (misclassified; a tie is not) leave `work`, their input
+        saved to x_best."""
+        broken = np.flatnonzero(better & (self.margin[self.rows] < 0))
         if broken.size:
             self.x_best[self.rows[broken]] = self.work[broken]
             keep = self.rows.size - broken.size
@@ -165,6 +167,7 @@ class SquareLinf(Attack):
     norm = Norm.LINF
     kind = AttackKind.SCORE
     summary = "Square attack on the deployed graph's logits"
+    minimums = {"queries": 1}
 
     queries: int = 1000
     p_init: float = 0.8
@@ -248,6 +251,7 @@ class SquareL2(Attack):
     norm = Norm.L2
     kind = AttackKind.SCORE
     summary = "Square attack in L2 on the deployed graph's logits"
+    minimums = {"queries": 1}
 
     queries: int = 1000
     p_init: float = 0.8
@@ -335,6 +339,7 @@ class SparseRSL0(Attack):
     norm = Norm.L0
     kind = AttackKind.SCORE
     summary = "Sparse-RS random search over k pixels on the deployed graph's logits"
+    minimums = {"queries": 1}
 
     queries: int = 1000
     p_init: float = 0.3

@@ -171,7 +171,8 @@ def apgd_checkpoints(steps: int) -> list[int]:
     shares = [0.0, 0.22]
     while shares[-1] < 1:
         shares.append(shares[-1] + max(shares[-1] - shares[-2] - 0.03, 0.06))
-    return sorted({int(np.ceil(share * steps)) for share in shares[1:] if share <= 1})
+    # the shares are whole hundredths: rounding first keeps float error out of the ceiling (0.57 * 100 = 57.000...01)
+    return sorted({int(np.ceil(round(share * steps, 6))) for share in shares[1:] if round(share, 6) <= 1})
 
 
 def apgd_batch(model: Any, x: Any, y: Any, epsilon: float, norm: Norm, steps: int, rho: float,

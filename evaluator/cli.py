@@ -124,12 +124,12 @@ def assess(
     dataset: Annotated[Optional[str], typer.Option(help="fashion-mnist, mnist or a .npz; default: the model's metadata.")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the dataset's IDX files.")] = None,
     source: Annotated[Optional[Path], typer.Option(help="PyTorch source (.pt2) for white-box attacks; default: from metadata.")] = None,
-    eps: Annotated[Optional[str], typer.Option(help="Linf budgets in [0, 1] pixel units, comma separated; fractions allowed. [default: 8/255]")] = None,
-    eps_l2: Annotated[Optional[str], typer.Option(help="L2 budgets (pixel units over all values), comma separated. [default: 1.0]")] = None,
-    eps_l1: Annotated[Optional[str], typer.Option(help="L1 budgets (pixel units over all values), comma separated. [default: 10]")] = None,
-    eps_l0: Annotated[Optional[str], typer.Option(help="L0 budgets in changed pixels, comma separated. [default: 10]")] = None,
+    eps: Annotated[Optional[str], typer.Option(help="Linf budgets in [0, 1] pixel units, comma separated; fractions allowed. \\[default: 8/255]")] = None,
+    eps_l2: Annotated[Optional[str], typer.Option(help="L2 budgets (pixel units over all values), comma separated. \\[default: 1.0]")] = None,
+    eps_l1: Annotated[Optional[str], typer.Option(help="L1 budgets (pixel units over all values), comma separated. \\[default: 10]")] = None,
+    eps_l0: Annotated[Optional[str], typer.Option(help="L0 budgets in changed pixels, comma separated. \\[default: 10]")] = None,
     surrogate: Annotated[Optional[Path], typer.Option(help="Transfer surrogate (.pt2, or .onnx via its source); default: the unpruned parent.")] = None,
-    attacks: Annotated[str, typer.Option(help="Attacks by name, comma separated, options as NAME:KEY=VALUE (see `evaluator attacks`).")] = "pgd-linf,square-linf",
+    attacks: Annotated[Optional[str], typer.Option(help="Attacks by name, comma separated, options as NAME:KEY=VALUE (see `evaluator attacks`). \\[default: pgd-linf,apgd-ce-linf,square-linf]")] = None,
     no_cascade: Annotated[bool, typer.Option("--no-cascade", help="Attack every sample with every attack (default: only what is still robust).")] = False,
     samples: Annotated[int, typer.Option(help="Test samples attacked (clean accuracy uses the whole test set).")] = 1000,
     provider: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
@@ -152,9 +152,10 @@ def assess(
     fields = {"Linf": "epsilons", "L2": "epsilons_l2", "L1": "epsilons_l1", "L0": "epsilons_l0"}
     config = AssessConfig(
         dataset=dataset, data_dir=data_dir, source=source, surrogate=surrogate, samples=samples,
-        attacks=tuple(a.strip() for a in attacks.split(",") if a.strip()), cascade=not no_cascade, provider=provider,
+        cascade=not no_cascade, provider=provider,
         batch_size=batch_size, throughput_batch=throughput_batch, threads=threads, seed=seed, skip_latency=no_latency,
         **{fields[norm]: parse_epsilons(text) for norm, text in budgets.items() if text is not None},  # type: ignore[arg-type]
+        **({} if attacks is None else {"attacks": tuple(a.strip() for a in attacks.split(",") if a.strip())}),
     )
     check_budgets(config)
     norms = {attack.norm.value for attack in config.create_attacks()}
@@ -337,28 +338,28 @@ def prune(
 @handles_errors
 def sweep(
     config_file: Annotated[Optional[Path], typer.Option("--config", help="TOML file of sweep settings (flags override it).")] = None,
-    source: Annotated[Optional[str], typer.Option(help="Architecture to train (lenet5, resnet8, vgg11) or a parent .pt2. [default: lenet5]")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Results directory. [default: sweep-results]")] = None,
+    source: Annotated[Optional[str], typer.Option(help="Architecture to train (lenet5, resnet8, vgg11) or a parent .pt2. \\[default: lenet5]")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Results directory. \\[default: sweep-results]")] = None,
     dataset: Annotated[Optional[str], typer.Option(help="fashion-mnist, mnist or a train/test .npz.")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the dataset's IDX files.")] = None,
-    methods: Annotated[Optional[str], typer.Option(help="Pruning methods, comma separated. [default: the study's nine]")] = None,
-    rates: Annotated[Optional[str], typer.Option(help="Compression rates, comma separated; 1 is the parent. [default: 1,2,4,8,16,32,64]")] = None,
+    methods: Annotated[Optional[str], typer.Option(help="Pruning methods, comma separated. \\[default: the study's nine]")] = None,
+    rates: Annotated[Optional[str], typer.Option(help="Compression rates, comma separated; 1 is the parent. \\[default: 1,2,4,8,16,32,64]")] = None,
     schedule: Annotated[Optional[str], typer.Option(help="iterative or oneshot.")] = None,
     rate_tolerance: Annotated[Optional[float], typer.Option(help="Accepted relative distance of an achieved rate from its "
-                                                            "target. [default: 0.05]")] = None,
-    finetune_epochs: Annotated[Optional[int], typer.Option(help="Most fine-tuning epochs per pruning step. [default: 10]")] = None,
-    train_epochs: Annotated[Optional[int], typer.Option(help="Most training epochs of a parent trained here. [default: 30]")] = None,
+                                                            "target. \\[default: 0.05]")] = None,
+    finetune_epochs: Annotated[Optional[int], typer.Option(help="Most fine-tuning epochs per pruning step. \\[default: 10]")] = None,
+    train_epochs: Annotated[Optional[int], typer.Option(help="Most training epochs of a parent trained here. \\[default: 30]")] = None,
     width: Annotated[Optional[float], typer.Option(help="Width multiplier of a parent trained here.")] = None,
     attacks: Annotated[Optional[str], typer.Option(help="Attacks, comma separated (see `evaluator attacks`).")] = None,
-    eps: Annotated[Optional[str], typer.Option(help="Linf budgets. [default: 8/255]")] = None,
-    eps_l2: Annotated[Optional[str], typer.Option(help="L2 budgets. [default: 1.0]")] = None,
-    eps_l1: Annotated[Optional[str], typer.Option(help="L1 budgets. [default: 10]")] = None,
-    eps_l0: Annotated[Optional[str], typer.Option(help="L0 budgets in pixels. [default: 10]")] = None,
-    samples: Annotated[Optional[int], typer.Option(help="Test samples attacked per variant. [default: 1000]")] = None,
+    eps: Annotated[Optional[str], typer.Option(help="Linf budgets. \\[default: 8/255]")] = None,
+    eps_l2: Annotated[Optional[str], typer.Option(help="L2 budgets. \\[default: 1.0]")] = None,
+    eps_l1: Annotated[Optional[str], typer.Option(help="L1 budgets. \\[default: 10]")] = None,
+    eps_l0: Annotated[Optional[str], typer.Option(help="L0 budgets in pixels. \\[default: 10]")] = None,
+    samples: Annotated[Optional[int], typer.Option(help="Test samples attacked per variant. \\[default: 1000]")] = None,
     provider: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
     no_latency: Annotated[bool, typer.Option("--no-latency", help="Skip the latency measurement.")] = False,
     retime_rounds: Annotated[Optional[int], typer.Option(help="After assessing, time every variant again in this many "
-                                                         "interleaved rounds (steadier ratios on a shared machine). [default: 0]")] = None,
+                                                         "interleaved rounds (steadier ratios on a shared machine). \\[default: 0]")] = None,
     seed: Annotated[Optional[int], typer.Option()] = None,
 ) -> None:
     """Prune a parent with every method to every rate, assess every variant, write table, figures and report."""

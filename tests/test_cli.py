@@ -37,7 +37,7 @@ def test_assess_zoo_models_writes_the_documented_json(tmp_path: Path) -> None:
         assert set(model["latency"]) >= {"batch_size", "p50_ms", "p99_ms", "throughput_per_s"}
         assert model["latency"]["batch_size"] == 1 and model["throughput"]["batch_size"] == 256
         names = {attack["name"]: attack for attack in model["attacks"]}
-        assert set(names) == {"pgd-linf", "square-linf"}
+        assert set(names) == {"pgd-linf", "apgd-ce-linf", "square-linf"}
         for attack in model["attacks"]:
             assert {"name", "norm", "kind", "epsilon", "robust_accuracy", "samples"} <= set(attack)
             assert attack["samples"] == 100 and attack["robust_accuracy"] <= model["clean_accuracy"] + 0.1
@@ -169,6 +169,15 @@ def test_python_dash_m_runs_the_cli() -> None:
 
     completed = subprocess.run([sys.executable, "-m", "evaluator", "--help"], capture_output=True, text=True)
     assert completed.returncode == 0 and "assess" in completed.stdout and "prune" in completed.stdout
+
+
+def test_assess_help_shows_the_defaults_it_runs() -> None:
+    """Defaults written into the help text survive rich's markup (an unescaped [default: ...] vanished)."""
+    from evaluator.assessment import DEFAULT_ATTACKS
+
+    result = invoke("assess", "--help")
+    text = " ".join(result.output.replace("\u2502", " ").split())  # without the panel's borders and line breaks
+    assert result.exit_code == 0 and f"[default: {','.join(DEFAULT_ATTACKS)}]" in text and "[default: 8/255]" in text
 
 
 def test_a_graph_with_a_fixed_batch_of_one_is_padded_not_refused(tmp_path: Path) -> None:

@@ -303,8 +303,11 @@ def run_attacks(target: AttackTarget, subset: Split, predictions: np.ndarray, co
                 result = found.at_epsilon(epsilon)
                 if mask is not None:  # it ran on every sample: count only what the cascade had left
                     robust = result.robust & mask
-                    result = replace(result, robust=robust, robust_accuracy=float(robust.mean()),
-                                     attacked=int(mask.sum()), successes=int((mask & ~result.robust).sum()))
+                    queries = result.queries
+                    if found.sample_queries is not None:
+                        queries = float(found.sample_queries[mask].mean()) if mask.any() else None
+                    result = replace(result, robust=robust, robust_accuracy=float(robust.mean()), attacked=int(mask.sum()),
+                                     successes=int((mask & ~result.robust).sum()), queries=queries)
             else:
                 progress(f"{label}{attack.name} eps={epsilon:.4g}")
                 result = evaluate_attack(attack, target, subset, epsilon, config.seed, predictions, mask)

@@ -142,6 +142,7 @@ class MinimalNormResult:
     queries: float | None
     options: dict[str, Any]
     distances: np.ndarray = field(repr=False, compare=False)  # (samples,) float64
+    sample_queries: np.ndarray | None = field(default=None, repr=False, compare=False)  # (samples,), NaN: not attacked
 
     def robust_at(self, epsilon: float) -> np.ndarray:
         """(samples,) bool: no adversarial example within epsilon."""
@@ -166,7 +167,7 @@ class MinimalNormResult:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "distances"}
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("distances", "sample_queries")}
         data["median_distance"] = None if not np.isfinite(self.median_distance) else self.median_distance
         data["distances"] = [None if not np.isfinite(d) else float(d) for d in self.distances]
         data["curve"] = self.curve_points()
@@ -201,6 +202,7 @@ def evaluate_minimal(attack: MinimalNormAttack, target: AttackTarget, split: Spl
     if still_robust is not None:
         found_distances[correct & ~still_robust] = 0.0
     queries, out_of_box, found = None, 0, 0
+    sample_queries = None
     if index.size:
         x, y = split.x[index], split.y[index]
         output = attack.run_minimal(target, x, y, seed)
@@ -210,10 +212,13 @@ def evaluate_minimal(attack: MinimalNormAttack, target: AttackTarget, split: Spl
         found_distances[index] = judged
         if output.queries is not None:
             queries = float(output.queries.mean())
+            sample_queries = np.full(len(split), np.nan)
+            sample_queries[index] = output.queries
     return MinimalNormResult(
         name=attack.name, norm=attack.norm.value, kind=attack.kind.value, samples=len(split),
         clean_accuracy=float(correct.mean()), attacked=int(index.size), found=found, out_of_box=out_of_box,
         median_distance=float(np.median(found_distances)), queries=queries, options=attack.options(), distances=found_distances,
+        sample_queries=sample_queries,
     )
 
 

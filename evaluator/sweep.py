@@ -32,7 +32,8 @@ from evaluator.errors import EvaluatorError
 from evaluator.files import sha256_of, write_text_atomic
 
 SWEEP_SCHEMA_VERSION = "1.0"
-CACHE_VERSION = "2"  # bump when a change of the evaluator changes assessment numbers
+TRAIN_CACHE_VERSION = "2"  # bump when a change of the evaluator changes trained parents
+ASSESS_CACHE_VERSION = "3"  # bump when a change of the evaluator changes assessment numbers (3: CW warm start, ties)
 ARCHITECTURES = ("lenet5", "resnet8", "vgg11")
 STUDY_METHODS = tuple(f"{granularity}-{criterion}" for granularity in ("unstructured", "kernel", "filter")
                       for criterion in ("global-magnitude", "local-magnitude", "local-random"))
@@ -215,7 +216,7 @@ def prepare_parent(config: SweepConfig, models: Path, progress: Any, say: Say) -
 
     stem = models / f"{config.source}_{Path(config.dataset).stem}"
     train = TrainConfig(epochs=config.train_epochs, learning_rate=config.learning_rate, patience=config.patience, seed=config.seed)
-    key = digest({"arch": config.source, "width": config.width, "dataset": config.dataset, "train": asdict(train), "cache": CACHE_VERSION})
+    key = digest({"arch": config.source, "width": config.width, "dataset": config.dataset, "train": asdict(train), "cache": TRAIN_CACHE_VERSION})
     card = stem.with_suffix(".json")
     if card.is_file() and stem.with_suffix(".onnx").is_file() and stem.with_suffix(".pt2").is_file():
         recorded = json.loads(card.read_text())
@@ -253,7 +254,7 @@ def assess_variant(config: SweepConfig, onnx: Path, folder: Path, say: Say) -> d
     """`evaluator assess --json` of one variant, cached under folder/NAME.json by a hash of every input."""
     assess_config = config.assess_config()
     inputs = {"onnx": sha256_of(onnx), "pt2": sha256_of(onnx.with_suffix(".pt2")) if onnx.with_suffix(".pt2").is_file() else None,
-              "config": assess_config.to_dict(), "cache": CACHE_VERSION}
+              "config": assess_config.to_dict(), "cache": ASSESS_CACHE_VERSION}
     key = digest(inputs)
     cached = folder / f"{onnx.stem}.json"
     if cached.is_file():

@@ -153,10 +153,10 @@ COUNT_OPTIONS = ("queries", "batch_size", "candidates", "binary_search_steps", "
 
 
 @pytest.mark.parametrize("attack_class", list_attacks(), ids=lambda cls: cls.name)
-def test_counts_below_their_minimum_are_user_errors(attack_class: type) -> None:
+def test_number_options_outside_their_range_are_user_errors(attack_class: type) -> None:
     """Every count option of a registered attack has a minimum (a new attack fails here until it declares one), and
-    one below it is refused when the attack is made, also through the NAME:KEY=VALUE spec; so are negative and NaN
-    values of its other number options."""
+    one below it is refused when the attack is made, also through the NAME:KEY=VALUE spec; so are 0 for its
+    positive options and negative or NaN values of its other number options."""
     options = attack_class().options()
     counts = [option for option in COUNT_OPTIONS if option in options]
     assert set(counts) <= set(attack_class.minimums), f"{attack_class.name}: no minimum for {set(counts) - set(attack_class.minimums)}"
@@ -164,13 +164,21 @@ def test_counts_below_their_minimum_are_user_errors(attack_class: type) -> None:
         attack_class(**{option: minimum})
         with pytest.raises(EvaluatorError, match=f"{option} must be at least {minimum}"):
             attack_class(**{option: minimum - 1})
-    for option, default in options.items():  # every other number must be finite and non-negative
-        if isinstance(default, (int, float)) and not isinstance(default, bool) and option not in attack_class.minimums:
+        with pytest.raises(EvaluatorError, match=f"{option} must be at least {minimum}"):
+            attack_class(**{option: np.int64(minimum - 1)})  # numpy numbers too (the Python API)
+    for option in attack_class.positive:
+        with pytest.raises(EvaluatorError, match=f"{option} must be a positive number"):
+            attack_class(**{option: 0.0})
+    others = set(options) - set(attack_class.minimums) - set(attack_class.positive)
+    for option in sorted(others):  # every other number must be finite and non-negative
+        default = options[option]
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
             with pytest.raises(EvaluatorError, match=f"{option} must be at least 0"):
                 attack_class(**{option: -1 if isinstance(default, int) else float("nan")})
     if "queries" in options:
         with pytest.raises(EvaluatorError, match="queries must be at least 1"):
             parse_attack_spec(f"{attack_class.name}:queries=0")
+        assert parse_attack_spec(f"{attack_class.name}:queries={10**21}").queries == 10**21  # no overflow in the check
 
 
 def test_nan_candidates_count_as_out_of_budget(target: AttackTarget, fmnist: Dataset) -> None:
@@ -342,15 +350,21 @@ def test_cascade_attacks_only_what_is_still_robust(target: AttackTarget, fmnist:
     assert second.clean_accuracy == first.clean_accuracy
 
 
-def test_a_minimal_norm_attack_in_a_cascade_counts_only_what_was_left(target: AttackTarget, fmnist: Dataset) -> None:
+@pytest.mark.parametrize("spec", ["fmn-l2:steps=20", "hsj-l2:queries=40"])
+def test_a_minimal_norm_attack_in_a_cascade_counts_only_what_was_left(spec: str, target: AttackTarget, fmnist: Dataset) -> None:
     """A minimal-norm attack runs once on every sample (for its curve); in the cascade its row counts as attacked the
-    samples still robust before it and as successes only those it broke among them."""
+    samples still robust before it, as successes only those it broke among them, and their mean queries."""
     subset = fmnist.test.head(100)
-    config = AssessConfig(attacks=("pgd-l2:steps=5", "fmn-l2:steps=20"), epsilons_l2=(1.0,))
+    config = AssessConfig(attacks=("pgd-l2:steps=5", spec), epsilons_l2=(1.0,))
     predictions = target.deployed.predict(subset.x)
     results, minimal = run_attacks(target, subset, predictions, config, "", lambda message: None, [])
-    pgd, fmn = results
+    pgd, row = results
     alone = minimal[0].at_epsilon(1.0)
-    assert fmn.attacked == int(pgd.robust.sum()) < alone.attacked
-    assert fmn.successes == int((pgd.robust & ~fmn.robust).sum()) < alone.successes
-    assert fmn.robust_accuracy == float(fmn.robust.mean()) == float((pgd.robust & alone.robust).mean())
+    assert row.attacked == int(pgd.robust.sum()) < alone.attacked
+    assert row.successes == int((pgd.robust & ~row.robust).sum()) < alone.successes
+    assert row.robust_accuracy == float(row.robust.mean()) == float((pgd.robust & alone.robust).mean())
+    if minimal[0].sample_queries is None:
+        assert row.queries is None
+    else:
+        assert row.queries == pytest.approx(float(minimal[0].sample_queries[pgd.robust].mean()))
+        assert alone.queries == pytest.approx(float(np.nanmean(minimal[0].sample_queries)))

@@ -8,6 +8,8 @@ evaluator.robustness, by the evaluator's own distances.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import Enum
@@ -80,16 +82,22 @@ class Attack(ABC):
     norm: ClassVar[Norm]
     kind: ClassVar[AttackKind]
     summary: ClassVar[str]
-    # Smallest allowed value of integer options that must not be 0 (queries, samples per batch); every other number
-    # option must be finite and at least 0. A value outside is a user error, raised when the attack is made.
+    # Smallest allowed value of integer options that must not be 0 (queries, samples per batch), and the float options
+    # that must be above 0; every other number option must be finite and at least 0. A value outside is a user
+    # error, raised when the attack is made.
     minimums: ClassVar[dict[str, int]] = {}
+    positive: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
         for option, value in self.options().items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                continue
+            if option in self.positive:
+                if not (math.isfinite(value) and value > 0):
+                    raise EvaluatorError(f"attack {self.name!r}: {option} must be a positive number, got {value}")
                 continue
             minimum = self.minimums.get(option, 0)
-            if not (np.isfinite(value) and value >= minimum):
+            if not ((isinstance(value, numbers.Integral) or math.isfinite(value)) and value >= minimum):
                 raise EvaluatorError(f"attack {self.name!r}: {option} must be at least {minimum}, got {value}")
 
     @abstractmethod

@@ -60,7 +60,7 @@ def cw_l2_batch(model: Any, x: Any, y: Any, binary_search_steps: int, steps: int
             with torch.no_grad():
                 margin, squared, losses = margin.detach(), squared.detach(), losses.detach()
                 adversarial = margin > confidence
-                if step > 0 or not warm_start:  # a warm start's first point is the last c's work, not this c's
+                if step > 0 or search == 0 or not warm_start:  # a warm start's first point is the last c's work
                     found[index[adversarial]] = True
                 norm = squared.sqrt()
                 closer = adversarial & (norm < best_norm[index])

@@ -232,6 +232,7 @@ class HopSkipJump(MinimalNormAttack):
 
     kind = AttackKind.DECISION
     minimums = {"queries": 1, "init_evals": 1, "max_evals": 1}
+    positive = ("gamma",)
 
     queries: int = 1000
     max_iterations: int = 64

@@ -93,10 +93,10 @@ class RandomSearch:
     """Bookkeeping shared by the random searches: the best input and margin per sample, queries used.
 
     x (N, C, H, W) float32 clean inputs, y (N,) labels; the best inputs start at `start` and the margins at theirs
-    (1 query). `work` holds, contiguous, the best inputs of the samples still classified correctly (their indices
+    (1 query). `work` holds, contiguous, the best inputs of the samples not yet broken (margin >= 0; their indices
     `rows`, in order) and `clean` their clean inputs: each step proposes one candidate per row, patched into `work`
-    in place or given whole, and a sample leaves all three once misclassified, so whole images are copied only
-    then and in output().
+    in place or given whole, and a sample leaves all three once its margin is negative, so whole images are
+    copied only then and in output().
     """
 
     def __init__(self, model: OnnxClassifier, x: np.ndarray, y: np.ndarray, start: np.ndarray) -> None:
@@ -158,7 +158,7 @@ class RandomSearch:
 @dataclass
 class SquareLinf(Attack):
     """Square attack in Linf (Andriushchenko et al. 2020): random square updates of +-epsilon per channel,
-    accepted when the margin loss falls; stops per sample at the first misclassification.
+    accepted when the margin loss falls; stops per sample at the first negative margin (misclassified).
 
     Every sample has its own square at each step.
     """
@@ -244,7 +244,7 @@ class SquareL2(Attack):
     the epsilon-sphere; each step takes two random squares per sample, clears the second, and puts into the first
     its old content plus a fresh signed two-halves bump, with the mass of both windows plus the unused budget, so
     the perturbation stays on the sphere (then clipped to [0, 1]). Accepted when the margin falls; stops per sample
-    at the first misclassification.
+    at the first negative margin (misclassified).
     """
 
     name = "square-l2"
@@ -332,7 +332,7 @@ class SparseRSL0(Attack):
     """Sparse-RS in L0 (Croce et al., AAAI 2022): epsilon = k pixel positions (a pixel counts once over its channels)
     set to random corners of [0, 1]^C. Each step swaps a scheduled number of the perturbed pixels (restored to their
     clean values) with as many unperturbed ones (set to fresh corners); the swap is kept when the margin does not
-    rise. Stops per sample at the first misclassification.
+    rise. Stops per sample at the first negative margin (misclassified).
     """
 
     name = "sparse-rs-l0"

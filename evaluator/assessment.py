@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -300,14 +300,7 @@ def run_attacks(target: AttackTarget, subset: Split, predictions: np.ndarray, co
             key = (norm, epsilon)
             mask = still_robust.get(key) if config.cascade else None
             if is_minimal(attack):
-                result = found.at_epsilon(epsilon)
-                if mask is not None:  # it ran on every sample: count only what the cascade had left
-                    robust = result.robust & mask
-                    queries = result.queries
-                    if found.sample_queries is not None:
-                        queries = float(found.sample_queries[mask].mean()) if mask.any() else None
-                    result = replace(result, robust=robust, robust_accuracy=float(robust.mean()), attacked=int(mask.sum()),
-                                     successes=int((mask & ~result.robust).sum()), queries=queries)
+                result = found.at_epsilon(epsilon, mask)
             else:
                 progress(f"{label}{attack.name} eps={epsilon:.4g}")
                 result = evaluate_attack(attack, target, subset, epsilon, config.seed, predictions, mask)

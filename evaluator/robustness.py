@@ -102,9 +102,11 @@ def evaluate_attack(attack: Attack, target: AttackTarget, split: Split, epsilon:
         output = attack.run(target, x, y, epsilon, seed)
         violations = budget_violations(x, output.x_adv, attack.norm, epsilon)
         out_of_budget = int(violations.sum())
-        finite = np.isfinite(output.x_adv.reshape(len(x), -1)).all(axis=1)
-        projected = project(x, np.where(finite[:, None, None, None], output.x_adv, x), attack.norm, epsilon)  # broken = no attack
-        x_adv = np.where(violations[:, None, None, None], projected, output.x_adv).astype(np.float32)  # in budget: as returned
+        x_adv = np.array(output.x_adv, dtype=np.float32)  # in budget: judged as returned
+        if out_of_budget:  # the rest projected; a non-finite one counts as no attack
+            raw, clean = x_adv[violations], x[violations]
+            finite = np.isfinite(raw.reshape(len(raw), -1)).all(axis=1)
+            x_adv[violations] = project(clean, np.where(finite[:, None, None, None], raw, clean), attack.norm, epsilon)
         inside = distances(x, x_adv, attack.norm) <= epsilon * (1 + BUDGET_SLACK) + BUDGET_SLACK
         fooled = inside & (deployed.predict(x_adv) != y)
         if output.queries is not None:
@@ -155,14 +157,23 @@ class MinimalNormResult:
     def curve_points(self) -> list[list[float]]:
         return curve_points(self.distances)
 
-    def at_epsilon(self, epsilon: float) -> AttackResult:
-        """The fixed-budget result at epsilon, for tables and the per-norm worst case."""
+    def at_epsilon(self, epsilon: float, still_robust: np.ndarray | None = None) -> AttackResult:
+        """The fixed-budget result at epsilon, for tables and the per-norm worst case. still_robust: (samples,) bool,
+        in a cascade what the attacks before left robust; the attack ran on every sample (for its curve), so then
+        the result counts as attacked, broken and queried only those."""
         robust = self.robust_at(epsilon)
         successes = int(((self.distances > 0) & ~robust).sum())
+        attacked, queries = self.attacked, self.queries
+        if still_robust is not None:
+            successes = int((still_robust & ~robust).sum())
+            robust = robust & still_robust
+            attacked = int(still_robust.sum())
+            if self.sample_queries is not None:
+                queries = float(self.sample_queries[still_robust].mean()) if attacked else None
         return AttackResult(
             name=self.name, norm=self.norm, kind=self.kind, epsilon=float(epsilon), samples=self.samples,
-            clean_accuracy=self.clean_accuracy, robust_accuracy=float(robust.mean()), attacked=self.attacked,
-            successes=successes, out_of_budget=self.out_of_box, queries=self.queries, queries_median_success=None,
+            clean_accuracy=self.clean_accuracy, robust_accuracy=float(robust.mean()), attacked=attacked,
+            successes=successes, out_of_budget=self.out_of_box, queries=queries, queries_median_success=None,
             options=self.options, robust=robust,
         )
 

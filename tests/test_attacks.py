@@ -8,12 +8,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from evaluator.assessment import AssessConfig, run_attacks
 from evaluator.attacks import AttackTarget, create_attack, is_minimal, list_attacks
 from evaluator.attacks.base import AttackKind, AttackOutput, MinimalNormAttack, Norm, parse_attack_spec
 from evaluator.data import Dataset
 from evaluator.errors import EvaluatorError
 from evaluator.metrics import distances, project
-from evaluator.assessment import AssessConfig, run_attacks
 from evaluator.robustness import evaluate_attack, evaluate_minimal
 from evaluator.runtime import OnnxClassifier
 

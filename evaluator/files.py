@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from evaluator.errors import EvaluatorError
+
 
 def sha256_of(path: Path) -> str:
     """Hex sha256 of a file's bytes."""
@@ -42,3 +44,36 @@ def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+MAX_NAME_LENGTH = 200
+
+
+def check_name(name: str, what: str) -> str:
+    """A plain file name chosen by a user or read from a file: no folders, no '..', no control characters.
+
+    Outputs are written as OUT/NAME...; a name with a separator or '..' would put them beside OUT instead."""
+    if (not name or name in (".", "..") or "/" in name or "\\" in name or name.startswith("..")
+            or any(ord(char) < 32 or ord(char) == 127 for char in name) or len(name) > MAX_NAME_LENGTH):
+        raise EvaluatorError(f"{what} {name!r} must be a plain file name (no folders, no '..', at most "
+                             f"{MAX_NAME_LENGTH} characters)")
+    return name
+
+
+def is_inside(path: Path, folder: Path) -> bool:
+    """Whether `path`, with every symbolic link followed, lies inside `folder` (also resolved)."""
+    try:
+        Path(path).resolve().relative_to(Path(folder).resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def file_beside(anchor: Path, name: str, what: str) -> Path:
+    """The file `name` in the folder of `anchor`, as named by `anchor`'s metadata: a plain name that, links followed,
+    stays inside that folder (metadata cannot point a tool at /etc/passwd or ../other)."""
+    check_name(name, what)
+    candidate = Path(anchor).parent / name
+    if not is_inside(candidate, Path(anchor).parent):
+        raise EvaluatorError(f"{what} {name!r} named by {Path(anchor).name} leads outside its folder")
+    return candidate

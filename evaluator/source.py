@@ -1,14 +1,18 @@
-"""The PyTorch source of a deployed model: a torch.export program (.pt2), loaded without pickle."""
+"""The PyTorch source of a deployed model: a torch.export program (.pt2), checked before torch reads it."""
 
 from __future__ import annotations
 
+import io
 import logging
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Iterator
 
 import torch
 from torch import nn
 
 from evaluator.errors import EvaluatorError
+from evaluator.pt2_safety import MAX_ARCHIVE_BYTES, check_pt2
 
 
 class SourceModel(nn.Module):
@@ -30,17 +34,52 @@ class SourceModel(nn.Module):
         return self
 
 
-def load_source(path: Path) -> SourceModel:
+def load_program(path: Path) -> tuple[torch.export.ExportedProgram, dict[str, str]]:
+    """An exported program and its extra files (name -> text), read once and checked by evaluator.pt2_safety before
+    torch sees it; torch.load is held to weights_only=True while torch reads it."""
     path = Path(path)
     if not path.is_file():
         raise EvaluatorError(f"source file not found: {path}")
+    if path.stat().st_size > MAX_ARCHIVE_BYTES:
+        raise EvaluatorError(f"{path} is larger than {MAX_ARCHIVE_BYTES >> 30} GiB")
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise EvaluatorError(f"cannot read {path}: {error.strerror or error}") from None
+    checked = check_pt2(data, str(path))
     logging.getLogger("torch.export").setLevel(logging.CRITICAL)  # it logs a traceback before raising
     logging.getLogger("torch._export").setLevel(logging.CRITICAL)
     try:
-        program = torch.export.load(str(path))
+        with weights_only_loads():
+            program = torch.export.load(io.BytesIO(checked.data))
     except Exception as error:  # torch raises several types for a corrupt archive
-        raise EvaluatorError(f"{path} is not a torch.export program ({type(error).__name__})") from None
-    model = SourceModel(program)
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise EvaluatorError(f"{path} is not a torch.export program: {detail[:200]}") from None
+    return program, checked.extra_files
+
+
+@contextmanager
+def weights_only_loads() -> Iterator[None]:
+    """torch.load with weights_only=True, whatever its caller asks (torch's .pt2 reader asks for False)."""
+    original = torch.load
+
+    def load(*args: Any, **kwargs: Any) -> Any:
+        return original(*args, **{**kwargs, "weights_only": True})
+
+    torch.load = load  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        torch.load = original  # type: ignore[assignment]
+
+
+def load_source(path: Path) -> SourceModel:
+    """The differentiable source behind a deployed model (see load_program for what is checked first)."""
+    program, _ = load_program(path)
+    try:
+        model = SourceModel(program)
+    except Exception as error:  # unlifting a program torch itself cannot rebuild
+        raise EvaluatorError(f"{path} is not a usable torch.export program ({type(error).__name__})") from None
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     return model

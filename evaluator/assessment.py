@@ -16,7 +16,7 @@ from evaluator.checks import (
 )
 from evaluator.data import Dataset, Split, load_dataset
 from evaluator.errors import EvaluatorError
-from evaluator.files import sha256_of
+from evaluator.files import check_name, file_beside, sha256_of
 from evaluator.latency import LatencyStats, measure_latency
 from evaluator.profile import ModelProfile, conv_alignment, profile_model
 from evaluator.robustness import (
@@ -154,13 +154,17 @@ Progress = Callable[[str], None]
 
 
 def resolve_pt2(model_path: Path, record: dict[str, Any] | None, role: str) -> tuple[Path | None, list[str]]:
-    """A .pt2 named in a model's metadata, beside the model and sha256-checked."""
+    """A .pt2 named in a model's metadata: a plain name beside the model (links followed, it stays in that folder)
+    whose sha256 matches the record, checked before the file is opened for anything else."""
     if not record or not record.get("file"):
         return None, []
-    candidate = model_path.parent / record["file"]
+    candidate = file_beside(model_path, record["file"], f"the {role} file")
     if not candidate.is_file():
         return None, [f"{role} {record['file']} named in the metadata is not beside the model: its attacks are skipped"]
-    if record.get("sha256") and sha256_of(candidate) != record["sha256"]:
+    if not record.get("sha256"):
+        return None, [f"{role} {record['file']} named in the metadata has no sha256 to check it by: its attacks are "
+                      "skipped (pass it explicitly to use it)"]
+    if sha256_of(candidate) != record["sha256"]:
         raise EvaluatorError(f"{candidate} does not match the sha256 recorded in {model_path.name}: pass it explicitly to use it anyway")
     return candidate, []
 
@@ -269,7 +273,8 @@ def parent_clean_accuracy(path: Path, metadata: dict[str, Any] | None, config: A
     root = ((metadata or {}).get("pruning") or {}).get("root_source") or {}
     if not root.get("file"):
         return None, []
-    candidate = path.parent / Path(root["file"]).with_suffix(".onnx").name
+    candidate = file_beside(path, Path(check_name(root["file"], "the unpruned parent")).with_suffix(".onnx").name,
+                            "the unpruned parent")
     if not candidate.is_file():
         return None, [f"unpruned parent {candidate.name} is not beside the model: no accuracy drop"]
     classifier = OnnxClassifier(candidate, config.provider, config.batch_size, config.threads)  # type: ignore[arg-type]
@@ -329,6 +334,8 @@ def assess(paths: list[Path], config: AssessConfig, progress: Progress = lambda 
 
     if config.samples < 1:
         raise EvaluatorError(f"--samples must be at least 1, got {config.samples}")
+    if not 0 <= config.seed < 2**63:
+        raise EvaluatorError(f"--seed must be a whole number from 0 to 2**63 - 1, got {config.seed}")
     if config.batch_size < 1 or config.throughput_batch < 1 or (config.threads is not None and config.threads < 1):
         raise EvaluatorError("--batch-size, --throughput-batch and --threads must be at least 1")
     check_budgets(config)

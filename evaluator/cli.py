@@ -20,8 +20,39 @@ from rich.text import Text
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from evaluator.errors import EvaluatorError
+from evaluator.files import check_name
 
-app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+try:  # typer 0.2x carries its own copy of click
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+except ImportError:  # older typer runs on click itself
+    from click.exceptions import ClickException, NoArgsIsHelpError  # type: ignore[no-redef]
+
+
+class OneLineErrors(typer.core.TyperGroup):
+    """Usage errors (unknown option, missing argument, a value of the wrong type) as one line on stderr and exit 2,
+    like every other input error, instead of click's box with the usage."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            result = super().main(args, prog_name, complete_var, False, **extra)
+        except NoArgsIsHelpError as error:
+            error.show()
+            sys.exit(error.exit_code)
+        except ClickException as error:
+            context = getattr(error, "ctx", None)
+            hint = f" (see '{context.command_path} --help')" if context is not None else ""
+            print_error(f"{error.format_message()}{hint}")
+            sys.exit(error.exit_code)
+        except typer.Abort:
+            errors.print("aborted")
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+app = typer.Typer(cls=OneLineErrors, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
                   help="Size, speed and adversarial robustness of (pruned) classifiers on the deployed ONNX graph.")
 console = Console(width=None if sys.stdout.isatty() else 260)  # pipes and CI logs get the whole table
 errors = Console(stderr=True)
@@ -30,32 +61,45 @@ Command = TypeVar("Command", bound=Callable[..., Any])
 
 
 def handles_errors(command: Command) -> Command:
-    """Turn EvaluatorError (and a missing optional dependency) into one line on stderr and exit code 2."""
+    """The error boundary of a command: a user error (EvaluatorError), a missing optional dependency, a file the
+    system refuses and anything unforeseen each become one line on stderr and exit code 2 (`--debug` re-raises)."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except EvaluatorError as error:
-            if DEBUG["enabled"]:
-                raise
-            print_error(str(error))
-            raise typer.Exit(EvaluatorError.exit_code) from None
-        except ModuleNotFoundError as error:
-            if DEBUG["enabled"]:
-                raise
-            print_error(f"{error.name} is not installed: pip install 'evaluator[torch]' for training, pruning and white-box attacks")
-            raise typer.Exit(2) from None
+        except (typer.Exit, typer.Abort):
+            raise
         except KeyboardInterrupt:
             errors.print("interrupted")
             raise typer.Exit(130) from None
+        except Exception as error:
+            if DEBUG["enabled"]:
+                raise
+            print_error(error_line(error))
+            raise typer.Exit(EvaluatorError.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
 
 
+def error_line(error: Exception) -> str:
+    """One line for any failure of a command."""
+    if isinstance(error, EvaluatorError):
+        return str(error)
+    if isinstance(error, ModuleNotFoundError):
+        return f"{error.name} is not installed: pip install 'evaluator[torch]' for training, pruning and white-box attacks"
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.strerror}: {error.filename}" if error.filename else error.strerror
+    if isinstance(error, MemoryError):
+        return "out of memory: use fewer samples or smaller batches"
+    first = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
+    return (f"unexpected {type(error).__name__}{': ' + first if first else ''} "
+            "(a bug, or an input the evaluator does not check yet: --debug shows the traceback)")
+
+
 def print_error(message: str) -> None:
-    """One line on stderr; the message is printed literally (paths may contain [brackets])."""
-    errors.print(Text.assemble(("error: ", "red"), message), highlight=False, soft_wrap=True)
+    """One line on stderr; the message is printed literally (paths may contain [brackets]; line breaks are folded)."""
+    errors.print(Text.assemble(("error: ", "red"), " ".join(message.split())), highlight=False, soft_wrap=True)
 
 
 def check_output_path(path: Path | None) -> None:
@@ -69,6 +113,19 @@ def check_output_path(path: Path | None) -> None:
         raise EvaluatorError(f"cannot write {path}: {parent} is not writable")
     if not parent.exists() and any(p.is_file() for p in parent.parents):
         raise EvaluatorError(f"cannot write {path}: a parent of it is a file")
+
+
+def check_output_folder(path: Path, flag: str = "--out") -> None:
+    """An output folder that exists as a folder or can be made (no file in its place or above it)."""
+    if path.exists() and not path.is_dir():
+        raise EvaluatorError(f"{flag} {path} is a file, not a folder")
+    if any(parent.exists() and not parent.is_dir() for parent in path.parents):
+        raise EvaluatorError(f"{flag} {path}: a parent of it is a file")
+
+
+def check_seed(seed: int) -> None:
+    if not 0 <= seed < 2**63:
+        raise EvaluatorError(f"--seed must be a whole number from 0 to 2**63 - 1, got {seed}")
 
 
 def positive_finite(**values: float) -> None:
@@ -241,8 +298,10 @@ def train(
     from exporters.train import TrainConfig
     from exporters.workflows import DataOptions, train_architecture
 
-    positive_finite(epochs=epochs, width=width, lr=lr, batch_size=batch_size, validation_size=validation_size)
-    stem = out / (name or f"{arch}_{Path(dataset).stem if dataset.endswith('.npz') else dataset}")
+    positive_finite(epochs=epochs, width=width, lr=lr, batch_size=batch_size, validation_size=validation_size, patience=patience)
+    check_seed(seed)
+    check_output_folder(out)
+    stem = out / check_name(name or f"{arch}_{Path(dataset).stem if dataset.endswith('.npz') else dataset}", "--name")
     config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, patience=patience, seed=seed)
     with progress_bar() as bar:
         artifacts, metadata = train_architecture(arch, stem, DataOptions(dataset, data_dir, validation_size), config, width, bar)
@@ -317,6 +376,11 @@ def prune(
     if finetune_epochs < 0:
         raise EvaluatorError("--finetune-epochs must be >= 0")
     positive_finite(lr=lr, patience=patience)
+    check_seed(seed)
+    if name is not None:
+        check_name(name, "--name")
+    if out is not None:
+        check_output_folder(out)
     request = PruneRequest(method, parse_rates(rate), target, rate_basis, scope, round_to, schedule,  # type: ignore[arg-type]
                            TrainConfig(epochs=finetune_epochs, learning_rate=lr, patience=patience, seed=seed), tolerance)
     with progress_bar() as bar:

@@ -8,6 +8,7 @@ training, pruning (null for an unpruned model), parent {file, sha256} and source
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import onnx
@@ -33,24 +34,58 @@ def read_metadata(model: onnx.ModelProto) -> dict[str, Any] | None:
     return None
 
 
-def check_metadata(data: dict[str, Any]) -> None:
-    """The fields the evaluator reads must have the types it reads them as."""
-    problems = []
-    if not isinstance(data.get("dataset", ""), str):
-        problems.append("'dataset' must be a string")
-    source = data.get("source")
-    if source is not None and not (isinstance(source, dict) and isinstance(source.get("file"), str)
-                                   and isinstance(source.get("sha256", ""), str)):
-        problems.append("'source' must be an object with a string 'file' (and 'sha256')")
-    pruning = data.get("pruning")
-    if pruning is not None and not (isinstance(pruning, dict) and isinstance(pruning.get("method"), str)
-                                    and isinstance(pruning.get("achieved_rate"), (int, float))):
-        problems.append("'pruning' must be null or an object with 'method' and a numeric 'achieved_rate'")
-    for key in ("architecture", "parent", "training"):
-        if data.get(key) is not None and not isinstance(data[key], dict):
-            problems.append(f"'{key}' must be null or an object")
+def check_metadata(data: dict[str, Any], owner: str = "the model's") -> None:
+    """The fields the evaluator and the exporters read must have the types they read them as (a file that lies
+    about them gets one line, not a traceback deep in the work)."""
+    problems = [f"'{path}' {expected}" for path, expected in metadata_problems(data)]
     if problems:
-        raise EvaluatorError(f"the model's `{METADATA_KEY}` metadata is malformed: {'; '.join(problems)}")
+        raise EvaluatorError(f"{owner} `{METADATA_KEY}` metadata is malformed: {'; '.join(problems[:3])}")
+
+
+Number = (int, float)
+FILE_RECORD = {"file": str, "sha256": str}
+CENSUS = dict.fromkeys(("params", "nonzero", "layer_weights", "layer_nonzero", "macs"), int)
+SCHEMA: dict[str, Any] = {  # key -> type, or a nested schema of an optional object; every key may be absent
+    "dataset": str,
+    "classes": [str],
+    "architecture": {"name": str, "in_channels": int, "image_size": int, "num_classes": int, "width": Number,
+                     "mean": [Number], "std": [Number]},
+    "training": {"validation_size": int, "epochs": int, "seed": int},
+    "source": FILE_RECORD,
+    "parent": {"file": str, "sha256": str, "source_file": str, "source_sha256": str},
+    "pruning": {"method": str, "achieved_rate": Number, "layers": [str], "root": CENSUS, "after": CENSUS,
+                "root_source": FILE_RECORD, "target": {"rate": Number}},
+}
+
+
+def metadata_problems(data: Any, schema: Any = SCHEMA, path: str = "") -> list[tuple[str, str]]:
+    """(key path, what it must be) for every value of `data` whose type does not fit `schema`; None is allowed."""
+    if data is None:
+        return []
+    if isinstance(schema, dict):
+        if not isinstance(data, dict):
+            return [(path.rstrip("."), "must be an object")]
+        return [problem for key, inner in schema.items() for problem in metadata_problems(data.get(key), inner, f"{path}{key}.")]
+    key = path.rstrip(".")
+    if isinstance(schema, list):
+        if not isinstance(data, list) or any(not fits(item, schema[0]) for item in data):
+            return [(key, f"must be a list of {plural(schema[0])}")]
+        return []
+    return [] if fits(data, schema) else [(key, f"must be {type_name(schema)}")]
+
+
+def fits(value: Any, kind: Any) -> bool:
+    if isinstance(value, bool):  # a bool is an int to Python, never to a metadata reader
+        return kind is bool
+    return isinstance(value, kind) and (not isinstance(value, float) or math.isfinite(value))
+
+
+def type_name(kind: Any) -> str:
+    return "a number" if kind == Number else {str: "a string", int: "an integer"}.get(kind, str(kind))
+
+
+def plural(kind: Any) -> str:
+    return "numbers" if kind == Number else {str: "strings", int: "integers"}.get(kind, str(kind))
 
 
 def write_metadata(model: onnx.ModelProto, metadata: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ every epsilon lives in [0, 1] pixel space.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Callable
 
@@ -155,6 +156,10 @@ ARCHITECTURES: dict[str, Callable[[ArchSpec], nn.Module]] = {
 }
 
 
+MAX_WIDTH = 16.0  # a width multiplier past this is a typo, and its model would not fit in memory
+MAX_CLASSES = 100_000
+
+
 def build_model(spec: ArchSpec) -> nn.Module:
     """A freshly initialised model of `spec` (seed torch before calling for reproducible weights)."""
     if spec.name not in ARCHITECTURES:
@@ -163,6 +168,12 @@ def build_model(spec: ArchSpec) -> nn.Module:
         raise EvaluatorError(f"{spec.name} supports 1 or 3 channels and 28 or 32 px inputs, got {spec.in_channels}x{spec.image_size}")
     if len(spec.mean) != spec.in_channels or len(spec.std) != spec.in_channels:
         raise EvaluatorError(f"normalisation needs {spec.in_channels} mean/std values")
+    if not 0 < spec.width <= MAX_WIDTH:  # also refuses NaN
+        raise EvaluatorError(f"width must be a multiplier in (0, {MAX_WIDTH}], got {spec.width}")
+    if not 2 <= spec.num_classes <= MAX_CLASSES:
+        raise EvaluatorError(f"a classifier needs 2 to {MAX_CLASSES} classes, got {spec.num_classes}")
+    if not all(math.isfinite(value) for value in spec.mean) or not all(math.isfinite(v) and v > 0 for v in spec.std):
+        raise EvaluatorError("normalisation mean must be finite and std positive")
     return ARCHITECTURES[spec.name](spec)
 
 

@@ -23,8 +23,9 @@ from torch import nn
 from evaluator.data import Split
 from evaluator.errors import EvaluatorError
 from evaluator.files import sha256_of, write_bytes_atomic, write_text_atomic
-from evaluator.metadata import write_metadata
+from evaluator.metadata import check_metadata, write_metadata
 from evaluator.runtime import import_onnxruntime
+from evaluator.source import load_program
 from exporters.architectures import ArchSpec, build_model, reshape_to_state
 
 PT2_METADATA_FILE = "evaluator.json"
@@ -129,26 +130,33 @@ def save_artifacts(model: nn.Module, out_stem: Path, metadata: dict[str, Any], t
 
 
 def read_pt2_metadata(path: Path) -> tuple[torch.export.ExportedProgram, dict[str, Any]]:
-    """Load a .pt2 written by save_artifacts with its metadata (no pickle is involved)."""
-    if not Path(path).is_file():
-        raise EvaluatorError(f"source file not found: {path}")
-    extra = {PT2_METADATA_FILE: ""}
-    logging.getLogger("torch.export").setLevel(logging.CRITICAL)  # it logs a traceback before raising
-    try:
-        program = torch.export.load(str(path), extra_files=extra)
-    except Exception as error:  # torch raises several types for a corrupt archive
-        raise EvaluatorError(f"{path} is not a torch.export program: {str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
-    if not extra[PT2_METADATA_FILE]:
+    """Load a .pt2 written by save_artifacts with its metadata (checked first: evaluator.source.load_program)."""
+    program, extra = load_program(path)
+    text = extra.get(PT2_METADATA_FILE)
+    if not text:
         raise EvaluatorError(f"{path} carries no evaluator metadata: it was not written by the evaluator's exporters")
-    return program, json.loads(extra[PT2_METADATA_FILE])
+    try:
+        metadata = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as error:
+        raise EvaluatorError(f"{path}: its evaluator metadata is not valid JSON ({error})") from None
+    if not isinstance(metadata, dict):
+        raise EvaluatorError(f"{path}: its evaluator metadata is not a JSON object")
+    check_metadata(metadata, f"{path}:")
+    if not isinstance(metadata.get("architecture"), dict) or not isinstance(metadata.get("dataset"), str):
+        raise EvaluatorError(f"{path}: its evaluator metadata lacks the architecture or the dataset")
+    return program, metadata
 
 
 def load_trainable(path: Path) -> tuple[nn.Module, ArchSpec, dict[str, Any]]:
     """Rebuild an editable nn.Module (for fine-tuning and pruning) from a .pt2 and its architecture record."""
     program, metadata = read_pt2_metadata(path)
-    spec = ArchSpec.from_dict(metadata["architecture"])
-    state = {key: value.detach().clone() for key, value in program.state_dict.items()}
-    model = reshape_to_state(build_model(spec), state)
+    try:
+        spec = ArchSpec.from_dict(metadata["architecture"])
+        state = {key: value.detach().clone() for key, value in program.state_dict.items()}
+        model = reshape_to_state(build_model(spec), state)
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:  # metadata that does not describe these weights
+        raise EvaluatorError(f"{path}: its architecture record does not rebuild the model ({type(error).__name__}: "
+                             f"{str(error).splitlines()[0] if str(error) else ''})") from None
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or [key for key in missing if not key.endswith("num_batches_tracked")]:
         raise EvaluatorError(f"{path}: weights do not fit architecture {spec.name} (missing {missing[:3]}, unexpected {unexpected[:3]})")

@@ -102,17 +102,17 @@ def print_error(message: str) -> None:
     errors.print(Text.assemble(("error: ", "red"), " ".join(message.split())), highlight=False, soft_wrap=True)
 
 
-def check_output_path(path: Path | None) -> None:
+def check_output_path(path: Path | None, flag: str) -> None:
     """Fail before the work, not after it, when a result file cannot be written."""
     if path is None:
         return
     if path.is_dir():
-        raise EvaluatorError(f"--json {path} is a directory")
+        raise EvaluatorError(f"{flag} {path} is a directory")
     parent = path.parent if str(path.parent) else Path(".")
+    if any(folder.exists() and not folder.is_dir() for folder in (parent, *parent.parents)):
+        raise EvaluatorError(f"cannot write {path}: a parent of it is a file")
     if parent.exists() and not os.access(parent, os.W_OK):
         raise EvaluatorError(f"cannot write {path}: {parent} is not writable")
-    if not parent.exists() and any(p.is_file() for p in parent.parents):
-        raise EvaluatorError(f"cannot write {path}: a parent of it is a file")
 
 
 def check_output_folder(path: Path, flag: str = "--out") -> None:
@@ -221,8 +221,8 @@ def assess(
             flag = {"Linf": "--eps"}.get(norm, f"--eps-{norm.lower()}")
             raise EvaluatorError(f"{flag} gives {norm} budgets but no selected attack works in {norm} "
                                  f"(selected: {', '.join(config.attacks) or 'none'})")
-    for path in (json_path, markdown, junit):
-        check_output_path(path)
+    for path, flag in ((json_path, "--json"), (markdown, "--markdown"), (junit, "--junit")):
+        check_output_path(path, flag)
     if (markdown or junit) and policy is None:
         raise EvaluatorError("--markdown and --junit write a sign-off verdict: they need --policy")
     gate = None
@@ -301,7 +301,8 @@ def train(
     positive_finite(epochs=epochs, width=width, lr=lr, batch_size=batch_size, validation_size=validation_size, patience=patience)
     check_seed(seed)
     check_output_folder(out)
-    stem = out / check_name(name or f"{arch}_{Path(dataset).stem if dataset.endswith('.npz') else dataset}", "--name")
+    default_name = f"{arch}_{Path(dataset).stem if dataset.endswith('.npz') else dataset}"
+    stem = out / check_name(default_name if name is None else name, "--name")
     config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, patience=patience, seed=seed)
     with progress_bar() as bar:
         artifacts, metadata = train_architecture(arch, stem, DataOptions(dataset, data_dir, validation_size), config, width, bar)

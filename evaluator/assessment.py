@@ -18,6 +18,7 @@ from evaluator.data import Dataset, Split, load_dataset
 from evaluator.errors import EvaluatorError
 from evaluator.files import check_name, file_beside, sha256_of
 from evaluator.latency import LatencyStats, measure_latency
+from evaluator.limits import check_batch
 from evaluator.profile import ModelProfile, conv_alignment, profile_model
 from evaluator.robustness import (
     AttackResult, MinimalNormResult, WorstCase, curve_points, evaluate_attack, evaluate_minimal, worst_cases, worst_distances,
@@ -218,6 +219,8 @@ def attack_subset(test: Split, samples: int, seed: int) -> Split:
 
 def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset], progress: Progress) -> ModelAssessment:
     classifier = OnnxClassifier(path, config.provider, config.batch_size, config.threads)  # type: ignore[arg-type]
+    for batch in {config.throughput_batch, *config.latency_batches}:  # before the data is loaded or anything timed
+        check_batch(batch, classifier.input_shape, "--throughput-batch" if batch == config.throughput_batch else "latency batch")
     metadata = classifier.metadata
     name = config.dataset or (metadata or {}).get("dataset") or DEFAULT_DATASET
     if name not in datasets:

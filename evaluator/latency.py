@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from evaluator.limits import check_batch
 from evaluator.runtime import OnnxClassifier
 
 
@@ -39,7 +40,9 @@ def measure_latency(classifier: OnnxClassifier, batch_size: int, warmup: int = 1
 def time_batch(classifier: OnnxClassifier, batch_size: int, warmup: int = 10, min_runs: int = 50,
                min_seconds: float = 1.0, max_seconds: float = 10.0, seed: int = 0) -> list[float]:
     """Seconds per run of one random (batch_size, C, H, W) batch, after `warmup` untimed runs: at least min_runs runs
-    and min_seconds, at most max_seconds (then at least 5 runs)."""
+    and min_seconds, at most max_seconds (then at least 5 runs). A batch over the runtime's bounds (check_batch) is
+    an EvaluatorError before anything is made."""
+    check_batch(batch_size, classifier.input_shape, "latency batch")
     x = np.random.default_rng(seed).random((batch_size, *classifier.input_shape), dtype=np.float32)
     for _ in range(warmup):
         classifier.run_batch(x)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from evaluator.errors import EvaluatorError
+from evaluator.limits import MAX_BATCH
 
 METRICS: dict[str, str] = {
     "clean_accuracy": "share of the whole test set classified correctly, in [0, 1]",
@@ -308,8 +309,11 @@ def parse_epsilon(value: Any, norm: str | None, where: str) -> tuple[float, str]
 
 
 def parse_batch(value: Any, where: str) -> int:
+    """A latency rule's batch: the assessment times a batch of that many inputs, so it is bounded like any batch."""
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise EvaluatorError(f"{where}: `batch` must be a whole number >= 1, got {value!r}")
+    if value > MAX_BATCH:
+        raise EvaluatorError(f"{where}: `batch` {value:,} is over the limit of {MAX_BATCH:,} samples")
     return value
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -14,11 +15,16 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from evaluator.errors import EvaluatorError
+from evaluator.limits import MAX_INPUT_VALUES, MAX_THREADS, check_batch
 from evaluator.metadata import read_metadata
 
 Provider = Literal["auto", "cpu", "cuda"]
 CUDA_EP = "CUDAExecutionProvider"
 CPU_EP = "CPUExecutionProvider"
+
+# Output element types taken as logits, as numpy dtypes; logits() returns float32. ONNX Runtime's Python API
+# cannot return bfloat16.
+LOGIT_TYPES = {TensorProto.FLOAT: np.float32, TensorProto.FLOAT16: np.float16, TensorProto.DOUBLE: np.float64}
 
 
 def import_onnxruntime() -> Any:
@@ -106,10 +112,10 @@ class OnnxClassifier:
         self.metadata = read_metadata(self.model)
         self.input_name, self.input_shape, self.fixed_batch = self._input_signature()
         self.output_name = self.model.graph.output[0].name
-        if batch_size < 1:
-            raise EvaluatorError(f"batch size must be at least 1, got {batch_size}")
-        if threads is not None and threads < 1:
-            raise EvaluatorError(f"threads must be at least 1, got {threads}")
+        self.output_type = self._output_type()
+        check_batch(batch_size, self.input_shape, "batch size")
+        if threads is not None and not 1 <= threads <= MAX_THREADS:
+            raise EvaluatorError(f"threads must be between 1 and {MAX_THREADS}, got {threads}")
         self.batch_size = self.fixed_batch or batch_size
         self.notes: list[str] = []
         if self.fixed_batch:
@@ -146,8 +152,25 @@ class OnnxClassifier:
         dims = [dim.dim_value if dim.HasField("dim_value") else None for dim in tensor_type.shape.dim]
         if len(dims) != 4 or any(d is None for d in dims[1:]):
             raise EvaluatorError(f"{self.path}: expected an input of shape (batch, C, H, W) with fixed C, H, W; found {dims}")
-        fixed_batch = int(dims[0]) if dims[0] else None
-        return inputs[0].name, (int(dims[1]), int(dims[2]), int(dims[3])), fixed_batch  # type: ignore[arg-type]
+        if dims[0] == 0 or any(d < 1 for d in dims[1:]):  # type: ignore[operator]
+            raise EvaluatorError(f"{self.path}: the input's dimensions must be at least 1, found {dims}")
+        shape = (int(dims[1]), int(dims[2]), int(dims[3]))  # type: ignore[arg-type]
+        if math.prod(shape) > MAX_INPUT_VALUES:
+            raise EvaluatorError(f"{self.path}: an input of {shape[0]}x{shape[1]}x{shape[2]} = {math.prod(shape):,} values is "
+                                 f"over the limit of {MAX_INPUT_VALUES:,} values (C x H x W) per image")
+        dynamic = dims[0] is None or dims[0] < 0  # ONNX Runtime takes a negative dimension as dynamic too
+        fixed_batch = None if dynamic else check_batch(int(dims[0]), shape, "the graph's fixed batch")  # type: ignore[arg-type]
+        return inputs[0].name, shape, fixed_batch
+
+    def _output_type(self) -> type[np.floating]:
+        """numpy dtype of the first output, one of LOGIT_TYPES; integer or boolean outputs would overflow in margins."""
+        value_type = self.model.graph.output[0].type
+        elem_type = value_type.tensor_type.elem_type if value_type.HasField("tensor_type") else None
+        if elem_type not in LOGIT_TYPES:
+            found = value_type.WhichOneof("value") if elem_type is None else TensorProto.DataType.Name(elem_type)
+            raise EvaluatorError(f"{self.path}: the first output must be floating-point logits or probabilities (float32, "
+                                 f"float16 or float64), found {found}")
+        return LOGIT_TYPES[elem_type]
 
     def _choose_provider(self, provider: Provider) -> RuntimeChoice:
         """CUDA with graphs, else plain CUDA, else CPU; every step down is stated in the note."""
@@ -216,7 +239,7 @@ class OnnxClassifier:
             device_input = self._ort.OrtValue.ortvalue_from_numpy(np.zeros_like(x), "cuda", 0)
             binding = session.io_binding()
             binding.bind_ortvalue_input(self.input_name, device_input)
-            device_output = self._ort.OrtValue.ortvalue_from_shape_and_type([batch, self._output_width()], np.float32, "cuda", 0)
+            device_output = self._ort.OrtValue.ortvalue_from_shape_and_type([batch, self._output_width()], self.output_type, "cuda", 0)
             binding.bind_ortvalue_output(self.output_name, device_output)
             self._bindings[batch] = (session, binding, device_input, device_output)
         session, binding, device_input, device_output = self._bindings[batch]
@@ -233,8 +256,9 @@ class OnnxClassifier:
         return int(probe[0].shape[-1])
 
     def logits(self, x: np.ndarray, batch: int | None = None) -> np.ndarray:
-        """Logits (N, classes) for any N; runs of `batch` samples (default and whenever batches are padded:
-        `batch_size`), the last one padded when CUDA graphs replay or the graph fixes its batch."""
+        """Logits (N, classes) float32 for any N (float16 and float64 outputs converted); runs of `batch` samples (default
+        and whenever batches are padded: `batch_size`), the last one padded when CUDA graphs replay or the graph fixes
+        its batch."""
         if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
             raise EvaluatorError(f"{self.path}: inputs of shape {tuple(x.shape[1:])} do not fit the model's input {self.input_shape}")
         x = np.ascontiguousarray(x, dtype=np.float32)
@@ -247,7 +271,7 @@ class OnnxClassifier:
                 chunk = np.concatenate([chunk, np.zeros((size - count, *self.input_shape), np.float32)])
             outputs.append(self.run_batch(chunk)[:count])
         self.queries += x.shape[0]
-        logits = np.concatenate(outputs) if outputs else np.zeros((0, self.num_classes), np.float32)
+        logits = np.concatenate(outputs).astype(np.float32, copy=False) if outputs else np.zeros((0, self.num_classes), np.float32)
         if not np.isfinite(logits).all():
             raise EvaluatorError(f"{self.path}: the model produced NaN or infinite outputs")
         return logits

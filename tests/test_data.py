@@ -1,12 +1,17 @@
 from __future__ import annotations
 
 import gzip
+import io
+import tracemalloc
+import zipfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
+from numpy.lib import format as npy_format
 
-from evaluator.data import Dataset, load_dataset, read_idx, train_validation_split
+from evaluator.data import Dataset, load_dataset, read_idx, read_idx_split, train_validation_split
 from evaluator.errors import EvaluatorError
 
 
@@ -105,3 +110,134 @@ def test_corrupt_gzip_idx_is_an_input_error(tmp_path: Path) -> None:
     (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b\x08\x00garbage that is not deflate")
     with pytest.raises(EvaluatorError, match="cannot read"):
         read_idx(tmp_path / "t10k-images-idx3-ubyte.gz")
+
+
+# --- sizes bounded before allocation: a small file never makes the loader allocate what its header promises --------
+
+MEMORY_LIMIT = 16 << 20  # bytes of Python and numpy allocations a refused bad-header file may cost
+
+
+def refused_with_peak(load: Callable[[], object], message: str) -> int:
+    """Peak bytes traced (Python and numpy allocations) while `load` runs, which must raise EvaluatorError matching
+    `message` in one line."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(EvaluatorError, match=message) as raised:
+            load()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "\n" not in str(raised.value)
+    return peak
+
+
+def write_gzip(path: Path, header: bytes, data: bytes, zeros: int) -> None:
+    """header + data + `zeros` zero bytes, gzipped in pieces (64 MiB of zeros is about 64 KiB on disk)."""
+    with gzip.open(path, "wb", compresslevel=9) as handle:
+        handle.write(header + data)
+        for _ in range(zeros >> 20):
+            handle.write(bytes(1 << 20))
+
+
+def idx_header(shape: tuple[int, ...], type_code: int = 0x08) -> bytes:
+    return bytes([0, 0, type_code, len(shape)]) + b"".join(d.to_bytes(4, "big") for d in shape)
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_an_idx_header_promising_terabytes_is_refused_after_the_header(tmp_path: Path, compress: bool) -> None:
+    path = tmp_path / ("t10k-images-idx3-ubyte" + (".gz" if compress else ""))
+    header = idx_header((2**32 - 1, 28, 28))  # 3.4 TB of images
+    if compress:
+        write_gzip(path, header, b"", 64 << 20)  # a gzip bomb behind it: never decompressed
+    else:
+        path.write_bytes(header + bytes(100))
+    assert path.stat().st_size < 1 << 20
+    peak = refused_with_peak(lambda: read_idx(path), r"shape \(4294967295, 28, 28\), 3,367,254,359,280 bytes, over the limit of 4,294,967,296")
+    assert peak < MEMORY_LIMIT
+
+
+def test_data_after_a_gzipped_idx_is_refused_without_decompressing_it(tmp_path: Path) -> None:
+    path = tmp_path / "t10k-images-idx3-ubyte.gz"
+    write_gzip(path, idx_header((10, 28, 28)), bytes(10 * 28 * 28), 64 << 20)
+    peak = refused_with_peak(lambda: read_idx(path), "more data follows the 7,840 bytes its header promises")
+    assert peak < MEMORY_LIMIT
+
+
+def test_a_raw_idx_file_is_sized_before_it_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "t10k-images-idx3-ubyte"
+    path.write_bytes(idx_header((10, 28, 28)))
+    with path.open("r+b") as handle:
+        handle.truncate(256 << 20)  # sparse where the file system allows: a large file that costs no disk
+    peak = refused_with_peak(lambda: read_idx(path), "more data follows the 7,840 bytes")
+    assert peak < MEMORY_LIMIT
+
+
+@pytest.mark.parametrize("ndim", [0, 5, 255])
+def test_idx_headers_with_no_or_absurd_dimensions_are_refused(tmp_path: Path, ndim: int) -> None:
+    path = tmp_path / "t10k-images-idx3-ubyte"
+    path.write_bytes(bytes([0, 0, 0x08, ndim]) + bytes(4 * ndim + 8))
+    with pytest.raises(EvaluatorError, match=f"declares {ndim} dimensions, expected 1 to 4"):
+        read_idx(path)
+
+
+def test_an_idx_dataset_without_images_is_refused(tmp_path: Path) -> None:
+    write_idx(tmp_path / "t10k-images-idx3-ubyte", np.zeros((0, 28, 28), np.uint8), compress=False)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.zeros(0, np.uint8), compress=False)
+    with pytest.raises(EvaluatorError, match="holds no images"):
+        read_idx_split(tmp_path, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def npy_bytes(shape: tuple[int, ...], dtype: str, data: bytes) -> bytes:
+    """A .npy file whose header promises `shape` of `dtype`, followed by `data` (whatever its length)."""
+    header = io.BytesIO()
+    npy_format.write_array_header_1_0(header, {"descr": dtype, "fortran_order": False, "shape": shape})
+    return header.getvalue() + data
+
+
+def write_npz(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(f"{name}.npy", data)
+    return path
+
+
+LABELS = npy_bytes((2,), "<i8", np.array([0, 1]).tobytes())
+
+
+@pytest.mark.parametrize(
+    ("shape", "message"),
+    [
+        ((2**40, 28, 28), r"array 'x' of shape \(1099511627776, 28, 28\) and type uint8 takes 862,017,116,176,384 bytes, over"),
+        ((1 << 29,), r"array 'x' of shape \(536870912,\) and type uint8 needs 536,870,912 bytes, but its zip member holds 16"),
+    ],
+)
+def test_an_npz_header_is_checked_before_its_array_is_allocated(tmp_path: Path, shape: tuple[int, ...], message: str) -> None:
+    path = write_npz(tmp_path / "bomb.npz", {"x": npy_bytes(shape, "|u1", bytes(16)), "y": LABELS})
+    assert path.stat().st_size < 4096
+    peak = refused_with_peak(lambda: load_dataset(str(path)), f"{path}: {message}")
+    assert peak < MEMORY_LIMIT
+
+
+def test_npz_object_arrays_are_refused_by_their_header(tmp_path: Path) -> None:
+    path = write_npz(tmp_path / "objects.npz", {"x": npy_bytes((2,), "|O", bytes(16)), "y": LABELS})
+    with pytest.raises(EvaluatorError, match="array 'x' holds Python objects"):
+        load_dataset(str(path))
+
+
+def test_a_compressed_npz_is_bounded_before_it_is_decompressed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("evaluator.data.MAX_DATASET_BYTES", 1 << 20)
+    bomb = tmp_path / "bomb.npz"
+    np.savez_compressed(bomb, x=np.zeros((8192, 28, 28), np.uint8), y=np.zeros(8192, np.int64))  # 6.1 MiB in 8 KiB
+    peak = refused_with_peak(lambda: load_dataset(str(bomb)), "array 'x' .* takes 6,422,528 bytes, over the limit of 1,048,576")
+    assert peak < 1 << 20
+    halves = tmp_path / "halves.npz"  # each array under the limit, all of them over it
+    x = np.zeros((700, 28, 28), np.uint8)
+    np.savez_compressed(halves, x_train=x, y_train=np.zeros(700, np.int64), x_test=x, y_test=np.zeros(700, np.int64))
+    with pytest.raises(EvaluatorError, match="its arrays x_train, y_train, x_test, y_test hold 1,108,800 bytes in all, over"):
+        load_dataset(str(halves))
+
+
+def test_a_huge_sample_count_is_capped_by_the_test_set(fmnist: Dataset) -> None:
+    from evaluator.assessment import attack_subset
+
+    assert attack_subset(fmnist.test, 10**15, seed=0) is fmnist.test

@@ -301,6 +301,8 @@ MALFORMED = {
     "missing batch": ('[[rule]]\nmetric = "latency_p99_ms"\nmax = 1', "missing `batch`"),
     "batch float": ('[[rule]]\nmetric = "latency_p99_ms"\nbatch = 1.5\nmax = 1', "`batch` must be a whole number >= 1"),
     "batch zero": ('[[rule]]\nmetric = "latency_p99_ms"\nbatch = 0\nmax = 1', "`batch` must be a whole number >= 1"),
+    "batch too large": ('[[rule]]\nmetric = "latency_p99_ms"\nbatch = 1_000_000_000_000\nmax = 1',
+                        "`batch` 1,000,000,000,000 is over the limit of 65,536 samples"),
     "bad provider": ('[[rule]]\nmetric = "latency_p99_ms"\nbatch = 1\nprovider = "gpu"\nmax = 1', "unknown provider 'gpu'"),
     "name type": ('[[rule]]\nmetric = "size_bytes"\nname = 3\nmax = 1', "`name` must be a non-empty string"),
     "duplicate names": (RULE + RULE, "rule 2 has the same name as rule 1"),

@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
+from onnx import TensorProto, helper
 
 from evaluator.data import Dataset
 from evaluator.errors import EvaluatorError
 from evaluator.latency import measure_latency
+from evaluator.limits import MAX_BATCH, MAX_INPUT_VALUES, check_batch
 from evaluator.metadata import read_metadata
 from evaluator.profile import conv_alignment, count_macs, profile_model
 from evaluator.runtime import CPU_EP, OnnxClassifier, nchwc_block, nchwc_filter_counts
@@ -150,3 +153,81 @@ def test_export_check_scales_with_the_logits() -> None:
     small = np.array([[2.0, 1.99995], [0.0, 1.0]])
     flipped = np.array([[1.99995, 2.0], [0.0, 1.0]])  # a 5e-5 change that flips the first sample's label
     assert logit_agreement(small, flipped)[2] == 0.5
+
+
+# --- sizes bounded before allocation ------------------------------------------------------------------------------
+
+def pooled_classifier(path: Path, dims: list[int | str], output: int = TensorProto.FLOAT) -> Path:
+    """x dims (N, C, H, W) -> GlobalAveragePool -> Flatten -> Cast to `output`: C logits, each a channel's mean. Any
+    input size costs nothing to build: the graph holds no weights."""
+    nodes = [helper.make_node("GlobalAveragePool", ["x"], ["pooled"]), helper.make_node("Flatten", ["pooled"], ["means"]),
+             helper.make_node("Cast", ["means"], ["logits"], to=output)]
+    graph = helper.make_graph(nodes, "pooled", [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)],
+                              [helper.make_tensor_value_info("logits", output, [dims[0], dims[1]])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("dims", [["batch", 1, 4097, 4097], ["batch", 1, 100000, 100000]])
+def test_inputs_over_the_size_limit_are_refused_before_any_array(tmp_path: Path, dims: list[int | str]) -> None:
+    values = math.prod(dims[1:])  # type: ignore[arg-type]
+    with pytest.raises(EvaluatorError, match=f"an input of 1x{dims[2]}x{dims[3]} = {values:,} values is over the limit "
+                                             f"of {MAX_INPUT_VALUES:,} values"):
+        OnnxClassifier(pooled_classifier(tmp_path / "huge.onnx", dims), provider="cpu")
+
+
+@pytest.mark.parametrize("dims", [["batch", 0, 28, 28], ["batch", 1, 28, 0], [0, 1, 28, 28]])
+def test_input_dimensions_below_one_are_refused(tmp_path: Path, dims: list[int | str]) -> None:
+    with pytest.raises(EvaluatorError, match="the input's dimensions must be at least 1"):
+        OnnxClassifier(pooled_classifier(tmp_path / "empty.onnx", dims), provider="cpu")
+
+
+def test_a_negative_batch_dimension_is_dynamic_as_in_onnx_runtime(tmp_path: Path) -> None:
+    classifier = OnnxClassifier(pooled_classifier(tmp_path / "minus_one.onnx", [-1, 2, 8, 8]), provider="cpu")
+    assert classifier.fixed_batch is None and classifier.logits(np.ones((3, 2, 8, 8), np.float32)).shape == (3, 2)
+
+
+def test_a_fixed_batch_over_the_limit_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(EvaluatorError, match=f"the graph's fixed batch 70,000 is over the limit of {MAX_BATCH:,} samples"):
+        OnnxClassifier(pooled_classifier(tmp_path / "fixed.onnx", [70000, 1, 28, 28]), provider="cpu")
+
+
+def test_batches_are_bounded_in_samples_and_bytes(tmp_path: Path) -> None:
+    path = pooled_classifier(tmp_path / "small.onnx", ["batch", 1, 28, 28])
+    with pytest.raises(EvaluatorError, match=f"batch size 1,000,000,000,000 is over the limit of {MAX_BATCH:,} samples"):
+        OnnxClassifier(path, provider="cpu", batch_size=10**12)
+    with pytest.raises(EvaluatorError, match="threads must be between 1 and 1024, got 1000000"):
+        OnnxClassifier(path, provider="cpu", threads=10**6)
+    classifier = OnnxClassifier(path, provider="cpu")
+    with pytest.raises(EvaluatorError, match=f"latency batch 1,000,000,000,000 is over the limit of {MAX_BATCH:,}"):
+        measure_latency(classifier, 10**12)
+    with pytest.raises(EvaluatorError, match="latency batch must be at least 1, got 0"):
+        measure_latency(classifier, 0)
+    assert check_batch(MAX_BATCH, (1, 28, 28), "throughput batch") == MAX_BATCH  # 0.2 GiB
+    with pytest.raises(EvaluatorError, match=r"throughput batch 60,000 of 3x224x224 float32 inputs takes 33.6 GiB, over "
+                                             r"the limit of 4 GiB \(at most 7,133 such inputs\)"):
+        check_batch(60000, (3, 224, 224), "throughput batch")
+
+
+@pytest.mark.parametrize(("output", "name"), [(TensorProto.INT64, "INT64"), (TensorProto.INT32, "INT32"),
+                                              (TensorProto.BOOL, "BOOL"), (TensorProto.BFLOAT16, "BFLOAT16")])
+def test_outputs_that_are_not_float_logits_are_refused_at_load(tmp_path: Path, output: int, name: str) -> None:
+    """An int64 output made the score attack's margins fail (-inf into an integer array)."""
+    with pytest.raises(EvaluatorError, match=f"the first output must be floating-point logits or probabilities .*found {name}$"):
+        OnnxClassifier(pooled_classifier(tmp_path / "labels.onnx", ["batch", 2, 8, 8], output), provider="cpu")
+
+
+@pytest.mark.parametrize("output", [TensorProto.FLOAT16, TensorProto.DOUBLE])
+def test_float16_and_float64_outputs_become_float32_logits(tmp_path: Path, output: int) -> None:
+    from evaluator.attacks.score import query_margins
+
+    classifier = OnnxClassifier(pooled_classifier(tmp_path / "half.onnx", ["batch", 2, 8, 8], output), provider="cpu")
+    x = np.zeros((3, 2, 8, 8), np.float32)
+    x[:, 0] = 0.75
+    x[:, 1] = 0.25
+    logits = classifier.logits(x)
+    assert logits.dtype == np.float32
+    np.testing.assert_array_equal(logits, np.tile(np.float32([0.75, 0.25]), (3, 1)))
+    np.testing.assert_array_equal(query_margins(classifier, x, np.array([0, 1, 0])), np.float32([0.5, -0.5, 0.5]))

@@ -1,0 +1,28 @@
+"""Size bounds checked before any array is made: a careless or hostile graph, file or option gets one line, not
+an allocation of petabytes. Pure Python, so that policies and reports can use them without ONNX or torch."""
+
+from __future__ import annotations
+
+import math
+
+from evaluator.errors import EvaluatorError
+
+MAX_INPUT_VALUES = 1 << 24  # C x H x W of one input: 64 MiB as float32 (3 x 2048 x 2048 fits)
+MAX_BATCH = 1 << 16  # samples in one run: batch size, latency and throughput batches, a policy's batches
+MAX_BATCH_BYTES = 1 << 32  # one float32 batch, batch x C x H x W x 4 bytes: 4 GiB
+MAX_THREADS = 1024  # ONNX Runtime intra-op threads
+
+
+def check_batch(batch: int, input_shape: tuple[int, ...], what: str) -> int:
+    """`batch` when a float32 batch of `batch` inputs of input_shape (C, H, W) is at most MAX_BATCH samples and
+    MAX_BATCH_BYTES; else an EvaluatorError naming `what` ("batch size", "latency batch", ...), the value and the limit."""
+    if batch < 1:
+        raise EvaluatorError(f"{what} must be at least 1, got {batch}")
+    if batch > MAX_BATCH:
+        raise EvaluatorError(f"{what} {batch:,} is over the limit of {MAX_BATCH:,} samples")
+    values = math.prod(input_shape)
+    if batch * values * 4 > MAX_BATCH_BYTES:
+        shape = "x".join(str(d) for d in input_shape)
+        raise EvaluatorError(f"{what} {batch:,} of {shape} float32 inputs takes {batch * values * 4 / 2**30:.1f} GiB, over "
+                             f"the limit of {MAX_BATCH_BYTES / 2**30:g} GiB (at most {MAX_BATCH_BYTES // (values * 4):,} such inputs)")
+    return batch

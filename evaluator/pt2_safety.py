@@ -351,6 +351,32 @@ def check_expression(text: Any, label: str, what: str, guard: bool = False) -> N
     for node in ast.walk(tree):
         if not allowed_node(node, guard):
             raise UnsafeArchive(f"{label}: {what} {text[:80]!r} holds code that is not a plain expression")
+        if not bounded_size(node):
+            raise UnsafeArchive(f"{label}: {what} {text[:80]!r} holds a number or a power too large for a shape")
+
+
+MAX_LITERAL = 1 << 64
+MAX_EXPONENT = 64
+POWER_NAMES = frozenset({"Pow", "PowByNatural", "FloatPow"})
+
+
+def bounded_size(node: ast.AST) -> bool:
+    """Literals below 2^64 and powers with a literal exponent up to 64 of a base without powers: evaluating the
+    expression (sympy does, eagerly) cannot build a number of millions of digits."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        return abs(node.value) < MAX_LITERAL
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+        base, exponent = node.left, node.right
+    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in POWER_NAMES:
+        if len(node.args) != 2 or node.keywords:
+            return False
+        base, exponent = node.args
+    else:
+        return True
+    small = isinstance(exponent, ast.Constant) and isinstance(exponent.value, int) and 0 <= exponent.value <= MAX_EXPONENT
+    return small and not any(isinstance(inner, ast.BinOp) and isinstance(inner.op, ast.Pow)
+                             or isinstance(inner, ast.Call) and isinstance(inner.func, ast.Name) and inner.func.id in POWER_NAMES
+                             for inner in ast.walk(base))
 
 
 EXPRESSION_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Compare, ast.BoolOp, ast.Load, ast.operator,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,7 +13,10 @@ import torch
 from torch import nn
 
 from evaluator.errors import EvaluatorError
+from evaluator.metadata import check_metadata
 from evaluator.pt2_safety import MAX_ARCHIVE_BYTES, check_pt2
+
+PT2_METADATA_FILE = "evaluator.json"  # the evaluator's metadata among a .pt2's extra files
 
 
 class SourceModel(nn.Module):
@@ -55,7 +59,22 @@ def load_program(path: Path) -> tuple[torch.export.ExportedProgram, dict[str, st
     except Exception as error:  # torch raises several types for a corrupt archive
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise EvaluatorError(f"{path} is not a torch.export program: {detail[:200]}") from None
+    check_embedded_metadata(checked.extra_files, path)
     return program, checked.extra_files
+
+
+def check_embedded_metadata(extra_files: dict[str, str], path: Path) -> None:
+    """The evaluator's metadata inside a .pt2, where there is one: a JSON object whose fields have the right types."""
+    text = extra_files.get(PT2_METADATA_FILE)
+    if text is None:
+        return
+    try:
+        metadata = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as error:
+        raise EvaluatorError(f"{path}: its evaluator metadata is not valid JSON ({error})") from None
+    if not isinstance(metadata, dict):
+        raise EvaluatorError(f"{path}: its evaluator metadata is not a JSON object")
+    check_metadata(metadata, f"{path}:")
 
 
 @contextmanager

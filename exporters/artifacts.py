@@ -23,12 +23,11 @@ from torch import nn
 from evaluator.data import Split
 from evaluator.errors import EvaluatorError
 from evaluator.files import sha256_of, write_bytes_atomic, write_text_atomic
-from evaluator.metadata import check_metadata, write_metadata
+from evaluator.metadata import write_metadata
 from evaluator.runtime import import_onnxruntime
-from evaluator.source import load_program
+from evaluator.source import PT2_METADATA_FILE, load_program
 from exporters.architectures import ArchSpec, build_model, reshape_to_state
 
-PT2_METADATA_FILE = "evaluator.json"
 MAX_LOGIT_DIFF = 1e-4  # absolute, plus MAX_LOGIT_RELATIVE x the largest |logit|: float32 rounding grows with magnitude
 # and depth, with the activations inside the graph more than with the logits (two dead kernel-pruned VGG-11s: 1.0e-2
 # at logits up to ~1500, 7.9e-3 at ~570, i.e. 7e-6 and 1.4e-5 relative, top-1 agreement 100%). An export bug is off
@@ -132,16 +131,9 @@ def save_artifacts(model: nn.Module, out_stem: Path, metadata: dict[str, Any], t
 def read_pt2_metadata(path: Path) -> tuple[torch.export.ExportedProgram, dict[str, Any]]:
     """Load a .pt2 written by save_artifacts with its metadata (checked first: evaluator.source.load_program)."""
     program, extra = load_program(path)
-    text = extra.get(PT2_METADATA_FILE)
-    if not text:
+    if PT2_METADATA_FILE not in extra:
         raise EvaluatorError(f"{path} carries no evaluator metadata: it was not written by the evaluator's exporters")
-    try:
-        metadata = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as error:
-        raise EvaluatorError(f"{path}: its evaluator metadata is not valid JSON ({error})") from None
-    if not isinstance(metadata, dict):
-        raise EvaluatorError(f"{path}: its evaluator metadata is not a JSON object")
-    check_metadata(metadata, f"{path}:")
+    metadata = json.loads(extra[PT2_METADATA_FILE])  # load_program checked it is a JSON object of the right types
     if not isinstance(metadata.get("architecture"), dict) or not isinstance(metadata.get("dataset"), str):
         raise EvaluatorError(f"{path}: its evaluator metadata lacks the architecture or the dataset")
     return program, metadata

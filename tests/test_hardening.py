@@ -154,6 +154,13 @@ def test_pt2_metadata_that_is_broken(tmp_path: Path, text: str, words: tuple[str
     assert_refused(["prune", str(pt2), "--rate", "2", "--finetune-epochs", "0", "--out", str(out)], tmp_path, *words)
 
 
+@pytest.mark.parametrize("text", ["{not json", "[1]", zoo_metadata_with(classes=3)])
+def test_a_source_whose_embedded_metadata_is_broken_is_refused_by_assess(tmp_path: Path, text: str) -> None:
+    pt2 = with_pt2_metadata(zoo_copy(tmp_path / "zoo").with_suffix(".pt2"), text)
+    assert_refused(["assess", str(ZOO_PARENT), *FAST_ASSESS, "--attacks", "pgd-linf", "--source", str(pt2)], tmp_path,
+                   str(pt2))
+
+
 @pytest.mark.parametrize("args, words", [
     (["train", "lenet5", "--seed", "-1"], ("--seed",)),
     (["train", "lenet5", "--patience", "-1"], ("--patience",)),

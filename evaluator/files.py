@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from evaluator.errors import EvaluatorError
 
@@ -77,3 +79,13 @@ def file_beside(anchor: Path, name: str, what: str) -> Path:
     if not is_inside(candidate, Path(anchor).parent):
         raise EvaluatorError(f"{what} {name!r} named by {Path(anchor).name} leads outside its folder")
     return candidate
+
+
+def read_json_object(path: Path) -> dict[str, Any] | None:
+    """A JSON object from `path`, or None when it is missing, unreadable, partial or not an object (a cache file
+    that is not whole means: do the step again)."""
+    try:
+        data = json.loads(Path(path).read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -10,26 +10,38 @@ Layout of the results directory:
     report.html              everything above in one self-contained file
 
 Every step is cached by a hash of its inputs and every file is written atomically, so a sweep that was
-interrupted resumes where it stopped and ends with the same results as an uninterrupted one (except the
-wall-clock latency of variants assessed again, which no two runs share).
+interrupted (also killed) resumes where it stopped and ends with the same results as an uninterrupted one (except
+the wall-clock latency of variants assessed again, which no two runs share). A missing, partial or corrupt file
+only means its step is done again.
+
+The whole configuration is checked before anything is written. A running sweep holds an exclusive lock on
+OUT/.sweep.lock (flock: the system releases it when the process ends, killed or not); a second sweep on the same
+OUT refuses at once with the first one's pid rather than waiting. The lock file stays in OUT: deleting it could
+let two sweeps lock two different files.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import json
+import math
+import os
+import re
 import shutil
 import tomllib
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from evaluator.assessment import AssessConfig, assess, check_budgets
 from evaluator.errors import EvaluatorError
-from evaluator.files import sha256_of, write_text_atomic
+from evaluator.files import read_json_object, sha256_of, write_text_atomic
 
 SWEEP_SCHEMA_VERSION = "1.0"
 TRAIN_CACHE_VERSION = "2"  # bump when a change of the evaluator changes trained parents
@@ -37,6 +49,11 @@ ASSESS_CACHE_VERSION = "3"  # bump when a change of the evaluator changes assess
 ARCHITECTURES = ("lenet5", "resnet8", "vgg11")
 STUDY_METHODS = tuple(f"{granularity}-{criterion}" for granularity in ("unstructured", "kernel", "filter")
                       for criterion in ("global-magnitude", "local-magnitude", "local-random"))
+PROVIDERS = ("auto", "cpu", "cuda")
+MAX_SEED = 2**63 - 1  # as the CLI's other commands (torch takes up to 2**64 - 1)
+LOCK_FILE = ".sweep.lock"
+STALE_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")  # evaluator.files.write_bytes_atomic's, left by a killed run
+RESULT_FOLDERS = ("", "models", "assessments", "figures")
 
 
 @dataclass(frozen=True)
@@ -76,39 +93,117 @@ class SweepConfig:
         return {key: str(value) if isinstance(value, Path) else value for key, value in asdict(self).items()}
 
     def validate(self) -> None:
+        """Every setting, the source and its files, the dataset and the results folder: all before anything is
+        written. Loads the dataset (and a .pt2 source) once to see that they load and fit."""
         from exporters.pruning.methods import METHODS
 
         if not self.source.endswith(".pt2") and self.source not in ARCHITECTURES:
             raise EvaluatorError(f"source must be one of {', '.join(ARCHITECTURES)} or a .pt2 file, got {self.source!r}")
-        if self.source.endswith(".pt2") and not Path(self.source).is_file():
-            raise EvaluatorError(f"source file not found: {self.source}")
+        if self.source.endswith(".pt2"):
+            source = Path(self.source)
+            if not source.is_file():
+                raise EvaluatorError(f"source file not found: {self.source}")
+            for suffix in (".onnx", ".json"):
+                if not source.with_suffix(suffix).is_file():
+                    raise EvaluatorError(f"{source.with_suffix(suffix)} is missing: a sweep's parent needs its .pt2, .onnx "
+                                         "and .json (from `evaluator train`)")
         unknown = [method for method in self.methods if method not in METHODS]
         if unknown:
             raise EvaluatorError(f"unknown pruning method {unknown[0]!r}: see `evaluator prune --list`")
-        if not self.rates or any(not rate >= 1 for rate in self.rates):
-            raise EvaluatorError(f"rates must be numbers >= 1 (1 = the unpruned parent), got {self.rates}")
+        if not self.rates or any(not (rate >= 1 and math.isfinite(rate)) for rate in self.rates):
+            raise EvaluatorError(f"rates must be finite numbers >= 1 (1 = the unpruned parent), got {self.rates}")
         if self.schedule not in ("iterative", "oneshot"):
             raise EvaluatorError(f"schedule must be iterative or oneshot, got {self.schedule!r}")
         if not 0 < self.rate_tolerance < 1:
             raise EvaluatorError(f"rate_tolerance must be a share between 0 and 1, got {self.rate_tolerance:g}")
         if self.retime_rounds < 0:
             raise EvaluatorError(f"retime_rounds must be 0 (keep the latency of each assessment) or more, got {self.retime_rounds}")
-        if self.samples < 1 or self.train_epochs < 1 or self.finetune_epochs < 0 or self.patience < 1 or not self.learning_rate > 0:
-            raise EvaluatorError("samples, train_epochs and patience must be >= 1, finetune_epochs >= 0, learning_rate > 0")
+        for name, least in (("samples", 1), ("train_epochs", 1), ("patience", 1), ("finetune_epochs", 0)):
+            if getattr(self, name) < least:
+                raise EvaluatorError(f"{name} must be a whole number >= {least}, got {getattr(self, name)}")
+        for name in ("learning_rate", "width"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
+                raise EvaluatorError(f"{name} must be a finite number > 0, got {getattr(self, name)}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise EvaluatorError(f"seed must be a whole number from 0 to 2**63 - 1, got {self.seed}")
+        if self.provider not in PROVIDERS:
+            raise EvaluatorError(f"unknown provider {self.provider!r}: expected {', '.join(PROVIDERS)}")
         check_budgets(self.assess_config())
         self.assess_config().create_attacks()
+        check_out(Path(self.out))
+        self.check_data()
+
+    def trains_here(self) -> bool:
+        """Whether the sweep trains or fine-tunes (a parent from scratch, or any pruning step)."""
+        return not self.source.endswith(".pt2") or (bool(self.methods) and any(rate > 1 for rate in self.rates))
+
+    def check_data(self) -> None:
+        """The dataset loads, has a training split larger than the validation split where the sweep trains, and a
+        .pt2 source loads (checked as every .pt2) and takes the dataset's inputs."""
+        from evaluator.data import load_dataset
+        from exporters.workflows import VALIDATION_SIZE, recorded_validation_size
+
+        dataset = load_dataset(self.dataset, self.data_dir)
+        validation = VALIDATION_SIZE
+        if self.source.endswith(".pt2"):
+            from exporters.artifacts import load_trainable
+
+            _, spec, metadata = load_trainable(Path(self.source))
+            expected = (spec.in_channels, spec.image_size, spec.image_size)
+            if dataset.input_shape != expected:
+                raise EvaluatorError(f"{self.source} expects inputs {expected}, dataset {dataset.name!r} has {dataset.input_shape}")
+            validation = recorded_validation_size(metadata)
+        if not self.trains_here():
+            return
+        if dataset.train is None:
+            raise EvaluatorError(f"dataset {dataset.name!r} has no training split (an .npz needs x_train, y_train, "
+                                 "x_test, y_test): the sweep trains or fine-tunes")
+        if not 0 < validation < len(dataset.train):
+            raise EvaluatorError(f"dataset {dataset.name!r} has {len(dataset.train)} training samples: training and "
+                                 f"fine-tuning hold out {validation} for validation and need more than that")
+
+
+def check_out(out: Path) -> None:
+    """The results folder is a folder or can be made one: neither it nor a folder above it is a file."""
+    for folder in (out, *out.parents):
+        if folder.is_dir():
+            return
+        if folder.exists():
+            raise EvaluatorError(f"out {out} is a file, not a folder" if folder == out else f"out {out}: {folder} is a file, not a folder")
+        if folder.is_symlink():
+            raise EvaluatorError(f"out {out}: {folder} is a broken link")
 
 
 def load_sweep_file(path: Path, overrides: dict[str, Any]) -> SweepConfig:
     """A TOML file of SweepConfig keys (a [sweep] table or top level), then command-line overrides."""
+    path = Path(path)
+    if path.is_dir():
+        raise EvaluatorError(f"sweep file {path} is a folder: expected a TOML file")
     try:
-        data = tomllib.loads(Path(path).read_text())
+        text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise EvaluatorError(f"sweep file not found: {path}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError:
+        raise EvaluatorError(f"{path} is not UTF-8 text: expected a TOML file") from None
+    except OSError as error:
+        raise EvaluatorError(f"cannot read sweep file {path}: {error.strerror or error}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
         raise EvaluatorError(f"{path} is not valid TOML: {error}") from None
-    data = data.get("sweep", data)
+    if "sweep" in data:
+        if not isinstance(data["sweep"], dict):
+            raise EvaluatorError(f"{path}: sweep must be a table of settings ([sweep]), got a {toml_type(data['sweep'])}")
+        outside = sorted(set(data) - {"sweep"})
+        if outside:
+            raise EvaluatorError(f"{path}: setting {outside[0]!r} is outside the [sweep] table (put every setting in it)")
+        data = data["sweep"]
     return make_config({**data, **overrides}, str(path))
+
+
+def toml_type(value: Any) -> str:
+    names = {bool: "boolean", int: "number", float: "number", str: "string", list: "list", dict: "table"}
+    return names.get(type(value), "date or time")
 
 
 def make_config(values: dict[str, Any], origin: str = "options") -> SweepConfig:
@@ -123,13 +218,15 @@ def make_config(values: dict[str, Any], origin: str = "options") -> SweepConfig:
         default = getattr(defaults, key)
         try:
             converted[key] = convert(value, default, key)
-        except (TypeError, ValueError, ZeroDivisionError):
-            raise EvaluatorError(f"{origin}: sweep setting {key} = {value!r} is not a valid {describe(default)}") from None
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+            raise EvaluatorError(f"{origin}: sweep setting {key} = {value!r} is not a valid {describe(default, key)}") from None
     return replace(defaults, **converted)
 
 
 def convert(value: Any, default: Any, key: str) -> Any:
     if key in ("out", "data_dir"):
+        if value is not None and "\0" in str(value):
+            raise ValueError
         return None if value is None else Path(value)
     if isinstance(default, tuple):
         items = value.split(",") if isinstance(value, str) else list(value)
@@ -152,7 +249,9 @@ def convert(value: Any, default: Any, key: str) -> Any:
     return value
 
 
-def describe(default: Any) -> str:
+def describe(default: Any, key: str) -> str:
+    if key in ("out", "data_dir"):
+        return "path"
     if isinstance(default, tuple):
         return "list"
     return type(default).__name__
@@ -177,8 +276,16 @@ def run_sweep(config: SweepConfig, progress: Any = None, say: Say = lambda messa
     """The whole study for one parent; `progress` is a rich Progress for the long steps."""
     config.validate()
     out = Path(config.out)
+    make_folder(out)
+    with sweep_lock(out):
+        remove_stale_temporaries(out)
+        return sweep_locked(config, out, progress, say)
+
+
+def sweep_locked(config: SweepConfig, out: Path, progress: Any, say: Say) -> SweepResult:
+    """run_sweep's work, with the configuration checked and OUT locked."""
     models = out / "models"
-    models.mkdir(parents=True, exist_ok=True)
+    make_folder(models)
     write_text_atomic(out / "sweep.json", json.dumps({"schema_version": SWEEP_SCHEMA_VERSION, "config": config.to_dict()}, indent=2) + "\n")
     parent = prepare_parent(config, models, progress, say)
     variants, failures = [parent], []
@@ -196,6 +303,50 @@ def run_sweep(config: SweepConfig, progress: Any = None, say: Say = lambda messa
     rows = with_parent_drop([table_row(model) for assessment in assessments for model in assessment["models"]])
     files = write_outputs(config, out, rows, assessments, failures)
     return SweepResult(out, rows, failures, files)
+
+
+def make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise EvaluatorError(f"cannot create {folder}: {error.strerror or error}") from None
+
+
+@contextmanager
+def sweep_lock(out: Path) -> Iterator[None]:
+    """OUT/.sweep.lock held exclusively (flock) while the block runs; EvaluatorError at once if another sweep holds it.
+    The holder writes its pid into the file for the refusal to name."""
+    path = out / LOCK_FILE
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    except OSError as error:
+        raise EvaluatorError(f"cannot open the lock file {path}: {error.strerror or error}") from None
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise EvaluatorError(f"cannot lock {path}: {error.strerror or error}") from None
+            holder = os.pread(descriptor, 32, 0).decode("ascii", "replace").strip()
+            raise EvaluatorError(f"{out} is in use by another sweep (pid {holder if holder.isdigit() else 'unknown'})") from None
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
+def remove_stale_temporaries(out: Path) -> None:
+    """Temporary files a killed sweep left behind (atomic writes, parent copies); only called with OUT locked, when
+    no other sweep can be writing them."""
+    for name in RESULT_FOLDERS:
+        folder = out / name
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            stale = STALE_TEMPORARY.fullmatch(path.name) or (name == "models" and path.name.endswith(".part"))
+            if stale and path.is_file() and not path.is_symlink():
+                path.unlink(missing_ok=True)
 
 
 def prepare_parent(config: SweepConfig, models: Path, progress: Any, say: Say) -> Path:
@@ -217,19 +368,25 @@ def prepare_parent(config: SweepConfig, models: Path, progress: Any, say: Say) -
     stem = models / f"{config.source}_{Path(config.dataset).stem}"
     train = TrainConfig(epochs=config.train_epochs, learning_rate=config.learning_rate, patience=config.patience, seed=config.seed)
     key = digest({"arch": config.source, "width": config.width, "dataset": config.dataset, "train": asdict(train), "cache": TRAIN_CACHE_VERSION})
-    card = stem.with_suffix(".json")
-    if card.is_file() and stem.with_suffix(".onnx").is_file() and stem.with_suffix(".pt2").is_file():
-        recorded = json.loads(card.read_text())
-        files = recorded.get("files", {})
-        if (recorded.get("sweep_key") == key and files.get("onnx", {}).get("sha256") == sha256_of(stem.with_suffix(".onnx"))
-                and files.get("pt2", {}).get("sha256") == sha256_of(stem.with_suffix(".pt2"))):
-            say(f"parent {stem.name}: cached")
-            return stem.with_suffix(".onnx")
+    if trained_parent_matches(stem, key):
+        say(f"parent {stem.name}: cached")
+        return stem.with_suffix(".onnx")
     say(f"training the parent {config.source} on {config.dataset}")
-    artifacts, _ = train_architecture(config.source, stem, DataOptions(config.dataset, config.data_dir), train, config.width, progress)
-    recorded = json.loads(artifacts.card.read_text())
-    write_text_atomic(artifacts.card, json.dumps({**recorded, "sweep_key": key}, indent=2) + "\n")
+    artifacts, _ = train_architecture(config.source, stem, DataOptions(config.dataset, config.data_dir), train, config.width,
+                                      progress, card_extra={"sweep_key": key})
     return artifacts.onnx
+
+
+def trained_parent_matches(stem: Path, key: str) -> bool:
+    """Whether stem.{pt2,onnx,json} are a parent trained with this key (a missing or corrupt file: train again)."""
+    card = read_json_object(stem.with_suffix(".json"))
+    if card is None or card.get("sweep_key") != key or not isinstance(card.get("files"), dict):
+        return False
+    for suffix in ("pt2", "onnx"):
+        entry, path = card["files"].get(suffix), stem.with_suffix(f".{suffix}")
+        if not (isinstance(entry, dict) and path.is_file() and entry.get("sha256") == sha256_of(path)):
+            return False
+    return True
 
 
 def prune_method(config: SweepConfig, parent: Path, method: str, progress: Any, say: Say) -> tuple[list[Path], str | None]:
@@ -257,14 +414,10 @@ def assess_variant(config: SweepConfig, onnx: Path, folder: Path, say: Say) -> d
               "config": assess_config.to_dict(), "cache": ASSESS_CACHE_VERSION}
     key = digest(inputs)
     cached = folder / f"{onnx.stem}.json"
-    if cached.is_file():
-        try:
-            data = json.loads(cached.read_text())
-        except json.JSONDecodeError:
-            data = {}
-        if data.get("sweep_key") == key:
-            say(f"assess {onnx.stem}: cached")
-            return data
+    data = read_json_object(cached)
+    if data is not None and data.get("sweep_key") == key and isinstance(data.get("models"), list) and data["models"]:
+        say(f"assess {onnx.stem}: cached")
+        return data
     say(f"assessing {onnx.stem}")
     data = {**assess([onnx], assess_config).to_dict(), "sweep_key": key}
     write_text_atomic(cached, json.dumps(data, indent=2) + "\n")

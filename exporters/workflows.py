@@ -15,11 +15,14 @@ from exporters.artifacts import Artifacts, save_artifacts
 from exporters.train import TrainConfig, TrainResult, accuracy, seed_everything, train_model
 
 
+VALIDATION_SIZE = 5000  # validation samples carved from the training set unless told otherwise
+
+
 @dataclass(frozen=True)
 class DataOptions:
     dataset: str = "fashion-mnist"
     data_dir: Path | None = None
-    validation_size: int = 5000
+    validation_size: int = VALIDATION_SIZE
 
 
 def load_training_data(options: DataOptions, seed: int) -> tuple[Dataset, Any, Any]:
@@ -28,6 +31,13 @@ def load_training_data(options: DataOptions, seed: int) -> tuple[Dataset, Any, A
         raise EvaluatorError(f"dataset {dataset.name!r} has no training split (an .npz needs x_train, y_train, x_test, y_test)")
     train, validation = train_validation_split(dataset.train, options.validation_size, seed)
     return dataset, train, validation
+
+
+def recorded_validation_size(metadata: dict[str, Any]) -> int:
+    """The validation split a model was trained with (its metadata's training record), for its fine-tuning."""
+    training = metadata.get("training")
+    size = training.get("validation_size") if isinstance(training, dict) else None
+    return size if isinstance(size, int) and not isinstance(size, bool) else VALIDATION_SIZE
 
 
 def base_metadata(dataset: Dataset, spec: ArchSpec) -> dict[str, Any]:
@@ -44,8 +54,10 @@ def training_record(config: TrainConfig, result: TrainResult, options: DataOptio
 
 
 def train_architecture(arch: str, out_stem: Path, options: DataOptions, config: TrainConfig, width: float,
-                       progress: Progress | None = None) -> tuple[Artifacts, dict[str, Any]]:
-    """Train `arch` from scratch on the dataset and write verified artifacts at `out_stem`."""
+                       progress: Progress | None = None,
+                       card_extra: dict[str, Any] | None = None) -> tuple[Artifacts, dict[str, Any]]:
+    """Train `arch` from scratch on the dataset and write verified artifacts at `out_stem`; `card_extra` goes into the
+    card with the test accuracy (one write, so a card is never seen without it)."""
     dataset, train, validation = load_training_data(options, config.seed)
     channels, size, _ = dataset.input_shape
     mean = tuple(float(train.x[:, c].mean()) for c in range(channels))
@@ -56,5 +68,6 @@ def train_architecture(arch: str, out_stem: Path, options: DataOptions, config: 
     config = TrainConfig(**{**asdict(config), "augment": config.augment or channels == 3})
     result = train_model(model, train, validation, config, progress, f"training {arch}")
     metadata = {**base_metadata(dataset, spec), "training": training_record(config, result, options), "pruning": None, "parent": None}
-    artifacts = save_artifacts(model, out_stem, metadata, dataset.test, {"test_accuracy": accuracy(model, dataset.test)})
+    artifacts = save_artifacts(model, out_stem, metadata, dataset.test,
+                               {**(card_extra or {}), "test_accuracy": accuracy(model, dataset.test)})
     return artifacts, metadata

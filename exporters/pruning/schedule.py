@@ -19,7 +19,7 @@ from rich.progress import Progress
 
 from evaluator.data import Dataset, Split
 from evaluator.errors import EvaluatorError
-from evaluator.files import sha256_of
+from evaluator.files import read_json_object, sha256_of
 from exporters.architectures import ArchSpec
 from exporters.artifacts import Artifacts, load_trainable, save_artifacts
 from exporters.pruning.census import Census, prunable_layers, take_census
@@ -27,7 +27,7 @@ from exporters.pruning.engine import RATE_TOLERANCE, StepOutcome, Target, prune_
 from exporters.pruning.masks import MaskKeeper
 from exporters.pruning.methods import PruningMethod, get_method
 from exporters.train import TrainConfig, accuracy, seed_everything, train_model
-from exporters.workflows import DataOptions, base_metadata, load_training_data, training_record
+from exporters.workflows import DataOptions, base_metadata, load_training_data, recorded_validation_size, training_record
 
 CALIBRATION_SAMPLES = 256
 ENGINE_VERSION = 3  # part of every step key: bump when pruning or fine-tuning would give other results
@@ -91,18 +91,34 @@ def root_census(metadata: dict[str, Any], layers: list[str], current: Census) ->
 
 
 def finished_step(stem: Path, key: str, tolerance: float) -> dict[str, Any] | None:
+    """The card of a step already done with this key, its files matching it; None means redo the step (missing,
+    partial or corrupt files included)."""
     card_path, pt2, onnx = stem.with_suffix(".json"), stem.with_suffix(".pt2"), stem.with_suffix(".onnx")
     if not (card_path.is_file() and pt2.is_file() and onnx.is_file()):
         return None
-    card = json.loads(card_path.read_text())
-    record = card["metadata"].get("pruning") or {}
-    if record.get("step_key") != key:
+    card = read_json_object(card_path)
+    metadata = card.get("metadata") if card else None
+    record = metadata.get("pruning") if isinstance(metadata, dict) else None
+    if not isinstance(record, dict) or record.get("step_key") != key:
         return None
-    if abs(record["achieved_rate"] / record["target"]["rate"] - 1) > tolerance:
+    achieved, target = record.get("achieved_rate"), record.get("target")
+    rate = target.get("rate") if isinstance(target, dict) else None
+    if not (is_number(achieved) and is_number(rate) and rate > 0 and is_number(card.get("test_accuracy"))):
+        return None
+    if abs(achieved / rate - 1) > tolerance:
         return None  # made under a wider tolerance than this request accepts
-    if card["files"]["pt2"]["sha256"] != sha256_of(pt2) or card["files"]["onnx"]["sha256"] != sha256_of(onnx):
+    files = card.get("files")
+    if not isinstance(files, dict):
         return None
+    for suffix, path in (("pt2", pt2), ("onnx", onnx)):
+        entry = files.get(suffix)
+        if not isinstance(entry, dict) or entry.get("sha256") != sha256_of(path):
+            return None
     return card
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def run_schedule(source: Path, request: PruneRequest, out_dir: Path, name: str | None, dataset_name: str | None,
@@ -113,8 +129,7 @@ def run_schedule(source: Path, request: PruneRequest, out_dir: Path, name: str |
     request = request.resolved()
     method: PruningMethod = get_method(request.method)
     parent_model, spec, parent_metadata = load_trainable(source)
-    options = DataOptions(dataset_name or parent_metadata["dataset"], data_dir,
-                          (parent_metadata.get("training") or {}).get("validation_size", 5000))
+    options = DataOptions(dataset_name or parent_metadata["dataset"], data_dir, recorded_validation_size(parent_metadata))
     dataset, train, validation = load_training_data(options, seed)
     if dataset.input_shape != (spec.in_channels, spec.image_size, spec.image_size):
         raise EvaluatorError(f"{source} expects inputs {(spec.in_channels, spec.image_size, spec.image_size)}, "

@@ -25,6 +25,7 @@ import _compat_pickle
 import ast
 import io
 import json
+import math
 import pickle
 import re
 import zipfile
@@ -35,6 +36,7 @@ from evaluator.errors import EvaluatorError
 
 MAX_ARCHIVE_BYTES = 4 << 30  # the .pt2 file itself
 MAX_UNPACKED_BYTES = 8 << 30  # all entries together, uncompressed (a zip bomb stops here)
+MAX_PACKING_RATIO = 4  # unpacked / packed bytes: torch.export.save stores entries uncompressed
 MAX_ENTRIES = 100_000
 MAX_JSON_BYTES = 256 << 20
 
@@ -140,8 +142,10 @@ def read_zip(data: bytes, label: str) -> dict[str, bytes]:
                 raise UnsafeArchive(f"{label} has {len(infos)} entries (at most {MAX_ENTRIES})")
             if len(set(names)) != len(names):
                 raise UnsafeArchive(f"{label} names an entry twice")
-            if sum(info.file_size for info in infos) > MAX_UNPACKED_BYTES:
-                raise UnsafeArchive(f"{label} unpacks to more than {MAX_UNPACKED_BYTES >> 30} GiB")
+            unpacked = sum(info.file_size for info in infos)
+            if unpacked > MAX_UNPACKED_BYTES or unpacked > MAX_PACKING_RATIO * len(data) + (1 << 20):
+                raise UnsafeArchive(f"{label} unpacks to {unpacked:,} bytes from {len(data):,}: torch stores its entries "
+                                    "uncompressed, so this is not one of its archives (or it is a zip bomb)")
             return {info.filename: archive.read(info) for info in infos if not info.is_dir()}
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError, ValueError, OSError) as error:
         raise UnsafeArchive(f"{label} is not a readable zip archive ({type(error).__name__}: {error})") from None
@@ -168,11 +172,24 @@ def check_payload_config(relative: dict[str, bytes], name: str, kind: str, label
             raise UnsafeArchive(f"{label}: {name} entry {fqn!r} has no valid path_name")
         if kind == "constants" and not path.startswith("tensor_"):
             raise UnsafeArchive(f"{label}: constant {fqn!r} is a Python or TorchBind object ({path}), not a tensor")
+        payload = relative.get(f"data/{kind}/{path}")
+        if payload is None:
+            raise UnsafeArchive(f"{label}: {name} names {path}, which the archive lacks")
         if meta.get("use_pickle"):
-            payload = relative.get(f"data/{kind}/{path}")
-            if payload is None:
-                raise UnsafeArchive(f"{label}: {name} names {path}, which the archive lacks")
             check_torch_pickle(payload, f"{label}: data/{kind}/{path}")
+        else:
+            check_tensor_record(meta.get("tensor_meta"), payload, f"{label}: {kind} {fqn!r}")
+
+
+def check_tensor_record(meta: Any, payload: bytes, label: str) -> None:
+    """A raw tensor record: whole-number sizes, and no values declared over an empty record (torch would make
+    zeros of the declared size: a few bytes of JSON asking for terabytes)."""
+    sizes = meta.get("sizes") if isinstance(meta, dict) else None
+    values = [size.get("as_int") if isinstance(size, dict) else None for size in sizes] if isinstance(sizes, list) else [None]
+    if any(not isinstance(value, int) or isinstance(value, bool) or value < 0 for value in values):
+        raise UnsafeArchive(f"{label} has no whole-number sizes")
+    if math.prod(values) > MAX_UNPACKED_BYTES or (not payload and math.prod(values)):
+        raise UnsafeArchive(f"{label} declares {math.prod(values):,} values but stores {len(payload):,} bytes")
 
 
 def check_torch_pickle(payload: bytes, label: str) -> None:

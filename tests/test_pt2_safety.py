@@ -241,3 +241,34 @@ def test_shape_guards_pass_and_code_in_guards_does_not() -> None:
     for guard in ("L['x'].size.__globals__", "L['x'].size()[0] == 9**9**9**9"):
         with pytest.raises(UnsafeArchive):
             check_expression(guard, "x", "guard", guard=True)
+
+
+def zero_record_of_a_terabyte(entries: Entries) -> Entries:
+    """A weight whose record is empty but whose sizes declare 2^40 values: torch would make zeros of that size."""
+    name = PREFIX + "data/weights/model_weights_config.json"
+    config = json.loads(entries[name])
+    first = next(iter(config["config"].values()))
+    first["tensor_meta"]["sizes"] = [{"as_int": 1 << 20}, {"as_int": 1 << 20}]
+    return {**entries, name: json.dumps(config).encode(), PREFIX + "data/weights/" + first["path_name"]: b""}
+
+
+@pytest.mark.parametrize("case", ["zero record", "zip bomb"])
+def test_archives_that_would_take_gigabytes_are_refused_before_unpacking(tmp_path: Path, case: str) -> None:
+    import tracemalloc
+
+    crafted = tmp_path / "bomb.pt2"
+    if case == "zero record":
+        crafted.write_bytes(rewrite_zip(ZOO_PT2.read_bytes(), zero_record_of_a_terabyte))
+    else:
+        buffer = io.BytesIO(ZOO_PT2.read_bytes())
+        with zipfile.ZipFile(buffer, "a", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(PREFIX + "extra/padding.txt", b"0" * (256 << 20))  # 256 MiB in about 250 KiB
+        crafted.write_bytes(buffer.getvalue())
+    tracemalloc.start()
+    try:
+        with pytest.raises(EvaluatorError, match="declares|unpacks"):
+            load_source(crafted)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 << 20

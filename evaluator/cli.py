@@ -205,6 +205,8 @@ def assess(
     from evaluator.files import write_text_atomic
     from evaluator.report.terminal import render_table
 
+    if dataset is not None and not dataset.strip():
+        raise EvaluatorError("--dataset is empty: name a dataset (fashion-mnist, mnist) or a .npz file")
     budgets = {"Linf": eps, "L2": eps_l2, "L1": eps_l1, "L0": eps_l0}
     fields = {"Linf": "epsilons", "L2": "epsilons_l2", "L1": "epsilons_l1", "L0": "epsilons_l0"}
     config = AssessConfig(

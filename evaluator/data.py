@@ -104,10 +104,17 @@ def load_dataset(name: str, data_dir: Path | None = None) -> Dataset:
 
 
 def find_idx_folder(name: str, data_dir: Path | None) -> Path:
-    """The first candidate folder that holds the test images of dataset `name`."""
-    candidates: list[Path] = []
+    """The folder that holds the test images of dataset `name`: `data_dir` when given (it must hold them: a folder
+    named on purpose is never silently replaced by another), else the first of $EVALUATOR_DATA_DIR(/name) and
+    /usr/share/datasets/name that does."""
     if data_dir is not None:
-        candidates.append(Path(data_dir))
+        if not Path(data_dir).is_dir():
+            raise EvaluatorError(f"data folder {data_dir} is not a folder")
+        if find_idx_file(Path(data_dir), IDX_FILES["test"][0]) is None:
+            raise EvaluatorError(f"data folder {data_dir} holds no {IDX_FILES['test'][0]} (raw or .gz) of {name!r}: "
+                                 f"{HOW_TO_GET[name]}")
+        return Path(data_dir)
+    candidates: list[Path] = []
     if os.environ.get(DATA_DIR_ENV):
         env_dir = Path(os.environ[DATA_DIR_ENV])
         candidates += [env_dir / name, env_dir]

@@ -48,6 +48,7 @@ CENSUS = dict.fromkeys(("params", "nonzero", "layer_weights", "layer_nonzero", "
 SCHEMA: dict[str, Any] = {  # key -> type, or a nested schema of an optional object; every key may be absent
     "dataset": str,
     "classes": [str],
+    "input": {"shape": [int], "range": [Number], "layout": str, "dtype": str},
     "architecture": {"name": str, "in_channels": int, "image_size": int, "num_classes": int, "width": Number,
                      "mean": [Number], "std": [Number]},
     "training": {"validation_size": int, "epochs": int, "seed": int},

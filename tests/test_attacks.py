@@ -13,6 +13,7 @@ from evaluator.attacks import AttackTarget, create_attack, is_minimal, list_atta
 from evaluator.attacks.base import AttackKind, AttackOutput, MinimalNormAttack, Norm, parse_attack_spec
 from evaluator.data import Dataset
 from evaluator.errors import EvaluatorError
+from evaluator.limits import MAX_BATCH
 from evaluator.metrics import distances, project
 from evaluator.robustness import evaluate_attack, evaluate_minimal
 from evaluator.runtime import OnnxClassifier
@@ -149,7 +150,8 @@ def test_bad_attack_requests_are_user_errors() -> None:
 
 
 # Options that count something the attack cannot do without (a query, a sample per batch, a binary-search step).
-COUNT_OPTIONS = ("queries", "batch_size", "candidates", "binary_search_steps", "init_evals", "max_evals")
+COUNT_OPTIONS = ("queries", "batch_size", "candidates", "binary_search_steps", "init_evals", "max_evals", "steps",
+                 "max_iterations", "max_pixels")
 
 
 @pytest.mark.parametrize("attack_class", list_attacks(), ids=lambda cls: cls.name)
@@ -175,6 +177,12 @@ def test_number_options_outside_their_range_are_user_errors(attack_class: type) 
         if isinstance(default, (int, float)) and not isinstance(default, bool):
             with pytest.raises(EvaluatorError, match=f"{option} must be at least 0"):
                 attack_class(**{option: -1 if isinstance(default, int) else float("nan")})
+    for option, maximum in {**attack_class.maximums, **({"batch_size": MAX_BATCH} if "batch_size" in options else {})}.items():
+        with pytest.raises(EvaluatorError, match=f"{option} must be at most"):
+            attack_class(**{option: type(options[option])(maximum * 2)})
+    with pytest.raises(EvaluatorError, match="given twice"):
+        parse_attack_spec(f"{attack_class.name}:{next(iter(options))}={options[next(iter(options))]}:"
+                          f"{next(iter(options))}={options[next(iter(options))]}")
     if "queries" in options:
         with pytest.raises(EvaluatorError, match="queries must be at least 1"):
             parse_attack_spec(f"{attack_class.name}:queries=0")

@@ -53,7 +53,16 @@ def test_truncated_idx_is_rejected(tmp_path: Path) -> None:
 def test_missing_dataset_says_how_to_get_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("evaluator.data.SYSTEM_DATA_ROOT", tmp_path / "nothing")
     with pytest.raises(EvaluatorError, match="apt-get install dataset-fashion-mnist"):
+        load_dataset("fashion-mnist")
+
+
+def test_a_data_folder_named_on_purpose_is_not_replaced(tmp_path: Path) -> None:
+    """The system's Fashion-MNIST exists here, but a --data-dir without the files (or that is a file) is an error."""
+    with pytest.raises(EvaluatorError, match="holds no t10k-images-idx3-ubyte"):
         load_dataset("fashion-mnist", data_dir=tmp_path)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(EvaluatorError, match="is not a folder"):
+        load_dataset("fashion-mnist", data_dir=tmp_path / "file")
 
 
 def test_environment_variable_points_to_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from evaluator.errors import EvaluatorError
+from evaluator.limits import MAX_BATCH
 from evaluator.runtime import OnnxClassifier
 
 
@@ -85,13 +86,18 @@ class Attack(ABC):
     # Smallest allowed value of integer options that must not be 0 (queries, samples per batch), and the float options
     # that must be above 0; every other number option must be finite and at least 0. A value outside is a user
     # error, raised when the attack is made.
+    # Largest allowed values (shares such as p_init); batch_size is always at most MAX_BATCH samples.
     minimums: ClassVar[dict[str, int]] = {}
     positive: ClassVar[tuple[str, ...]] = ()
+    maximums: ClassVar[dict[str, float]] = {}
 
     def __post_init__(self) -> None:
         for option, value in self.options().items():
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 continue
+            maximum = self.maximums.get(option, MAX_BATCH if option == "batch_size" else None)
+            if maximum is not None and value > maximum:
+                raise EvaluatorError(f"attack {self.name!r}: {option} must be at most {maximum:g}, got {value}")
             if option in self.positive:
                 if not (math.isfinite(value) and value > 0):
                     raise EvaluatorError(f"attack {self.name!r}: {option} must be a positive number, got {value}")
@@ -162,6 +168,8 @@ def parse_attack_spec(spec: str) -> Attack:
         key, sep, text = assignment.partition("=")
         if not sep or key not in defaults:
             raise EvaluatorError(f"attack option {assignment!r} of {name!r} is not KEY=VALUE with KEY one of {', '.join(sorted(defaults))}")
+        if key in options:
+            raise EvaluatorError(f"attack {name!r}: option {key} is given twice")
         options[key] = parse_option(name, key, text, defaults[key])
     return create_attack(name, **options)
 

@@ -104,7 +104,8 @@ class L2CarliniWagner(MinimalNormAttack):
     norm = Norm.L2
     kind = AttackKind.WHITE_BOX
     summary = "Carlini-Wagner L2 minimal-norm attack on the PyTorch source"
-    minimums = {"binary_search_steps": 1, "batch_size": 1}
+    minimums = {"binary_search_steps": 1, "batch_size": 1, "steps": 1}
+    positive = ("stepsize",)
 
     binary_search_steps: int = 9
     steps: int = 100

@@ -231,7 +231,7 @@ class HopSkipJump(MinimalNormAttack):
     """
 
     kind = AttackKind.DECISION
-    minimums = {"queries": 1, "init_evals": 1, "max_evals": 1}
+    minimums = {"queries": 1, "init_evals": 1, "max_evals": 1, "max_iterations": 1}
     positive = ("gamma",)
 
     queries: int = 1000

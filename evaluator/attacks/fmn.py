@@ -280,7 +280,8 @@ class FastMinimumNorm(MinimalNormAttack):
     """
 
     kind = AttackKind.WHITE_BOX
-    minimums = {"batch_size": 1}
+    minimums = {"batch_size": 1, "steps": 1}
+    positive = ("alpha", "gamma")
 
     steps: int = 100
     alpha: float = 1.0
@@ -338,7 +339,7 @@ class FMNL0(FastMinimumNorm):
     norm = Norm.L0
     summary = "Fast Minimum-Norm (Pintor et al. 2021) in L0 with a pixel-reset refinement, on the PyTorch source"
 
-    minimums = {"batch_size": 1, "candidates": 1}
+    minimums = {"batch_size": 1, "candidates": 1, "steps": 1}
 
     alpha: float = 3.0
     refine: bool = True
@@ -360,7 +361,7 @@ class GreedyL0(MinimalNormAttack):
     norm = Norm.L0
     kind = AttackKind.WHITE_BOX
     summary = "greedy pixel selection with exact margins, then pixel-reset refinement, on the PyTorch source"
-    minimums = {"batch_size": 1, "candidates": 1}
+    minimums = {"batch_size": 1, "candidates": 1, "max_pixels": 1}
 
     candidates: int = 64
     max_pixels: int = 200

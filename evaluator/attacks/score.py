@@ -168,6 +168,8 @@ class SquareLinf(Attack):
     kind = AttackKind.SCORE
     summary = "Square attack on the deployed graph's logits"
     minimums = {"queries": 1}
+    positive = ("p_init",)
+    maximums = {"p_init": 1.0}
 
     queries: int = 1000
     p_init: float = 0.8
@@ -252,6 +254,8 @@ class SquareL2(Attack):
     kind = AttackKind.SCORE
     summary = "Square attack in L2 on the deployed graph's logits"
     minimums = {"queries": 1}
+    positive = ("p_init",)
+    maximums = {"p_init": 1.0}
 
     queries: int = 1000
     p_init: float = 0.8
@@ -340,6 +344,8 @@ class SparseRSL0(Attack):
     kind = AttackKind.SCORE
     summary = "Sparse-RS random search over k pixels on the deployed graph's logits"
     minimums = {"queries": 1}
+    positive = ("p_init",)
+    maximums = {"p_init": 1.0}
 
     queries: int = 1000
     p_init: float = 0.3

@@ -123,7 +123,8 @@ def pgd_batch(model: Any, x: Any, y: Any, epsilon: float, norm: Norm, steps: int
 class ProjectedGradientAttack(Attack):
     """PGD options and run, shared by the white-box attacks and the transfer attack (which differ in the model)."""
 
-    minimums = {"batch_size": 1}
+    minimums = {"batch_size": 1, "steps": 1}
+    positive = ("rel_stepsize",)
     steps: int = 40
     rel_stepsize: float = 0.01 / 0.3
     random_start: bool = True
@@ -243,7 +244,8 @@ def apgd_batch(model: Any, x: Any, y: Any, epsilon: float, norm: Norm, steps: in
 class AutoProjectedGradientAttack(Attack):
     """APGD-CE options and run, shared by the Linf and L2 attacks."""
 
-    minimums = {"batch_size": 1}
+    minimums = {"batch_size": 1, "steps": 1}
+    maximums = {"rho": 1.0}
     steps: int = 100
     rho: float = 0.75
     batch_size: int = 500

@@ -20,6 +20,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from evaluator.errors import EvaluatorError
+from evaluator.limits import MAX_CLASSES
 
 DATA_DIR_ENV = "EVALUATOR_DATA_DIR"
 SYSTEM_DATA_ROOT = Path("/usr/share/datasets")
@@ -237,6 +238,8 @@ def load_npz(path: Path) -> Dataset:
     if train is not None and train.x.shape[1:] != test.x.shape[1:]:
         raise EvaluatorError(f"{path}: train inputs {train.x.shape[1:]} and test inputs {test.x.shape[1:]} differ")
     labels = test.y if train is None else np.concatenate([train.y, test.y])
+    if int(labels.max()) >= MAX_CLASSES:
+        raise EvaluatorError(f"{path}: label {int(labels.max())} is over the limit of {MAX_CLASSES:,} classes")
     if "classes" in arrays:
         classes = tuple(str(name) for name in arrays["classes"])
     else:

@@ -29,7 +29,6 @@ import json
 import math
 import os
 import re
-import shutil
 import tomllib
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -41,7 +40,7 @@ import numpy as np
 
 from evaluator.assessment import AssessConfig, assess, check_budgets
 from evaluator.errors import EvaluatorError
-from evaluator.files import read_json_object, sha256_of, write_text_atomic
+from evaluator.files import is_inside, read_json_object, sha256_of, write_bytes_atomic, write_text_atomic
 
 SWEEP_SCHEMA_VERSION = "1.0"
 TRAIN_CACHE_VERSION = "2"  # bump when a change of the evaluator changes trained parents
@@ -278,6 +277,9 @@ def run_sweep(config: SweepConfig, progress: Any = None, say: Say = lambda messa
     out = Path(config.out)
     make_folder(out)
     with sweep_lock(out):
+        for name in RESULT_FOLDERS[1:]:  # a link planted in OUT must not carry the results elsewhere
+            if (out / name).exists() and not is_inside(out / name, out):
+                raise EvaluatorError(f"{out / name} leads outside {out}: remove it or choose another --out")
         remove_stale_temporaries(out)
         return sweep_locked(config, out, progress, say)
 
@@ -345,8 +347,8 @@ def remove_stale_temporaries(out: Path) -> None:
             continue
         for path in folder.iterdir():
             stale = STALE_TEMPORARY.fullmatch(path.name) or (name == "models" and path.name.endswith(".part"))
-            if stale and path.is_file() and not path.is_symlink():
-                path.unlink(missing_ok=True)
+            if stale and (path.is_symlink() or path.is_file()):
+                path.unlink(missing_ok=True)  # a link itself, never what it points to
 
 
 def prepare_parent(config: SweepConfig, models: Path, progress: Any, say: Say) -> Path:
@@ -358,9 +360,8 @@ def prepare_parent(config: SweepConfig, models: Path, progress: Any, say: Say) -
             if not original.is_file():
                 raise EvaluatorError(f"{original} is missing: a sweep's parent needs its .pt2, .onnx and .json (from `evaluator train`)")
             copy = models / original.name
-            if not copy.is_file() or sha256_of(copy) != sha256_of(original):
-                shutil.copyfile(original, copy.with_name(copy.name + ".part"))
-                copy.with_name(copy.name + ".part").replace(copy)
+            if copy.is_symlink() or not copy.is_file() or sha256_of(copy) != sha256_of(original):
+                write_bytes_atomic(copy, original.read_bytes())  # a fresh file renamed over whatever was there
         return models / source.with_suffix(".onnx").name
     from exporters.train import TrainConfig
     from exporters.workflows import DataOptions, train_architecture

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from evaluator.errors import EvaluatorError
+from evaluator.limits import MAX_CLASSES
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,6 @@ ARCHITECTURES: dict[str, Callable[[ArchSpec], nn.Module]] = {
 
 
 MAX_WIDTH = 16.0  # a width multiplier past this is a typo, and its model would not fit in memory
-MAX_CLASSES = 100_000
 
 
 def build_model(spec: ArchSpec) -> nn.Module:

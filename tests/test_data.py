@@ -250,3 +250,11 @@ def test_a_huge_sample_count_is_capped_by_the_test_set(fmnist: Dataset) -> None:
     from evaluator.assessment import attack_subset
 
     assert attack_subset(fmnist.test, 10**15, seed=0) is fmnist.test
+
+
+def test_a_label_past_the_class_limit_is_refused_before_naming_classes(tmp_path: Path) -> None:
+    """Unnamed classes are named 0..max label: a label of 10^12 would make a trillion names."""
+    path = tmp_path / "labels.npz"
+    np.savez(path, x=np.zeros((2, 8, 8), np.uint8), y=np.array([0, 10**12]))
+    with pytest.raises(EvaluatorError, match="over the limit of 100,000 classes"):
+        load_dataset(str(path))

@@ -374,3 +374,27 @@ def test_valid_settings_pass(tiny_npz: Path, tmp_path: Path) -> None:
                  "finetune_epochs": 0, "provider": "cpu"}).validate()
     make_config({"source": str(ZOO_PARENT.with_suffix(".pt2")), "rates": "1", "methods": "filter-l1"}).validate()
     assert not (tmp_path / "new").exists()
+
+
+def test_links_planted_in_the_results_folder_do_not_carry_writes_outside(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stale `.part` that links to a file elsewhere is removed as a link (its target untouched); a results
+    sub-folder that links outside OUT is refused before any work."""
+    from evaluator.sweep import remove_stale_temporaries
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    out = tmp_path / "results"
+    (out / "models").mkdir(parents=True)
+    (out / "models" / "lenet5_fmnist.pt2.part").symlink_to(victim)
+    remove_stale_temporaries(out)
+    assert victim.read_text() == "keep me" and not (out / "models" / "lenet5_fmnist.pt2.part").is_symlink()
+
+    monkeypatch.setattr("evaluator.sweep.sweep_locked", lambda *args: pytest.fail("the results folder was accepted"))
+    (tmp_path / "elsewhere").mkdir()
+    (out / "assessments").symlink_to(tmp_path / "elsewhere")
+    config = make_config({"source": str(ZOO_PARENT.with_suffix(".pt2")), "rates": "1", "methods": "filter-l1",
+                          "out": str(out)})
+    with pytest.raises(EvaluatorError, match="leads outside"):
+        run_sweep(config)
+    assert not any((tmp_path / "elsewhere").iterdir())

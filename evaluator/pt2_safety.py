@@ -26,6 +26,7 @@ import ast
 import io
 import json
 import math
+import os
 import pickle
 import re
 import zipfile
@@ -129,6 +130,20 @@ def check_pt2(data: bytes, label: str) -> CheckedArchive:
             except UnicodeDecodeError:
                 raise UnsafeArchive(f"{label}: {name} is not UTF-8 text") from None
     return CheckedArchive(repack(entries), extra)
+
+
+def check_zip_file(path: str) -> None:
+    """Before a .pt2 is read into memory: it is a zip whose entries make up the file (a zip may carry any data before
+    its first entry; gigabytes of it would be read for nothing)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            stored = sum(info.compress_size + len(info.filename) + len(info.extra) + 128 for info in archive.infolist())
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError, ValueError) as error:
+        raise UnsafeArchive(f"{path} is not a readable zip archive ({type(error).__name__}: {error})") from None
+    size = os.path.getsize(path)
+    if size > 2 * stored + (1 << 20):
+        raise UnsafeArchive(f"{path} has {size:,} bytes, but its zip entries hold only {stored:,}: not a torch.export "
+                            "archive")
 
 
 def read_zip(data: bytes, label: str) -> dict[str, bytes]:

@@ -21,6 +21,7 @@ from evaluator.metadata import read_metadata
 Provider = Literal["auto", "cpu", "cuda"]
 CUDA_EP = "CUDAExecutionProvider"
 CPU_EP = "CPUExecutionProvider"
+MAX_ONNX_BYTES = (2 << 30) - 1  # protobuf's limit on one message: larger weights live in external data files
 
 # Output element types taken as logits, as numpy dtypes; logits() returns float32. ONNX Runtime's Python API
 # cannot return bfloat16.
@@ -42,6 +43,9 @@ def load_onnx(path: Path) -> onnx.ModelProto:
     path = Path(path)
     if not path.is_file():
         raise EvaluatorError(f"model file not found: {path}")
+    if path.stat().st_size > MAX_ONNX_BYTES:
+        raise EvaluatorError(f"{path} is not a valid ONNX model: it has {path.stat().st_size:,} bytes, over the 2 GiB a "
+                             "protobuf can hold (large weights belong in external data files)")
     try:
         model = onnx.load(str(path))
         onnx.checker.check_model(model)

@@ -14,7 +14,7 @@ from torch import nn
 
 from evaluator.errors import EvaluatorError
 from evaluator.metadata import check_metadata
-from evaluator.pt2_safety import MAX_ARCHIVE_BYTES, check_pt2
+from evaluator.pt2_safety import MAX_ARCHIVE_BYTES, check_pt2, check_zip_file
 
 PT2_METADATA_FILE = "evaluator.json"  # the evaluator's metadata among a .pt2's extra files
 
@@ -46,6 +46,7 @@ def load_program(path: Path) -> tuple[torch.export.ExportedProgram, dict[str, st
         raise EvaluatorError(f"source file not found: {path}")
     if path.stat().st_size > MAX_ARCHIVE_BYTES:
         raise EvaluatorError(f"{path} is larger than {MAX_ARCHIVE_BYTES >> 30} GiB")
+    check_zip_file(str(path))
     try:
         data = path.read_bytes()
     except OSError as error:

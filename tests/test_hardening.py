@@ -185,3 +185,19 @@ def test_an_unforeseen_failure_is_still_one_line(tmp_path: Path, monkeypatch: py
     assert_refused(["assess", str(ZOO_PARENT), *FAST_ASSESS], tmp_path, "ZeroDivisionError: deep inside", "--debug")
     result = runner.invoke(app, ["--debug", "assess", str(ZOO_PARENT), *FAST_ASSESS])
     assert isinstance(result.exception, ZeroDivisionError)
+
+
+def test_files_of_gigabytes_are_refused_before_they_are_read(tmp_path: Path) -> None:
+    """A 2.5 GB .onnx (sparse on disk) is over protobuf's limit; a .pt2 of 2.5 GB of zeros before the zoo archive is a
+    valid zip, but its entries hold 0.3 MB: both are refused by their size, not read."""
+    big_onnx = tmp_path / "big.onnx"
+    with open(big_onnx, "wb") as handle:
+        handle.truncate(2500 << 20)
+    big_pt2 = tmp_path / "big.pt2"
+    with open(big_pt2, "wb") as handle:
+        handle.truncate(2500 << 20)
+    with open(big_pt2, "ab") as handle:
+        handle.write((ROOT / "models" / "lenet5_fmnist.pt2").read_bytes())
+    assert_refused(["assess", str(big_onnx), *FAST_ASSESS], tmp_path, "2 GiB a protobuf can hold")
+    assert_refused(["assess", str(ZOO_PARENT), *FAST_ASSESS, "--attacks", "pgd-linf", "--source", str(big_pt2)], tmp_path,
+                   "its zip entries hold only")

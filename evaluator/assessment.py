@@ -18,7 +18,7 @@ from evaluator.data import Dataset, Split, load_dataset
 from evaluator.errors import EvaluatorError
 from evaluator.files import check_name, file_beside, sha256_of
 from evaluator.latency import LatencyStats, measure_latency
-from evaluator.limits import check_batch
+from evaluator.limits import MAX_BUDGETS, check_batch
 from evaluator.profile import ModelProfile, conv_alignment, profile_model
 from evaluator.robustness import (
     AttackResult, MinimalNormResult, WorstCase, curve_points, evaluate_attack, evaluate_minimal, worst_cases, worst_distances,
@@ -318,7 +318,12 @@ def run_attacks(target: AttackTarget, subset: Split, predictions: np.ndarray, co
 
 
 def check_budgets(config: AssessConfig, pixels: int | None = None) -> None:
-    """Budgets per norm: Linf in (0, 1], L2 and L1 positive, L0 a whole number of pixels >= 1."""
+    """Budgets per norm: Linf in (0, 1], L2 and L1 positive, L0 a whole number of pixels >= 1; at most MAX_BUDGETS
+    of each."""
+    for name, values in (("Linf", config.epsilons), ("L2", config.epsilons_l2), ("L1", config.epsilons_l1),
+                         ("L0", config.epsilons_l0)):
+        if len(values) > MAX_BUDGETS:
+            raise EvaluatorError(f"{len(values):,} {name} epsilons: at most {MAX_BUDGETS:,} budgets per norm")
     for epsilon in config.epsilons:
         if not 0 < epsilon <= 1:  # also refuses NaN
             raise EvaluatorError(f"Linf epsilon must be in (0, 1] (pixel units), got {epsilon}")

@@ -93,7 +93,10 @@ def train_validation_split(train: Split, validation_size: int, seed: int) -> tup
 
 
 def load_dataset(name: str, data_dir: Path | None = None) -> Dataset:
-    """Load a named IDX dataset (`fashion-mnist`, `mnist`) or a `.npz` file given by path."""
+    """Load a named IDX dataset (`fashion-mnist`, `mnist`) or a `.npz` file given by path. `data_dir`, when given,
+    must be a folder even where the dataset is a .npz that does not use it."""
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise EvaluatorError(f"data folder {data_dir} is not a folder")
     if name.endswith(".npz"):
         return load_npz(Path(name))
     if name not in IDX_DATASETS:
@@ -109,8 +112,6 @@ def find_idx_folder(name: str, data_dir: Path | None) -> Path:
     named on purpose is never silently replaced by another), else the first of $EVALUATOR_DATA_DIR(/name) and
     /usr/share/datasets/name that does."""
     if data_dir is not None:
-        if not Path(data_dir).is_dir():
-            raise EvaluatorError(f"data folder {data_dir} is not a folder")
         if find_idx_file(Path(data_dir), IDX_FILES["test"][0]) is None:
             raise EvaluatorError(f"data folder {data_dir} holds no {IDX_FILES['test'][0]} (raw or .gz) of {name!r}: "
                                  f"{HOW_TO_GET[name]}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,11 @@ def check_name(name: str, what: str) -> str:
     return name
 
 
+def stem_file(stem: Path, suffix: str) -> Path:
+    """The file STEM + `suffix` (".pt2"): a stem's own dots (NAME_cr2.5) are part of its name, not a suffix to replace."""
+    return Path(stem).parent / f"{Path(stem).name}{suffix}"
+
+
 def is_inside(path: Path, folder: Path) -> bool:
     """Whether `path`, with every symbolic link followed, lies inside `folder` (also resolved)."""
     try:
@@ -79,6 +85,38 @@ def file_beside(anchor: Path, name: str, what: str) -> Path:
     if not is_inside(candidate, Path(anchor).parent):
         raise EvaluatorError(f"{what} {name!r} named by {Path(anchor).name} leads outside its folder")
     return candidate
+
+
+MAX_TEXT_BYTES = 1 << 20
+
+
+def read_text_file(path: Path, what: str, limit: int = MAX_TEXT_BYTES) -> str:
+    """The UTF-8 text of a small regular file a user names (a sweep config, a policy): a folder, a device, a FIFO or
+    a file over `limit` bytes is refused before anything is read."""
+    path = Path(path)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise EvaluatorError(f"{what} not found: {path}") from None
+    except OSError as error:
+        raise EvaluatorError(f"cannot read {what} {path}: {error.strerror or error}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise EvaluatorError(f"{what} {path} is a folder: expected a TOML file")
+    if not stat.S_ISREG(info.st_mode):
+        raise EvaluatorError(f"{what} {path} is not a regular file: expected a TOML file")
+    if info.st_size > limit:
+        raise EvaluatorError(f"{what} {path} is {info.st_size:,} bytes: a TOML file of at most {limit:,} bytes is expected")
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as error:
+        raise EvaluatorError(f"cannot read {what} {path}: {error.strerror or error}") from None
+    if len(data) > limit:
+        raise EvaluatorError(f"{what} {path} grew past {limit:,} bytes while it was read")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise EvaluatorError(f"{what} {path} is not UTF-8 text: expected a TOML file") from None
 
 
 def read_json_object(path: Path) -> dict[str, Any] | None:

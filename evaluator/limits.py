@@ -12,6 +12,10 @@ MAX_BATCH = 1 << 16  # samples in one run: batch size, latency and throughput ba
 MAX_BATCH_BYTES = 1 << 32  # one float32 batch, batch x C x H x W x 4 bytes: 4 GiB
 MAX_THREADS = 1024  # ONNX Runtime intra-op threads
 MAX_CLASSES = 100_000  # classes of a dataset or a classifier
+# Counts far past any real use are typos that would run for years: refused with one line instead.
+MAX_ATTACK_COUNT = 1_000_000  # an attack's whole-number option (steps, queries, evaluations, restarts, pixels)
+MAX_EPOCHS = 10_000  # training or fine-tuning epochs
+MAX_BUDGETS = 1_000  # epsilons of one norm in one assessment
 
 
 def check_batch(batch: int, input_shape: tuple[int, ...], what: str) -> int:

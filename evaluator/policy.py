@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from evaluator.errors import EvaluatorError
+from evaluator.files import read_text_file
 from evaluator.limits import MAX_BATCH
 
 METRICS: dict[str, str] = {
@@ -168,17 +169,7 @@ def format_value(metric: str, value: float, norm: str | None = None, exact: bool
 
 def load_policy(path: Path) -> Policy:
     """Read and validate a TOML policy; every problem is one EvaluatorError line naming the file (and rule)."""
-    path = Path(path)
-    if not path.exists():
-        raise EvaluatorError(f"policy file not found: {path}")
-    if not path.is_file():
-        raise EvaluatorError(f"policy {path} is not a file")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as error:
-        raise EvaluatorError(f"cannot read policy {path}: {error.strerror or error}") from None
-    except UnicodeDecodeError:
-        raise EvaluatorError(f"policy {path} is not UTF-8 text") from None
+    text = read_text_file(Path(path), "policy file")
     return policy_from_toml(text, str(path))
 
 

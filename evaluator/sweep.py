@@ -40,7 +40,9 @@ import numpy as np
 
 from evaluator.assessment import AssessConfig, assess, check_budgets
 from evaluator.errors import EvaluatorError
-from evaluator.files import is_inside, read_json_object, sha256_of, write_bytes_atomic, write_text_atomic
+from evaluator.limits import MAX_EPOCHS
+from evaluator.files import (is_inside, read_json_object, read_text_file, sha256_of, stem_file, write_bytes_atomic,
+                             write_text_atomic)
 
 SWEEP_SCHEMA_VERSION = "1.0"
 TRAIN_CACHE_VERSION = "2"  # bump when a change of the evaluator changes trained parents
@@ -49,6 +51,7 @@ ARCHITECTURES = ("lenet5", "resnet8", "vgg11")
 STUDY_METHODS = tuple(f"{granularity}-{criterion}" for granularity in ("unstructured", "kernel", "filter")
                       for criterion in ("global-magnitude", "local-magnitude", "local-random"))
 PROVIDERS = ("auto", "cpu", "cuda")
+MAX_RETIME_ROUNDS = 100
 MAX_SEED = 2**63 - 1  # as the CLI's other commands (torch takes up to 2**64 - 1)
 LOCK_FILE = ".sweep.lock"
 STALE_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")  # evaluator.files.write_bytes_atomic's, left by a killed run
@@ -115,11 +118,15 @@ class SweepConfig:
             raise EvaluatorError(f"schedule must be iterative or oneshot, got {self.schedule!r}")
         if not 0 < self.rate_tolerance < 1:
             raise EvaluatorError(f"rate_tolerance must be a share between 0 and 1, got {self.rate_tolerance:g}")
-        if self.retime_rounds < 0:
-            raise EvaluatorError(f"retime_rounds must be 0 (keep the latency of each assessment) or more, got {self.retime_rounds}")
+        if not 0 <= self.retime_rounds <= MAX_RETIME_ROUNDS:
+            raise EvaluatorError(f"retime_rounds must be 0 (keep the latency of each assessment) to {MAX_RETIME_ROUNDS}, "
+                                 f"got {self.retime_rounds}")
         for name, least in (("samples", 1), ("train_epochs", 1), ("patience", 1), ("finetune_epochs", 0)):
             if getattr(self, name) < least:
                 raise EvaluatorError(f"{name} must be a whole number >= {least}, got {getattr(self, name)}")
+        for name in ("train_epochs", "finetune_epochs"):
+            if getattr(self, name) > MAX_EPOCHS:
+                raise EvaluatorError(f"{name} must be at most {MAX_EPOCHS:,}, got {getattr(self, name):,}")
         for name in ("learning_rate", "width"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
                 raise EvaluatorError(f"{name} must be a finite number > 0, got {getattr(self, name)}")
@@ -176,16 +183,7 @@ def check_out(out: Path) -> None:
 def load_sweep_file(path: Path, overrides: dict[str, Any]) -> SweepConfig:
     """A TOML file of SweepConfig keys (a [sweep] table or top level), then command-line overrides."""
     path = Path(path)
-    if path.is_dir():
-        raise EvaluatorError(f"sweep file {path} is a folder: expected a TOML file")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise EvaluatorError(f"sweep file not found: {path}") from None
-    except UnicodeDecodeError:
-        raise EvaluatorError(f"{path} is not UTF-8 text: expected a TOML file") from None
-    except OSError as error:
-        raise EvaluatorError(f"cannot read sweep file {path}: {error.strerror or error}") from None
+    text = read_text_file(path, "sweep file")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
@@ -224,8 +222,8 @@ def make_config(values: dict[str, Any], origin: str = "options") -> SweepConfig:
 
 def convert(value: Any, default: Any, key: str) -> Any:
     if key in ("out", "data_dir"):
-        if value is not None and "\0" in str(value):
-            raise ValueError
+        if value is not None and ("\0" in str(value) or not str(value).strip()):
+            raise ValueError  # an empty path would mean the current folder
         return None if value is None else Path(value)
     if isinstance(default, tuple):
         items = value.split(",") if isinstance(value, str) else list(value)
@@ -371,7 +369,7 @@ def prepare_parent(config: SweepConfig, models: Path, progress: Any, say: Say) -
     key = digest({"arch": config.source, "width": config.width, "dataset": config.dataset, "train": asdict(train), "cache": TRAIN_CACHE_VERSION})
     if trained_parent_matches(stem, key):
         say(f"parent {stem.name}: cached")
-        return stem.with_suffix(".onnx")
+        return stem_file(stem, ".onnx")
     say(f"training the parent {config.source} on {config.dataset}")
     artifacts, _ = train_architecture(config.source, stem, DataOptions(config.dataset, config.data_dir), train, config.width,
                                       progress, card_extra={"sweep_key": key})
@@ -380,11 +378,11 @@ def prepare_parent(config: SweepConfig, models: Path, progress: Any, say: Say) -
 
 def trained_parent_matches(stem: Path, key: str) -> bool:
     """Whether stem.{pt2,onnx,json} are a parent trained with this key (a missing or corrupt file: train again)."""
-    card = read_json_object(stem.with_suffix(".json"))
+    card = read_json_object(stem_file(stem, ".json"))
     if card is None or card.get("sweep_key") != key or not isinstance(card.get("files"), dict):
         return False
     for suffix in ("pt2", "onnx"):
-        entry, path = card["files"].get(suffix), stem.with_suffix(f".{suffix}")
+        entry, path = card["files"].get(suffix), stem_file(stem, f".{suffix}")
         if not (isinstance(entry, dict) and path.is_file() and entry.get("sha256") == sha256_of(path)):
             return False
     return True

@@ -22,7 +22,7 @@ from torch import nn
 
 from evaluator.data import Split
 from evaluator.errors import EvaluatorError
-from evaluator.files import sha256_of, write_bytes_atomic, write_text_atomic
+from evaluator.files import sha256_of, stem_file, write_bytes_atomic, write_text_atomic
 from evaluator.metadata import write_metadata
 from evaluator.runtime import import_onnxruntime
 from evaluator.source import PT2_METADATA_FILE, load_program
@@ -109,7 +109,7 @@ def save_artifacts(model: nn.Module, out_stem: Path, metadata: dict[str, Any], t
     torch.export.save(program, buffer, extra_files={PT2_METADATA_FILE: json.dumps(metadata, sort_keys=True)})
     pt2_bytes = buffer.getvalue()
     proto = to_onnx(program, example)
-    paths = Artifacts(out_stem.with_suffix(".pt2"), out_stem.with_suffix(".onnx"), out_stem.with_suffix(".json"))
+    paths = Artifacts(stem_file(out_stem, ".pt2"), stem_file(out_stem, ".onnx"), stem_file(out_stem, ".json"))
     full_metadata = {**metadata, "source": {"file": paths.pt2.name, "sha256": hashlib.sha256(pt2_bytes).hexdigest()}}
     write_metadata(proto, full_metadata)
     check = check_export(model, proto, test)  # before anything is written: a failed export leaves old files alone

@@ -12,6 +12,8 @@ from torch import nn
 from rich.progress import Progress
 
 from evaluator.data import Split
+from evaluator.errors import EvaluatorError
+from evaluator.limits import MAX_EPOCHS
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,10 @@ class TrainConfig:
     patience: int = 3
     seed: int = 0
     augment: bool = False  # flip + pad-crop, for colour data
+
+    def __post_init__(self) -> None:
+        if self.epochs > MAX_EPOCHS:
+            raise EvaluatorError(f"epochs must be at most {MAX_EPOCHS:,}, got {self.epochs:,}")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from evaluator.attacks import AttackTarget, create_attack, is_minimal, list_atta
 from evaluator.attacks.base import AttackKind, AttackOutput, MinimalNormAttack, Norm, parse_attack_spec
 from evaluator.data import Dataset
 from evaluator.errors import EvaluatorError
-from evaluator.limits import MAX_BATCH
+from evaluator.limits import MAX_ATTACK_COUNT, MAX_BATCH
 from evaluator.metrics import distances, project
 from evaluator.robustness import evaluate_attack, evaluate_minimal
 from evaluator.runtime import OnnxClassifier
@@ -183,10 +183,16 @@ def test_number_options_outside_their_range_are_user_errors(attack_class: type) 
     with pytest.raises(EvaluatorError, match="given twice"):
         parse_attack_spec(f"{attack_class.name}:{next(iter(options))}={options[next(iter(options))]}:"
                           f"{next(iter(options))}={options[next(iter(options))]}")
+    for option, default in options.items():  # every other whole number: at most MAX_ATTACK_COUNT
+        if isinstance(default, int) and not isinstance(default, bool) and option != "batch_size":
+            attack_class(**{option: MAX_ATTACK_COUNT})
+            with pytest.raises(EvaluatorError, match=f"{option} must be at most 1,000,000"):
+                attack_class(**{option: MAX_ATTACK_COUNT + 1})
     if "queries" in options:
         with pytest.raises(EvaluatorError, match="queries must be at least 1"):
             parse_attack_spec(f"{attack_class.name}:queries=0")
-        assert parse_attack_spec(f"{attack_class.name}:queries={10**21}").queries == 10**21  # no overflow in the check
+        with pytest.raises(EvaluatorError, match="queries must be at most"):  # no overflow in the check
+            parse_attack_spec(f"{attack_class.name}:queries={10**21}")
 
 
 def test_nan_candidates_count_as_out_of_budget(target: AttackTarget, fmnist: Dataset) -> None:

@@ -170,6 +170,12 @@ def test_a_source_whose_embedded_metadata_is_broken_is_refused_by_assess(tmp_pat
     (["prune", str(ROOT / "models" / "lenet5_fmnist.pt2"), "--seed", "-3"], ("--seed",)),
     (["assess", str(ZOO_PARENT), *FAST_ASSESS, "--seed", "-1"], ("--seed",)),
     (["assess", str(ZOO_PARENT), *FAST_ASSESS, "--json", str(ROOT / "README.md" / "r.json")], ("a parent of it is a file",)),
+    (["train", "lenet5", "--epochs", "1000000000000", "--patience", "1000000000000"], ("epochs must be at most 10,000",)),
+    (["assess", str(ZOO_PARENT), *FAST_ASSESS, "--eps", ",".join(f"{index}/2000" for index in range(1, 1002))],
+     ("1,001 Linf epsilons: at most 1,000 budgets per norm",)),
+    (["assess", str(ZOO_PARENT), *FAST_ASSESS, "--attacks", "square-linf:queries=1000000000000"],
+     ("queries must be at most 1,000,000",)),
+    (["assess", str(ZOO_PARENT), *FAST_ASSESS, "--data-dir", str(ROOT / "README.md")], ("is not a folder",)),
 ])
 def test_numbers_and_places_out_of_range(tmp_path: Path, args: list[str], words: tuple[str, ...]) -> None:
     assert_refused(args, tmp_path, *words)

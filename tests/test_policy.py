@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -322,12 +323,23 @@ def test_malformed_policies_give_one_clear_line(case: str, tmp_path: Path) -> No
 def test_missing_unreadable_and_non_utf8_policy_files(tmp_path: Path) -> None:
     with pytest.raises(EvaluatorError, match="policy file not found"):
         load_policy(tmp_path / "absent.toml")
-    with pytest.raises(EvaluatorError, match="is not a file"):
+    with pytest.raises(EvaluatorError, match="is a folder"):
         load_policy(tmp_path)
     latin = tmp_path / "latin.toml"
     latin.write_bytes(b'[policy]\nname = "caf\xe9"\n')
     with pytest.raises(EvaluatorError, match="not UTF-8"):
         load_policy(latin)
+    with pytest.raises(EvaluatorError, match="is not a regular file"):
+        load_policy(Path("/dev/zero"))  # would read forever
+    os.mkfifo(tmp_path / "fifo.toml")
+    with pytest.raises(EvaluatorError, match="is not a regular file"):
+        load_policy(tmp_path / "fifo.toml")  # would wait for a writer
+    huge = tmp_path / "huge.toml"
+    with open(huge, "wb") as handle:
+        handle.write(b"# a comment, then zeros\n")
+        handle.truncate(2 << 30)  # sparse: takes no disk
+    with pytest.raises(EvaluatorError, match="2,147,483,648 bytes: a TOML file of at most 1,048,576 bytes"):
+        load_policy(huge)
 
 
 def test_range_with_two_named_rules_and_default_names() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import onnx
@@ -153,9 +154,33 @@ def test_iterative_schedule_is_deterministic_and_resumes(tiny_model: Path, tmp_p
         (tmp_path / "b" / "tiny_unstructured-local-magnitude_cr4.onnx").read_bytes()
 
 
+def test_fractional_rates_keep_their_own_files(tiny_model: Path, tmp_path: Path) -> None:
+    """NAME_cr1.5 and NAME_cr1.75 are two models: a rate's dot is part of the name, not a suffix to replace."""
+    result = runner.invoke(app, ["prune", str(tiny_model.with_suffix(".pt2")), "--method", "unstructured-local-magnitude",
+                                 "--rate", "1.5,1.75", "--finetune-epochs", "0", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    names = sorted(path.name for path in tmp_path.iterdir())
+    assert names == sorted(f"tiny_unstructured-local-magnitude_cr{rate}.{suffix}" for rate in ("1.5", "1.75")
+                           for suffix in ("json", "onnx", "pt2")), names
+    for rate in (1.5, 1.75):
+        card = json.loads((tmp_path / f"tiny_unstructured-local-magnitude_cr{rate:g}.json").read_text())
+        assert card["metadata"]["pruning"]["target"]["rate"] == rate
+        assert card["name"] == f"tiny_unstructured-local-magnitude_cr{rate:g}"
+
+
+def test_a_step_never_writes_over_its_source(tiny_model: Path, tmp_path: Path) -> None:
+    for suffix in (".pt2", ".onnx", ".json"):
+        shutil.copyfile(tiny_model.with_suffix(suffix), (tmp_path / "x_cr2").with_suffix(suffix))
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    result = runner.invoke(app, ["prune", str(tmp_path / "x_cr2.pt2"), "--name", "x", "--rate", "2", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "would replace the source's own x_cr2.pt2" in result.output, result.output
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (("--method", "magic"), "unknown pruning method"),
     (("--rate", "0.5"), "rates must be >= 1"),
+    (("--finetune-epochs", "1000000000000"), "epochs must be at most 10,000"),
     (("--rate", "two"), "cannot read rates"),
     (("--method", "unstructured-global-magnitude", "--scope", "local"), "global by definition"),
     (("--schedule", "sometimes"), "--schedule must be one of"),

@@ -266,7 +266,8 @@ def bad_config_cases(tmp_path: Path, tiny_npz: Path) -> dict[str, tuple[list[str
                                      "number.toml": "sweep = 3\n", "latin1.toml": "[sweep]\nsource = 'caf\xe9'\n".encode("latin-1"),
                                      "outside.toml": 'samples = 5\n[sweep]\nsource = "lenet5"\n',
                                      "nan_width.toml": "[sweep]\nwidth = nan\n", "zero_patience.toml": "[sweep]\npatience = 0\n",
-                                     "bad_lr.toml": "[sweep]\nlearning_rate = -1e-3\n", "bad_path.toml": "[sweep]\ndata_dir = 5\n"}
+                                     "bad_lr.toml": "[sweep]\nlearning_rate = -1e-3\n", "bad_path.toml": "[sweep]\ndata_dir = 5\n",
+                                     "retime.toml": "[sweep]\nretime_rounds = 1_000_000_000\n"}
     for name, content in files.items():
         if name == "folder.toml":
             (tmp_path / name).mkdir()
@@ -274,6 +275,10 @@ def bad_config_cases(tmp_path: Path, tiny_npz: Path) -> dict[str, tuple[list[str
             (tmp_path / name).write_bytes(content)
         else:
             (tmp_path / name).write_text(content)
+    os.mkfifo(tmp_path / "fifo.toml")
+    with open(tmp_path / "huge.toml", "wb") as handle:
+        handle.write(b"# a comment, then zeros\n")
+        handle.truncate(2 << 30)  # sparse: takes no disk
     config = lambda name: ["--config", str(tmp_path / name)]  # noqa: E731
     return {
         "unknown provider": (["--provider", "tpu"], "unknown provider 'tpu'"),
@@ -305,6 +310,13 @@ def bad_config_cases(tmp_path: Path, tiny_npz: Path) -> dict[str, tuple[list[str
         "config not UTF-8": (config("latin1.toml"), "is not UTF-8 text"),
         "setting outside [sweep]": (config("outside.toml"), "setting 'samples' is outside the [sweep] table"),
         "config missing": (config("missing.toml"), "sweep file not found"),
+        "config is a device": (["--config", "/dev/zero"], "is not a regular file"),
+        "config is a FIFO": (config("fifo.toml"), "is not a regular file"),
+        "config of gigabytes": (config("huge.toml"), "a TOML file of at most 1,048,576 bytes is expected"),
+        "retime rounds": (config("retime.toml"), "retime_rounds must be 0"),
+        "data_dir a file": (["--data-dir", str(a_file)], "is not a folder"),
+        "train epochs huge": (["--train-epochs", "1000000000000"], "train_epochs must be at most 10,000"),
+        "pgd steps huge": (["--attacks", "pgd-linf:steps=1000000000000"], "steps must be at most 1,000,000"),
     }
 
 
@@ -313,7 +325,9 @@ CASE_NAMES = ["unknown provider", "unknown dataset", "missing dataset file", "da
               "width 0", "negative width", "width nan", "patience 0", "negative learning rate", "samples 0",
               "train epochs 0", "negative finetune epochs", "infinite rate", "negative seed", "out is a file",
               "out under a file", "data_dir not a path", "config is a folder", "sweep is a string", "sweep is a list",
-              "sweep is a number", "config not UTF-8", "setting outside [sweep]", "config missing"]
+              "sweep is a number", "config not UTF-8", "setting outside [sweep]", "config missing", "config is a device",
+              "config is a FIFO", "config of gigabytes", "retime rounds", "data_dir a file", "train epochs huge",
+              "pgd steps huge"]
 
 
 @pytest.mark.parametrize("case", CASE_NAMES)
@@ -337,18 +351,27 @@ def test_bad_configuration_is_one_line_and_writes_nothing(case: str, tiny_npz: P
 def test_unreadable_config_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "sweep.toml"
     path.write_text("[sweep]\n")
-    read_bytes = Path.read_bytes
+    real_open = open
 
-    def refuse(self: Path) -> bytes:
-        if self == path:
-            raise PermissionError(13, "Permission denied", str(self))
-        return read_bytes(self)
+    def refuse(file: Any, *args: Any, **kwargs: Any) -> Any:
+        if file == path:
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "read_bytes", refuse)  # chmod 000 does not stop root
+    monkeypatch.setattr("builtins.open", refuse)  # chmod 000 does not stop root
     from evaluator.sweep import load_sweep_file
 
     with pytest.raises(EvaluatorError, match="cannot read sweep file .*: Permission denied"):
         load_sweep_file(path, {})
+
+
+@pytest.mark.parametrize("key", ["out", "data_dir"])
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_path_is_not_the_current_folder(key: str, value: str) -> None:
+    from evaluator.sweep import make_config
+
+    with pytest.raises(EvaluatorError, match=f"{key} = '{value}' is not a valid path"):
+        make_config({key: value}, "sweep.toml")
 
 
 @pytest.mark.parametrize("change, message", [

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from evaluator.errors import EvaluatorError
-from evaluator.limits import MAX_BATCH
+from evaluator.limits import MAX_ATTACK_COUNT, MAX_BATCH
 from evaluator.runtime import OnnxClassifier
 
 
@@ -86,7 +86,8 @@ class Attack(ABC):
     # Smallest allowed value of integer options that must not be 0 (queries, samples per batch), and the float options
     # that must be above 0; every other number option must be finite and at least 0. A value outside is a user
     # error, raised when the attack is made.
-    # Largest allowed values (shares such as p_init); batch_size is always at most MAX_BATCH samples.
+    # Largest allowed values (shares such as p_init); batch_size is always at most MAX_BATCH samples, every other
+    # whole-number option at most MAX_ATTACK_COUNT.
     minimums: ClassVar[dict[str, int]] = {}
     positive: ClassVar[tuple[str, ...]] = ()
     maximums: ClassVar[dict[str, float]] = {}
@@ -95,9 +96,11 @@ class Attack(ABC):
         for option, value in self.options().items():
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 continue
-            maximum = self.maximums.get(option, MAX_BATCH if option == "batch_size" else None)
+            maximum = self.maximums.get(option, MAX_BATCH if option == "batch_size" else
+                                        MAX_ATTACK_COUNT if isinstance(value, numbers.Integral) else None)
             if maximum is not None and value > maximum:
-                raise EvaluatorError(f"attack {self.name!r}: {option} must be at most {maximum:g}, got {value}")
+                shown = f"{maximum:,}" if isinstance(maximum, int) else f"{maximum:g}"
+                raise EvaluatorError(f"attack {self.name!r}: {option} must be at most {shown}, got {value}")
             if option in self.positive:
                 if not (math.isfinite(value) and value > 0):
                     raise EvaluatorError(f"attack {self.name!r}: {option} must be a positive number, got {value}")

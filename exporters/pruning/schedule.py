@@ -19,7 +19,7 @@ from rich.progress import Progress
 
 from evaluator.data import Dataset, Split
 from evaluator.errors import EvaluatorError
-from evaluator.files import read_json_object, sha256_of
+from evaluator.files import read_json_object, sha256_of, stem_file
 from exporters.architectures import ArchSpec
 from exporters.artifacts import Artifacts, load_trainable, save_artifacts
 from exporters.pruning.census import Census, prunable_layers, take_census
@@ -93,7 +93,7 @@ def root_census(metadata: dict[str, Any], layers: list[str], current: Census) ->
 def finished_step(stem: Path, key: str, tolerance: float) -> dict[str, Any] | None:
     """The card of a step already done with this key, its files matching it; None means redo the step (missing,
     partial or corrupt files included)."""
-    card_path, pt2, onnx = stem.with_suffix(".json"), stem.with_suffix(".pt2"), stem.with_suffix(".onnx")
+    card_path, pt2, onnx = stem_file(stem, ".json"), stem_file(stem, ".pt2"), stem_file(stem, ".onnx")
     if not (card_path.is_file() and pt2.is_file() and onnx.is_file()):
         return None
     card = read_json_object(card_path)
@@ -128,6 +128,9 @@ def run_schedule(source: Path, request: PruneRequest, out_dir: Path, name: str |
     reason is appended to it and the steps done so far are returned (an iterative schedule cannot go past it)."""
     request = request.resolved()
     method: PruningMethod = get_method(request.method)
+    base = name or f"{source.stem}_{method.name}"
+    stems = [out_dir / f"{base}_cr{rate:g}{'_macs' if request.metric == 'macs' else ''}" for rate in request.rates]
+    check_stems_spare_source(stems, source)
     parent_model, spec, parent_metadata = load_trainable(source)
     options = DataOptions(dataset_name or parent_metadata["dataset"], data_dir, recorded_validation_size(parent_metadata))
     dataset, train, validation = load_training_data(options, seed)
@@ -140,18 +143,16 @@ def run_schedule(source: Path, request: PruneRequest, out_dir: Path, name: str |
     root = root_census(parent_metadata, layers, take_census(parent_model, layers, example))
     source_sha = sha256_of(source)
     root_record = (parent_metadata.get("pruning") or {}).get("root_source") or {"file": source.name, "sha256": source_sha}
-    base = name or f"{source.stem}_{method.name}"
     results: list[StepResult] = []
     current, current_path, previous_key = parent_model, source, None
-    for index, rate in enumerate(request.rates):
-        stem = out_dir / f"{base}_cr{rate:g}{'_macs' if request.metric == 'macs' else ''}"
+    for index, (rate, stem) in enumerate(zip(request.rates, stems)):
         start, start_path = (current, current_path) if request.schedule == "iterative" else (parent_model, source)
         key = step_key(source_sha, request, rate, previous_key if request.schedule == "iterative" else None,
                        tolerance_matters(start, method, request.round_to))
         card = finished_step(stem, key, request.tolerance)
         if card is not None:
-            pruned, _, _ = load_trainable(stem.with_suffix(".pt2"))
-            artifacts = Artifacts(stem.with_suffix(".pt2"), stem.with_suffix(".onnx"), stem.with_suffix(".json"))
+            pruned, _, _ = load_trainable(stem_file(stem, ".pt2"))
+            artifacts = Artifacts(stem_file(stem, ".pt2"), stem_file(stem, ".onnx"), stem_file(stem, ".json"))
             results.append(StepResult(rate, artifacts, card["metadata"]["pruning"], card["test_accuracy"], True))
         else:
             seed_everything(seed)
@@ -169,8 +170,19 @@ def run_schedule(source: Path, request: PruneRequest, out_dir: Path, name: str |
                                                   options, seed, progress)
             card = json.loads(artifacts.card.read_text())
             results.append(StepResult(rate, artifacts, record, card["test_accuracy"], False))
-        current, current_path, previous_key = pruned, stem.with_suffix(".pt2"), key
+        current, current_path, previous_key = pruned, stem_file(stem, ".pt2"), key
     return results
+
+
+def check_stems_spare_source(stems: list[Path], source: Path) -> None:
+    """No step writes over the files it prunes: an output stem (OUT/NAME_crRATE) that is the source's own stem would
+    replace the source's .pt2, .onnx and .json with the pruned model's."""
+    for stem in stems:
+        for suffix in (".pt2", ".onnx", ".json"):
+            output, original = stem_file(stem, suffix), source.with_suffix(suffix)
+            if output.resolve() == original.resolve():
+                raise EvaluatorError(f"the step written to {output} would replace the source's own {original.name}: "
+                                     "choose another --name or --out")
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,14 @@ from evaluator.latency import LatencyStats, measure_latency
 from evaluator.limits import MAX_BUDGETS, check_batch
 from evaluator.profile import ModelProfile, conv_alignment, profile_model
 from evaluator.robustness import (
-    AttackResult, MinimalNormResult, WorstCase, curve_points, evaluate_attack, evaluate_minimal, worst_cases, worst_distances,
+    OUTCOME_CODES, AttackResult, MinimalNormResult, WorstCase, curve_points, distance_list, evaluate_attack, evaluate_minimal,
+    interval, worst_cases, worst_distances,
 )
 from evaluator.runtime import CPU_EP, OnnxClassifier, RuntimeChoice, nchwc_block
 
-SCHEMA_VERSION = "1.1"
+# 1.2: per-sample results (`samples`, `outcomes`, per-norm `distances`) and 95 % intervals (`*_ci`); the attacked
+# sample is the first N of one seeded permutation of the test split (1.1 drew N without such nesting).
+SCHEMA_VERSION = "1.2"
 # The study's PGD, then APGD-CE (fixed-step PGD overstates robustness: 8.5 points on the zoo's LeNet-5 at 8/255),
 # then the Square attack on the deployed graph; `evaluator assess --help` names the same.
 DEFAULT_ATTACKS = ("pgd-linf", "apgd-ce-linf", "square-linf")
@@ -76,6 +79,38 @@ class AssessConfig:
 
 
 @dataclass(frozen=True)
+class AttackedSamples:
+    """The test images the attacks ran on, in the order of every per-sample list of the assessment.
+
+    indices: (N,) int, ascending, into the dataset's test split (the first N of one seeded permutation of it, so the
+    same seed with a smaller N attacks a subset); labels: (N,) int, their true classes; clean_correct: (N,) bool,
+    classified correctly by the deployed graph without attack."""
+
+    seed: int
+    indices: np.ndarray = field(repr=False, compare=False)
+    labels: np.ndarray = field(repr=False, compare=False)
+    clean_correct: np.ndarray = field(repr=False, compare=False)
+
+    @property
+    def clean_accuracy(self) -> float:
+        """Share of the attacked samples classified correctly without attack: what robust accuracy is out of."""
+        return float(self.clean_correct.mean()) if len(self.clean_correct) else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "split": "test",
+            "seed": self.seed,
+            "count": len(self.indices),
+            "indices": [int(i) for i in self.indices],
+            "labels": [int(label) for label in self.labels],
+            "clean_correct": [bool(c) for c in self.clean_correct],
+            "clean_accuracy": self.clean_accuracy,
+            "clean_accuracy_ci": interval(int(self.clean_correct.sum()), len(self.clean_correct)),
+            "outcome_codes": dict(OUTCOME_CODES),
+        }
+
+
+@dataclass(frozen=True)
 class ModelAssessment:
     path: str
     dataset: str
@@ -94,8 +129,11 @@ class ModelAssessment:
     source: str | None
     metadata: dict[str, Any] | None
     notes: tuple[str, ...] = field(default=())
+    attacked: AttackedSamples | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON entry of one model (README, "JSON report"). Per-sample lists (`samples`, each result's `outcomes`
+        and `distances`, the per-norm `distances`) are in the order of `samples.indices`."""
         return {
             "path": self.path,
             "dataset": self.dataset,
@@ -106,13 +144,16 @@ class ModelAssessment:
             "throughput": self.throughput.to_dict() if self.throughput else None,
             "latency_by_batch": {str(stats.batch_size): stats.to_dict() for stats in self.latency_by_batch},
             "clean_accuracy": self.clean_accuracy,
+            "clean_accuracy_ci": interval(round(self.clean_accuracy * self.clean_samples), self.clean_samples),
             "parent_clean_accuracy": self.parent_clean_accuracy,
             "accuracy_drop": self.accuracy_drop,
             "clean_samples": self.clean_samples,
+            "samples": self.attacked.to_dict() if self.attacked else None,
             "attacks": [result.to_dict() for result in self.attacks],
             "robustness": [worst.to_dict() for worst in self.worst_case],
             "minimal_norm": [result.to_dict() for result in self.minimal],
             "median_distance": self.median_distances(),
+            "distances": {norm: distance_list(values) for norm, values in worst_distances(list(self.minimal)).items()},
             "curves": {norm: curve_points(values) for norm, values in worst_distances(list(self.minimal)).items()},
             "checks": [check.to_dict() for check in self.checks],
             "source": self.source,
@@ -209,12 +250,19 @@ def check_fit(classifier: OnnxClassifier, dataset: Dataset) -> None:
                              f"{classifier.num_classes} outputs")
 
 
+def attack_indices(size: int, samples: int, seed: int) -> np.ndarray:
+    """(min(samples, size),) int64 indices into a split of `size`, ascending: the first `samples` of one seeded
+    permutation of the split, so for one seed a smaller sample is always a subset of a larger one."""
+    if samples >= size:
+        return np.arange(size, dtype=np.int64)
+    return np.sort(np.random.default_rng(seed).permutation(size)[:samples]).astype(np.int64)
+
+
 def attack_subset(test: Split, samples: int, seed: int) -> Split:
-    """A seeded sample of the test split for the attacks (the whole split if `samples` >= its size)."""
+    """The seeded sample of the test split for the attacks (`attack_indices`; the whole split if `samples` >= its size)."""
     if samples >= len(test):
         return test
-    index = np.sort(np.random.default_rng(seed).choice(len(test), samples, replace=False))
-    return test.take(index)
+    return test.take(attack_indices(len(test), samples, seed))
 
 
 def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset], progress: Progress) -> ModelAssessment:
@@ -250,8 +298,10 @@ def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset],
     clean_accuracy = float((classifier.predict(dataset.test.x) == dataset.test.y).mean())
     parent_accuracy, parent_notes = parent_clean_accuracy(Path(path), metadata, config, dataset)
     notes += parent_notes
+    indices = attack_indices(len(dataset.test), config.samples, config.seed)
     subset = attack_subset(dataset.test, config.samples, config.seed)
     subset_predictions = classifier.predict(subset.x)  # once, not per attack and epsilon
+    attacked = AttackedSamples(config.seed, indices, subset.y.copy(), subset_predictions == subset.y)
     target = AttackTarget(classifier, source, surrogate)
     results, minimal = run_attacks(target, subset, subset_predictions, config, f"{Path(path).name}: ", progress, notes)
     checks = [output_is_logits(classifier.logits(subset.x[:256])), deterministic(classifier, subset.x[:64])]
@@ -265,7 +315,8 @@ def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset],
     notes += [f"check {check.name} failed: {check.detail}" for check in checks if not check.passed]
     return ModelAssessment(str(path), dataset.name, profile, classifier.runtime, latency, throughput, tuple(timed.values()),
                            clean_accuracy, parent_accuracy,
-                           len(dataset.test), tuple(results), tuple(minimal), tuple(worst_cases(results)), tuple(checks), str(source) if source else None, metadata, tuple(notes))
+                           len(dataset.test), tuple(results), tuple(minimal), tuple(worst_cases(results)), tuple(checks),
+                           str(source) if source else None, metadata, tuple(notes), attacked)
 
 
 def parent_clean_accuracy(path: Path, metadata: dict[str, Any] | None, config: AssessConfig,

@@ -188,7 +188,8 @@ def assess(
     surrogate: Annotated[Optional[Path], typer.Option(help="Transfer surrogate (.pt2, or .onnx via its source); default: the unpruned parent.")] = None,
     attacks: Annotated[Optional[str], typer.Option(help="Attacks by name, comma separated, options as NAME:KEY=VALUE (see `evaluator attacks`). \\[default: pgd-linf,apgd-ce-linf,square-linf]")] = None,
     no_cascade: Annotated[bool, typer.Option("--no-cascade", help="Attack every sample with every attack (default: only what is still robust).")] = False,
-    samples: Annotated[int, typer.Option(help="Test samples attacked (clean accuracy uses the whole test set).")] = 1000,
+    samples: Annotated[int, typer.Option(help="Test samples attacked: the first N of a seeded permutation of the test set, so a smaller N "
+                                               "attacks a subset (clean accuracy uses the whole test set).")] = 1000,
     provider: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     batch_size: Annotated[int, typer.Option(help="ONNX Runtime batch size for accuracy and black-box queries.")] = 256,
     throughput_batch: Annotated[int, typer.Option(help="Batch size of the throughput measurement.")] = 256,
@@ -202,7 +203,7 @@ def assess(
 ) -> None:
     """Measure size, latency, clean accuracy and robust accuracy of each ONNX model; with --policy, sign them off."""
     from evaluator.assessment import AssessConfig, assess as run_assessment, check_budgets
-    from evaluator.files import write_text_atomic
+    from evaluator.files import json_text, write_text_atomic
     from evaluator.report.terminal import render_table
 
     if dataset is not None and not dataset.strip():
@@ -256,7 +257,7 @@ def assess(
                 write_text_atomic(path, text)
                 console.print(f"wrote {path}")
     if json_path is not None:
-        write_text_atomic(json_path, json.dumps(data, indent=2) + "\n")
+        write_text_atomic(json_path, json_text(data) + "\n")
         console.print(f"wrote {json_path}")
     if verdicts:
         from evaluator.policy import exit_code

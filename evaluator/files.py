@@ -43,6 +43,21 @@ def write_text_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
+def json_text(value: Any, indent: int = 2, level: int = 0) -> str:
+    """JSON as `json.dumps(value, indent=2)` writes it, except that a list of numbers, booleans, strings or nulls
+    stays on one line: per-sample lists (1,000 indices, distances) take one line each, not one line per sample.
+    Ends without a newline; parses back to what json.dumps(value) gives."""
+    pad, inner = " " * (indent * level), " " * (indent * (level + 1))
+    if isinstance(value, dict) and value:
+        items = [f"{inner}{json.dumps(str(key))}: {json_text(item, indent, level + 1)}" for key, item in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(value, (list, tuple)) and value:
+        if not any(isinstance(item, (dict, list, tuple)) for item in value):
+            return json.dumps(list(value))
+        return "[\n" + ",\n".join(f"{inner}{json_text(item, indent, level + 1)}" for item in value) + "\n" + pad + "]"
+    return json.dumps(value)
+
+
 def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -16,6 +16,11 @@ Decisions, so that a gate never passes on missing evidence:
   * with `require_checks = true` one more outcome, "sanity checks", FAILS when any check in the assessment failed
     (or when it holds none).
 Comparisons are inclusive and allow a relative 1e-9 for float rounding (0.014000000000000012 meets max = 0.014).
+
+Accuracies are measured on samples: a clean or robust accuracy rule carries the measured value's 95 % Wilson interval,
+and when the threshold lies inside it the outcome says so (`threshold_within_interval`, and in its message): the
+difference is not clear at that sample size. The rule still passes or fails on the measured value (the exit code does
+not change); more samples narrow the interval.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from typing import Any, Literal
 from evaluator.errors import EvaluatorError
 from evaluator.files import read_text_file
 from evaluator.limits import MAX_BATCH
+from evaluator.stats import share_interval
 
 METRICS: dict[str, str] = {
     "clean_accuracy": "share of the whole test set classified correctly, in [0, 1]",
@@ -110,7 +116,8 @@ class Policy:
 @dataclass(frozen=True)
 class Outcome:
     """One rule against one model. measured is None when the value was not measured (then passed is False);
-    rule is None for the "sanity checks" outcome of require_checks."""
+    rule is None for the "sanity checks" outcome of require_checks. interval: the measured accuracy's 95 % Wilson
+    interval (low, high) as shares, None for other metrics or when not measured."""
 
     name: str
     metric: str
@@ -120,11 +127,21 @@ class Outcome:
     passed: bool
     message: str
     rule: Rule | None = None
+    interval: tuple[float, float] | None = None
+
+    @property
+    def threshold_within_interval(self) -> bool | None:
+        """Whether the rule's threshold lies inside the measured value's 95 % interval (the verdict is then not a clear
+        one at this sample size); None without an interval."""
+        if self.interval is None or self.rule is None:
+            return None
+        return self.interval[0] <= self.rule.threshold <= self.interval[1]
 
     def to_dict(self) -> dict[str, Any]:
         rule = self.rule.to_dict() if self.rule else {"name": self.name, "metric": self.metric}
         return {**rule, "threshold_text": self.threshold, "measured": self.measured, "measured_text": self.measured_text,
-                "passed": self.passed, "message": self.message}
+                "interval": list(self.interval) if self.interval else None,
+                "threshold_within_interval": self.threshold_within_interval, "passed": self.passed, "message": self.message}
 
 
 @dataclass(frozen=True)
@@ -141,6 +158,11 @@ class Verdict:
     @property
     def failures(self) -> tuple[Outcome, ...]:
         return tuple(outcome for outcome in self.outcomes if not outcome.passed)
+
+    @property
+    def within_interval(self) -> tuple[Outcome, ...]:
+        """Outcomes whose threshold lies inside the measured value's 95 % interval: decided, but not clearly."""
+        return tuple(outcome for outcome in self.outcomes if outcome.threshold_within_interval)
 
     @property
     def model_name(self) -> str:
@@ -348,13 +370,43 @@ def evaluate_rule(rule: Rule, model: dict[str, Any]) -> Outcome:
         return Outcome(rule.name, rule.metric, rule.threshold_text(), None, "not measured", False, f"not measured: {evidence}", rule)
     text = format_value(rule.metric, measured, rule.norm)
     passed = rule.passes(measured)
+    threshold = format_value(rule.metric, rule.threshold, rule.norm, exact=True)
+    interval = measured_interval(rule, model)
+    if interval is not None:
+        span = f"{interval[0]:.4f}-{interval[1]:.4f}"
+        if interval[0] <= rule.threshold <= interval[1]:
+            evidence += (f"{'; ' if evidence else ''}{rule.comparator} {threshold} lies inside the 95% interval {span} of "
+                         f"the measured value: not a clear {'pass' if passed else 'failure'} (decided on the measured value)")
+        else:
+            evidence += f"{'; ' if evidence else ''}95% interval {span}"
     if passed:
         message = evidence
     else:
         sign = "<" if rule.comparator == "min" else ">"
-        message = f"{text} {sign} {rule.comparator} {format_value(rule.metric, rule.threshold, rule.norm, exact=True)}"
+        message = f"{text} {sign} {rule.comparator} {threshold}"
         message += f"; {evidence}" if evidence else ""
-    return Outcome(rule.name, rule.metric, rule.threshold_text(), measured, text, passed, message, rule)
+    return Outcome(rule.name, rule.metric, rule.threshold_text(), measured, text, passed, message, rule, interval)
+
+
+def measured_interval(rule: Rule, model: dict[str, Any]) -> tuple[float, float] | None:
+    """The 95 % Wilson interval of a measured clean or robust accuracy: the assessment's `*_ci`, or for one from before
+    the intervals, computed from the share and its sample count; None for other metrics or without a count."""
+    if rule.metric == "clean_accuracy":
+        entry, count = model, model.get("clean_samples")
+    elif rule.metric == "robust_accuracy":
+        entry = robust_entry(rule, model)
+        count = entry.get("samples") if entry else None
+    else:
+        return None
+    if entry is None:
+        return None
+    given = entry.get(f"{rule.metric}_ci")
+    if isinstance(given, list) and len(given) == 2 and all(number(value) is not None for value in given):
+        return float(given[0]), float(given[1])
+    share = number(entry.get(rule.metric))
+    if share is None or not isinstance(count, int) or isinstance(count, bool) or count < 1 or not 0 <= share <= 1:
+        return None
+    return share_interval(share, count)
 
 
 def measure(rule: Rule, model: dict[str, Any]) -> tuple[float | None, str]:
@@ -380,19 +432,29 @@ def measure(rule: Rule, model: dict[str, Any]) -> tuple[float | None, str]:
     return value, ""
 
 
-def measure_robust(rule: Rule, model: dict[str, Any]) -> tuple[float | None, str]:
-    entries = [entry for entry in model.get("robustness") or [] if isinstance(entry, dict)]
+def robust_entry(rule: Rule, model: dict[str, Any]) -> dict[str, Any] | None:
+    """The assessment's robustness entry (worst case) at the rule's norm and epsilon, None when none was run."""
     assert rule.epsilon is not None
-    for entry in entries:
+    for entry in model.get("robustness") or []:
+        if not isinstance(entry, dict):
+            continue
         epsilon = number(entry.get("epsilon"))
         if entry.get("norm") == rule.norm and epsilon is not None and math.isclose(epsilon, rule.epsilon, rel_tol=TOLERANCE):
-            value = number(entry.get("robust_accuracy"))
-            attacks = ", ".join(str(a) for a in entry.get("attacks") or []) or "?"
-            if value is None:
-                return None, f"the robustness entry at {rule.norm} eps={rule.epsilon_text} holds no robust_accuracy"
-            samples = entry.get("samples")
-            on = f" on {samples:,} samples" if isinstance(samples, int) else ""
-            return value, f"worst case of {attacks}{on}"
+            return entry
+    return None
+
+
+def measure_robust(rule: Rule, model: dict[str, Any]) -> tuple[float | None, str]:
+    entries = [entry for entry in model.get("robustness") or [] if isinstance(entry, dict)]
+    entry = robust_entry(rule, model)
+    if entry is not None:
+        value = number(entry.get("robust_accuracy"))
+        attacks = ", ".join(str(a) for a in entry.get("attacks") or []) or "?"
+        if value is None:
+            return None, f"the robustness entry at {rule.norm} eps={rule.epsilon_text} holds no robust_accuracy"
+        samples = entry.get("samples")
+        on = f" on {samples:,} samples" if isinstance(samples, int) else ""
+        return value, f"worst case of {attacks}{on}"
     run = sorted({f"{e.get('norm')} {number(e.get('epsilon')) or 0:.4g}" for e in entries})
     return None, (f"no attack ran at {rule.norm} eps={rule.epsilon_text} ({rule.epsilon:.6g}); "
                   f"measured: {', '.join(run) if run else 'no robustness at all'}")

@@ -11,8 +11,38 @@ from evaluator.attacks.base import Attack, AttackTarget, MinimalNormAttack, Norm
 from evaluator.data import Split
 from evaluator.metrics import distances, project
 from evaluator.runtime import OnnxClassifier
+from evaluator.stats import wilson_interval
 
 BUDGET_SLACK = 1e-6  # float32 rounding when x +- epsilon is stored
+
+# Per-sample outcome codes of a fixed-budget result (JSON `outcomes`: one character per attacked sample, in the order
+# of the model's `samples.indices`).
+OUTCOME_CODES = {
+    "R": "robust: classified correctly before and after the attack",
+    "B": "broken: an adversarial example within the budget fools the deployed graph",
+    "M": "misclassified without attack (not attacked, not robust)",
+    "-": "not attacked: an earlier attack of the cascade at this budget broke it (not robust)",
+}
+
+
+def outcome_codes(clean_correct: np.ndarray, attacked: np.ndarray, robust: np.ndarray) -> np.ndarray:
+    """(N,) one-character codes of OUTCOME_CODES from (N,) bool masks: classified correctly without attack, attacked,
+    robust after the attack (robust implies attacked implies clean_correct)."""
+    codes = np.full(len(robust), "B", dtype="<U1")
+    codes[robust] = "R"
+    codes[clean_correct & ~attacked] = "-"
+    codes[~clean_correct] = "M"
+    return codes
+
+
+def codes_text(codes: np.ndarray | None) -> str | None:
+    """The codes as one string ('RRBM-...'), None when the result holds none."""
+    return None if codes is None else "".join(codes.tolist())
+
+
+def interval(successes: int, trials: int) -> list[float]:
+    """The 95 % Wilson interval of successes / trials as JSON's [low, high]."""
+    return list(wilson_interval(successes, trials))
 
 
 @dataclass(frozen=True)
@@ -37,10 +67,17 @@ class AttackResult:
     queries: float | None
     queries_median_success: float | None
     options: dict[str, Any]
-    robust: np.ndarray = field(repr=False, compare=False)  # (samples,) bool, per sample; not serialised
+    robust: np.ndarray = field(repr=False, compare=False)  # (samples,) bool, per sample; serialised in `outcomes`
+    outcome: np.ndarray | None = field(default=None, repr=False, compare=False)  # (samples,) OUTCOME_CODES characters
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "robust"}
+        """The fields, plus 95 % Wilson intervals [low, high] of clean_accuracy (on these samples) and robust_accuracy,
+        and `outcomes`: one OUTCOME_CODES character per sample (None for a result built without them)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("robust", "outcome")}
+        data["clean_accuracy_ci"] = interval(round(self.clean_accuracy * self.samples), self.samples)
+        data["robust_accuracy_ci"] = interval(int(np.count_nonzero(self.robust)), self.samples)
+        data["outcomes"] = codes_text(self.outcome)
+        return data
 
 
 @dataclass(frozen=True)
@@ -52,20 +89,32 @@ class WorstCase:
     samples: int
     robust_accuracy: float
     attacks: tuple[str, ...]
+    robust_count: int | None = None  # samples robust against every attack
+    outcome: np.ndarray | None = field(default=None, repr=False, compare=False)  # (samples,) codes R, B or M
 
     def to_dict(self) -> dict[str, Any]:
+        """robust_accuracy_ci: its 95 % Wilson interval [low, high]; outcomes: per sample R (survived every attack),
+        B (some attack broke it) or M (misclassified without attack)."""
+        robust = self.robust_count if self.robust_count is not None else round(self.robust_accuracy * self.samples)
         return {"norm": self.norm, "epsilon": self.epsilon, "samples": self.samples,
-                "robust_accuracy": self.robust_accuracy, "attacks": list(self.attacks)}
+                "robust_accuracy": self.robust_accuracy, "robust_accuracy_ci": interval(robust, self.samples),
+                "attacks": list(self.attacks), "outcomes": codes_text(self.outcome)}
 
 
 def worst_cases(results: list[AttackResult]) -> list[WorstCase]:
+    """Per (norm, epsilon) in the order first run: a sample is robust only if every attack there left it robust."""
     groups: dict[tuple[str, float], list[AttackResult]] = {}
     for result in results:
         groups.setdefault((result.norm, result.epsilon), []).append(result)
     worst = []
     for (norm, epsilon), members in groups.items():
         robust = np.logical_and.reduce([member.robust for member in members])
-        worst.append(WorstCase(norm, epsilon, len(robust), float(robust.mean()), tuple(m.name for m in members)))
+        codes = None
+        if all(member.outcome is not None for member in members):
+            clean_correct = members[0].outcome != "M"  # type: ignore[comparison-overlap]
+            codes = outcome_codes(clean_correct, clean_correct, robust)
+        worst.append(WorstCase(norm, epsilon, len(robust), float(robust.mean()), tuple(m.name for m in members),
+                               int(robust.sum()), codes))
     return worst
 
 
@@ -91,9 +140,8 @@ def evaluate_attack(attack: Attack, target: AttackTarget, split: Split, epsilon:
     deployed = target.deployed
     if clean_predictions is None:
         clean_predictions = deployed.predict(split.x)
-    correct = clean_predictions == split.y
-    if still_robust is not None:
-        correct = correct & still_robust
+    clean_correct = clean_predictions == split.y
+    correct = clean_correct if still_robust is None else clean_correct & still_robust
     index = np.flatnonzero(correct)
     x, y = split.x[index], split.y[index]
     queries: float | None = None
@@ -122,6 +170,7 @@ def evaluate_attack(attack: Attack, target: AttackTarget, split: Split, epsilon:
         samples=len(split), clean_accuracy=float((clean_predictions == split.y).mean()), robust_accuracy=float((index.size - successes) / len(split)),
         attacked=int(index.size), successes=successes, out_of_budget=out_of_budget, queries=queries,
         queries_median_success=median_success, options=attack.options(), robust=robust,
+        outcome=outcome_codes(clean_correct, correct, robust),
     )
 
 
@@ -145,6 +194,7 @@ class MinimalNormResult:
     options: dict[str, Any]
     distances: np.ndarray = field(repr=False, compare=False)  # (samples,) float64
     sample_queries: np.ndarray | None = field(default=None, repr=False, compare=False)  # (samples,), NaN: not attacked
+    clean_correct: np.ndarray | None = field(default=None, repr=False, compare=False)  # (samples,) bool
 
     def robust_at(self, epsilon: float) -> np.ndarray:
         """(samples,) bool: no adversarial example within epsilon."""
@@ -164,25 +214,39 @@ class MinimalNormResult:
         robust = self.robust_at(epsilon)
         successes = int(((self.distances > 0) & ~robust).sum())
         attacked, queries = self.attacked, self.queries
+        attacked_mask = self.distances > 0  # distance 0: misclassified without attack, or not attacked in a cascade
         if still_robust is not None:
             successes = int((still_robust & ~robust).sum())
             robust = robust & still_robust
             attacked = int(still_robust.sum())
+            attacked_mask = still_robust
             if self.sample_queries is not None:
                 queries = float(self.sample_queries[still_robust].mean()) if attacked else None
+        outcome = None
+        if self.clean_correct is not None:
+            outcome = outcome_codes(self.clean_correct, self.clean_correct & attacked_mask, robust)
         return AttackResult(
             name=self.name, norm=self.norm, kind=self.kind, epsilon=float(epsilon), samples=self.samples,
             clean_accuracy=self.clean_accuracy, robust_accuracy=float(robust.mean()), attacked=attacked,
             successes=successes, out_of_budget=self.out_of_box, queries=queries, queries_median_success=None,
-            options=self.options, robust=robust,
+            options=self.options, robust=robust, outcome=outcome,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("distances", "sample_queries")}
+        """The fields, `distances` per sample (null where none was found; 0 where not attacked: misclassified without
+        attack, or in a cascade broken before), the curve, and clean_accuracy_ci (95 % Wilson interval)."""
+        hidden = ("distances", "sample_queries", "clean_correct")
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in hidden}
+        data["clean_accuracy_ci"] = interval(round(self.clean_accuracy * self.samples), self.samples)
         data["median_distance"] = None if not np.isfinite(self.median_distance) else self.median_distance
-        data["distances"] = [None if not np.isfinite(d) else float(d) for d in self.distances]
+        data["distances"] = distance_list(self.distances)
         data["curve"] = self.curve_points()
         return data
+
+
+def distance_list(values: np.ndarray) -> list[float | None]:
+    """Per-sample distances (N,) as JSON: floats, null where no adversarial example was found (inf)."""
+    return [None if not np.isfinite(d) else float(d) for d in values]
 
 
 def judge_candidates(deployed: OnnxClassifier, x: np.ndarray, y: np.ndarray, x_adv: np.ndarray, norm: Norm) -> tuple[np.ndarray, np.ndarray]:
@@ -229,7 +293,7 @@ def evaluate_minimal(attack: MinimalNormAttack, target: AttackTarget, split: Spl
         name=attack.name, norm=attack.norm.value, kind=attack.kind.value, samples=len(split),
         clean_accuracy=float(correct.mean()), attacked=int(index.size), found=found, out_of_box=out_of_box,
         median_distance=float(np.median(found_distances)), queries=queries, options=attack.options(), distances=found_distances,
-        sample_queries=sample_queries,
+        sample_queries=sample_queries, clean_correct=correct,
     )
 
 

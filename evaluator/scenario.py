@@ -5,11 +5,17 @@ are clean, the model's aggregated accuracy is A_v(r) = (1 - r) * clean_v + r * r
 clean accuracy at r = 0 to robust accuracy at r = 1. Which variant to deploy depends on r: this module finds where
 the lines cross and which variant is best on each range of r (the upper envelope). Accuracies are shares in [0, 1];
 r is a share in [0, 1]. Input rows are the sweep's table rows (evaluator/table.py `table_row`).
+
+Accuracies are measured on samples, so each range's best variant also says whether its lead is clear: at the middle of
+the range, its lead over the runner-up counts as clear only when neither variant's aggregated accuracy lies inside the
+other's 95 % interval (from the rows' Wilson intervals of clean and robust accuracy: (1 - r) low + r low to (1 - r) high
++ r high). The variants are attacked on the same images, so this is a rule of thumb for reading the figure, not a
+paired significance test.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -25,6 +31,8 @@ class Line:
     method: str
     clean: float
     robust: float
+    clean_ci: tuple[float, float] | None = None  # 95 % interval of clean, shares; None when the row holds none
+    robust_ci: tuple[float, float] | None = None
 
     @property
     def slope(self) -> float:
@@ -34,6 +42,24 @@ class Line:
     def at(self, r: float | np.ndarray) -> float | np.ndarray:
         """A(r) = (1 - r) clean + r robust for a share r, or an array of shares (R,) -> (R,); exact at r = 0 and 1."""
         return (1 - r) * self.clean + r * self.robust
+
+    def interval_at(self, r: float) -> tuple[float, float] | None:
+        """The 95 % interval of A(r) as (low, high) shares: the clean and robust intervals mixed like A(r) (at least
+        as wide as either's share of it); None without both intervals."""
+        if self.clean_ci is None or self.robust_ci is None:
+            return None
+        return ((1 - r) * self.clean_ci[0] + r * self.robust_ci[0], (1 - r) * self.clean_ci[1] + r * self.robust_ci[1])
+
+
+def clear_lead(best: Line, other: Line, r: float) -> bool | None:
+    """Whether best's A(r) is ahead of other's by more than their intervals: neither point estimate lies inside the
+    other's 95 % interval. None when either line has no intervals."""
+    best_interval, other_interval = best.interval_at(r), other.interval_at(r)
+    if best_interval is None or other_interval is None:
+        return None
+    best_value, other_value = float(best.at(r)), float(other.at(r))
+    inside = (best_interval[0] <= other_value <= best_interval[1]) or (other_interval[0] <= best_value <= other_interval[1])
+    return not inside
 
 
 @dataclass(frozen=True)
@@ -51,13 +77,34 @@ class Crossing:
 
 @dataclass(frozen=True)
 class Segment:
-    """`variant` has the highest aggregated accuracy for shares r in [r_from, r_to]; accuracy shares at both ends."""
+    """`variant` has the highest aggregated accuracy for shares r in [r_from, r_to]; accuracy shares at both ends.
+
+    At the middle of the range, runner_up is the next best variant (None when there is no other), lead how far ahead
+    `variant` is there (a share), and clear whether that lead is outside the 95 % intervals (`clear_lead`; None when
+    the rows hold no intervals or there is no runner-up)."""
 
     r_from: float
     r_to: float
     variant: str
     accuracy_from: float
     accuracy_to: float
+    runner_up: str | None = None
+    lead: float | None = None
+    clear: bool | None = None
+
+    @property
+    def middle(self) -> float:
+        return (self.r_from + self.r_to) / 2
+
+    def lead_text(self) -> str:
+        """E.g. 'lead over b at r = 27%: 1.2 points, within the 95% interval: not a clear difference'; '' without a
+        runner-up."""
+        if self.runner_up is None or self.lead is None:
+            return ""
+        text = f"lead over {self.runner_up} at r = {100 * self.middle:.0f}%: {100 * self.lead:.1f} points"
+        if self.clear is None:
+            return text
+        return text + (", outside the 95% intervals" if self.clear else ", within the 95% interval: not a clear difference")
 
 
 @dataclass(frozen=True)
@@ -91,8 +138,17 @@ def aggregated_lines(rows: Iterable[dict[str, Any]], budget_key: str) -> list[Li
         clean = row.get("clean_accuracy")
         if robust is None or clean is None:
             continue
-        lines.append(Line(str(row["variant"]), str(row.get("method", "none")), float(clean), float(robust)))
+        lines.append(Line(str(row["variant"]), str(row.get("method", "none")), float(clean), float(robust),
+                          interval_of(row.get("clean_accuracy_ci")),
+                          interval_of((row.get("robust_accuracy_ci") or {}).get(budget_key))))
     return lines
+
+
+def interval_of(value: Any) -> tuple[float, float] | None:
+    """A row's [low, high] as a tuple; None for a missing or malformed one (rows from before the intervals)."""
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
+        return float(value[0]), float(value[1])
+    return None
 
 
 def rank(line: Line) -> tuple[float, float, str]:
@@ -132,12 +188,21 @@ def crossings(lines: Sequence[Line]) -> list[Crossing]:
     return [point for *_, point in sorted(found, key=lambda item: item[:3])]
 
 
+def top(lines: Sequence[Line], r: float) -> Line:
+    """The line with the highest A(r), ties broken by `rank` (lines not empty)."""
+    best = lines[0]
+    for line in lines[1:]:
+        best = better_of(best, line, r)
+    return best
+
+
 def best_ranges(lines: Sequence[Line]) -> list[Segment]:
     """The upper envelope of the lines on [0, 1] as segments (r_from, r_to, variant), from r = 0 to r = 1.
 
     The envelope can only change variant where two lines cross, so each interval between consecutive crossings is
     decided at its midpoint; ties (equal lines) go to the more robust, then the more clean-accurate, then the
-    variant name that sorts first. Adjacent intervals with the same variant are merged.
+    variant name that sorts first. Adjacent intervals with the same variant are merged, and each merged range gets its
+    runner-up, lead and whether the lead is clear at its middle.
     """
     if not lines:
         return []
@@ -151,16 +216,25 @@ def best_ranges(lines: Sequence[Line]) -> list[Segment]:
     merged[-1] = 1.0
     segments: list[Segment] = []
     for start, end in zip(merged[:-1], merged[1:]):
-        middle = (start + end) / 2
-        best = lines[0]
-        for line in lines[1:]:
-            best = better_of(best, line, middle)
+        best = top(lines, (start + end) / 2)
         if segments and segments[-1].variant == best.variant:
             last = segments[-1]
             segments[-1] = Segment(last.r_from, end, best.variant, last.accuracy_from, float(best.at(end)))
         else:
             segments.append(Segment(start, end, best.variant, float(best.at(start)), float(best.at(end))))
-    return segments
+    return [with_runner_up(segment, lines) for segment in segments]
+
+
+def with_runner_up(segment: Segment, lines: Sequence[Line]) -> Segment:
+    """The segment with its runner-up at its middle, the lead over it and whether that lead is clear."""
+    middle = segment.middle
+    best = top(lines, middle)  # the segment's variant: the envelope keeps one variant over a merged range
+    others = [line for line in lines if line is not best]
+    if not others:
+        return segment
+    runner_up = top(others, middle)
+    lead = float(best.at(middle)) - float(runner_up.at(middle))
+    return replace(segment, runner_up=runner_up.variant, lead=lead, clear=clear_lead(best, runner_up, middle))
 
 
 def scenario(rows: Iterable[dict[str, Any]], budget_key: str) -> Scenario:

@@ -41,12 +41,14 @@ import numpy as np
 from evaluator.assessment import AssessConfig, assess, check_budgets
 from evaluator.errors import EvaluatorError
 from evaluator.limits import MAX_EPOCHS
-from evaluator.files import (is_inside, read_json_object, read_text_file, sha256_of, stem_file, write_bytes_atomic,
-                             write_text_atomic)
+from evaluator.files import (is_inside, json_text, read_json_object, read_text_file, sha256_of, stem_file,
+                             write_bytes_atomic, write_text_atomic)
 
 SWEEP_SCHEMA_VERSION = "1.0"
 TRAIN_CACHE_VERSION = "2"  # bump when a change of the evaluator changes trained parents
-ASSESS_CACHE_VERSION = "3"  # bump when a change of the evaluator changes assessment numbers (3: CW warm start, ties)
+# bump when a change of the evaluator changes assessment numbers (3: CW warm start, ties; 4: nested sample of the
+# test split, per-sample outcomes and intervals in the JSON)
+ASSESS_CACHE_VERSION = "4"
 ARCHITECTURES = ("lenet5", "resnet8", "vgg11")
 STUDY_METHODS = tuple(f"{granularity}-{criterion}" for granularity in ("unstructured", "kernel", "filter")
                       for criterion in ("global-magnitude", "local-magnitude", "local-random"))
@@ -419,7 +421,7 @@ def assess_variant(config: SweepConfig, onnx: Path, folder: Path, say: Say) -> d
         return data
     say(f"assessing {onnx.stem}")
     data = {**assess([onnx], assess_config).to_dict(), "sweep_key": key}
-    write_text_atomic(cached, json.dumps(data, indent=2) + "\n")
+    write_text_atomic(cached, json_text(data) + "\n")
     return data
 
 
@@ -457,7 +459,7 @@ def retime_variants(config: SweepConfig, variants: list[Path], assessments: list
             if model.get(key):
                 model[key] = stats[int(model[key]["batch_size"])]
         data = {**assessment, "models": [model], "latency_retimed": {"rounds": rounds, "variants": len(variants)}}
-        write_text_atomic(folder / f"{onnx.stem}.json", json.dumps(data, indent=2) + "\n")
+        write_text_atomic(folder / f"{onnx.stem}.json", json_text(data) + "\n")
         updated.append(data)
     return updated
 
@@ -471,7 +473,7 @@ def write_outputs(config: SweepConfig, out: Path, rows: list[dict[str, Any]], as
     table = {"schema_version": TABLE_SCHEMA_VERSION, "config": config.to_dict(), "environment": environment,
              "failures": failures, "rows": rows}
     written = [out / "table.json", out / "table.csv", out / "table.md"]
-    write_text_atomic(written[0], json.dumps(table, indent=2) + "\n")
+    write_text_atomic(written[0], json_text(table) + "\n")
     write_text_atomic(written[1], table_csv(rows))
     write_text_atomic(written[2], table_markdown(rows))
     written += write_report(config, out, rows, assessments, failures, environment)

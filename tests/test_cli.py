@@ -29,19 +29,26 @@ def test_assess_zoo_models_writes_the_documented_json(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "size / speed / robustness" in result.output and "lenet5_fmnist_filter-l1_cr4.onnx" in result.output
     data = json.loads(report.read_text())
-    assert data["schema_version"] == "1.1" and data["environment"]["packages"]["onnxruntime"]
+    assert data["schema_version"] == "1.2" and data["environment"]["packages"]["onnxruntime"]
     parent, child = data["models"]
     for model in (parent, child):
-        for key in ("path", "sha256", "size_bytes", "params", "macs", "provider", "clean_accuracy"):
+        for key in ("path", "sha256", "size_bytes", "params", "macs", "provider", "clean_accuracy", "clean_accuracy_ci"):
             assert model[key] is not None, key
         assert set(model["latency"]) >= {"batch_size", "p50_ms", "p99_ms", "throughput_per_s"}
         assert model["latency"]["batch_size"] == 1 and model["throughput"]["batch_size"] == 256
+        assert {"split", "seed", "count", "indices", "labels", "clean_correct", "clean_accuracy", "clean_accuracy_ci",
+                "outcome_codes"} <= set(model["samples"]) and len(model["samples"]["indices"]) == 100
         names = {attack["name"]: attack for attack in model["attacks"]}
         assert set(names) == {"pgd-linf", "apgd-ce-linf", "square-linf"}
         for attack in model["attacks"]:
-            assert {"name", "norm", "kind", "epsilon", "robust_accuracy", "samples"} <= set(attack)
+            assert {"name", "norm", "kind", "epsilon", "robust_accuracy", "robust_accuracy_ci", "clean_accuracy",
+                    "clean_accuracy_ci", "samples", "outcomes"} <= set(attack)
             assert attack["samples"] == 100 and attack["robust_accuracy"] <= model["clean_accuracy"] + 0.1
+            low, high = attack["robust_accuracy_ci"]
+            assert low <= attack["robust_accuracy"] <= high and attack["outcomes"].count("R") == round(attack["robust_accuracy"] * 100)
+        assert all(set(entry) >= {"robust_accuracy_ci", "outcomes"} for entry in model["robustness"])
         assert names["square-linf"]["queries"] > 0 and names["pgd-linf"]["kind"] == "white-box"
+    assert parent["samples"]["indices"] == child["samples"]["indices"]  # the same images for every model
     assert parent["params"] / child["params"] >= 3.5
     assert child["pruning"]["method"] == "filter-l1" and parent["pruning"] is None
     # LeNet-5's 6 filters, and the child's 3, are off any NCHWc block: the note names this CPU's block

@@ -15,6 +15,7 @@ from rich.console import Console
 from evaluator.errors import EvaluatorError
 from evaluator.policy import Policy, Verdict, evaluate_policy, exit_code, load_policy, policy_from_toml
 from evaluator.report.signoff import render_verdict_terminal, verdict_junit, verdict_markdown, verdict_to_dict
+from evaluator.stats import wilson_interval
 
 from conftest import ROOT, ZOO_CHILD
 
@@ -263,6 +264,53 @@ def test_require_checks() -> None:
     assert not one_rule(rule, model_dict(checks=[]), header).passed
     only_checks = evaluate_policy(policy_from_toml(header), model_dict())
     assert only_checks.passed and len(only_checks.outcomes) == 1
+
+
+# --- 95% intervals ------------------------------------------------------------------------------------------------
+
+def test_a_threshold_inside_the_95_interval_is_said_and_the_verdict_stands() -> None:
+    """The edge policy's robust min 0.28 lies inside the interval of 290 robust out of 1,000: a pass, but not a clear
+    one; its clean min 0.88 lies below the interval of 8,922 out of 10,000: a clear pass."""
+    verdict = evaluate_policy(load_policy(EDGE), model_dict())
+    assert verdict.passed and exit_code([verdict]) == 0
+    outcomes = {o.metric: o for o in verdict.outcomes}
+    robust, clean = outcomes["robust_accuracy"], outcomes["clean_accuracy"]
+    assert robust.interval == pytest.approx(wilson_interval(290, 1000)) and robust.threshold_within_interval is True
+    assert robust.message == ("worst case of pgd-linf, apgd-ce-linf, square-linf on 1,000 samples; min 0.28 lies inside "
+                              "the 95% interval 0.2627-0.3189 of the measured value: not a clear pass (decided on the "
+                              "measured value)")
+    assert clean.threshold_within_interval is False and clean.message == "on 10,000 test images; 95% interval 0.8860-0.8981"
+    assert outcomes["size_bytes"].interval is None and outcomes["size_bytes"].threshold_within_interval is None
+    assert verdict.within_interval == (robust,)
+    data = verdict_to_dict(verdict)
+    assert data["within_interval"] == 1 and data["passed"] is True
+    robust_json = next(o for o in data["outcomes"] if o["metric"] == "robust_accuracy")
+    assert robust_json["interval"] == pytest.approx(list(wilson_interval(290, 1000))) and robust_json["threshold_within_interval"]
+    markdown = verdict_markdown(verdict)
+    assert "| ✅ pass (within 95% interval) |" in markdown and "Passed, but not clearly" in markdown
+    assert "| ✅ pass |" in markdown  # the clear ones
+
+
+def test_a_failure_inside_the_interval_still_fails() -> None:
+    verdict = one_rule('metric = "robust_accuracy"\nnorm = "Linf"\nepsilon = "8/255"\nmin = 0.30', model_dict())
+    outcome = verdict.outcomes[0]
+    assert not verdict.passed and exit_code([verdict]) == 1 and outcome.threshold_within_interval is True
+    assert outcome.message.startswith("0.29 < min 0.3; worst case of") and outcome.message.endswith(
+        "min 0.3 lies inside the 95% interval 0.2627-0.3189 of the measured value: not a clear failure (decided on the "
+        "measured value)")
+    clear = one_rule('metric = "robust_accuracy"\nnorm = "Linf"\nepsilon = "8/255"\nmin = 0.35', model_dict()).outcomes[0]
+    assert not clear.passed and clear.threshold_within_interval is False and clear.message.endswith("95% interval 0.2627-0.3189")
+
+
+def test_the_assessments_own_interval_is_used_when_it_has_one() -> None:
+    entry = {**model_dict()["robustness"][0], "robust_accuracy_ci": [0.25, 0.27]}
+    outcome = one_rule('metric = "robust_accuracy"\nnorm = "Linf"\nepsilon = "8/255"\nmin = 0.28',
+                       model_dict(robustness=[entry], clean_accuracy_ci=[0.5, 0.6])).outcomes[0]
+    assert outcome.interval == (0.25, 0.27) and outcome.threshold_within_interval is False
+    clean = one_rule('metric = "clean_accuracy"\nmin = 0.55', model_dict(clean_accuracy_ci=[0.5, 0.6])).outcomes[0]
+    assert clean.interval == (0.5, 0.6) and clean.threshold_within_interval is True
+    unknown = one_rule('metric = "clean_accuracy"\nmin = 0.5', model_dict(clean_samples=None)).outcomes[0]
+    assert unknown.interval is None and unknown.threshold_within_interval is None and unknown.message == ""
 
 
 # --- malformed policies -------------------------------------------------------------------------------------------

@@ -16,9 +16,10 @@ from evaluator.report.plots import (
     scenario_figure, series_id,
 )
 from evaluator.scenario import (
-    Line, aggregated_lines, best_ranges, crossing, crossings, default_budget_key, pareto_front, scenario,
+    Line, aggregated_lines, best_ranges, clear_lead, crossing, crossings, default_budget_key, pareto_front, scenario,
 )
-from evaluator.table import table_markdown, with_parent_drop
+from evaluator.stats import share_interval
+from evaluator.table import table_csv, table_markdown, table_note, table_row, with_parent_drop
 
 LINF = "Linf@0.03137"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -28,15 +29,20 @@ METHODS = ("unstructured-global-magnitude", "filter-l1", "kernel-local-random")
 
 def make_row(variant: str, method: str, rate: float, clean: float, robust: dict[str, float], p99: float | None,
              curves: dict[str, list[list[float]]], failed: tuple[str, ...] = ()) -> dict[str, Any]:
-    """A table row as evaluator/table.py `table_row` builds it, with hand-made numbers."""
+    """A table row as evaluator/table.py `table_row` builds it, with hand-made numbers: clean accuracy on 10,000 test
+    images, robust accuracies on 1,000 attacked ones (their clean accuracy a point above the whole set's)."""
     achieved = rate * 0.98 if rate > 1 else 1.0
+    attacked_clean = round(min(clean + 0.01, 1.0), 4)
     return {
         "variant": variant, "method": method, "target_rate": float(rate), "achieved_rate": achieved, "params": 61706,
         "nonzero_params": int(61706 / achieved), "macs": int(429000 / (achieved if method.startswith("filter") else 1)),
         "size_bytes": 248000, "gzip_bytes": int(229000 / achieved), "provider": "CPUExecutionProvider",
         "latency_p50_ms": None if p99 is None else round(0.8 * p99, 4), "latency_p99_ms": p99,
         "throughput_per_s": None if p99 is None else round(8000 / p99), "throughput_batch": 64, "clean_accuracy": clean,
-        "accuracy_drop": None, "robust_accuracy": robust, "median_distance": {"L2": 0.8 * clean, "Linf": 0.03 * clean},
+        "clean_accuracy_ci": list(share_interval(clean, 10_000)), "accuracy_drop": None, "attacked_samples": 1000,
+        "attacked_clean_accuracy": attacked_clean, "attacked_clean_accuracy_ci": list(share_interval(attacked_clean, 1000)),
+        "robust_accuracy": robust, "robust_accuracy_ci": {key: list(share_interval(value, 1000)) for key, value in robust.items()},
+        "median_distance": {"L2": 0.8 * clean, "Linf": 0.03 * clean},
         "curves": curves, "checks_failed": list(failed), "sha256": "ab" * 32, "path": f"models/{variant}.onnx",
     }
 
@@ -130,6 +136,30 @@ def test_ties_and_degenerate_lines() -> None:
     assert best_ranges([]) == []
     single = best_ranges([line("only", 0.9, 0.1)])
     assert [(s.r_from, s.r_to, s.variant, s.accuracy_from, s.accuracy_to) for s in single] == [(0.0, 1.0, "only", 0.9, 0.1)]
+
+
+def test_a_lead_is_clear_only_outside_both_intervals() -> None:
+    """a: 0.9 - 0.6 r, b: 0.83 - 0.47 r cross at r = 7/13; each range's lead is judged at its middle."""
+    a = Line("a", "m", 0.9, 0.3, (0.89, 0.91), (0.27, 0.33))
+    b = Line("b", "m", 0.83, 0.36, (0.82, 0.84), (0.30, 0.42))  # a wide robust interval: few samples
+    assert a.interval_at(0.0) == (0.89, 0.91) and a.interval_at(1.0) == (0.27, 0.33)
+    assert a.interval_at(0.5) == pytest.approx((0.58, 0.62))
+    first, second = best_ranges([a, b])
+    assert (first.variant, first.runner_up, second.variant, second.runner_up) == ("a", "b", "b", "a")
+    # middle of [0, 7/13]: A_a = 0.7385, A_b = 0.7036; a's interval starts at 0.7232 and b's ends at 0.7191: clear
+    assert first.middle == pytest.approx(7 / 26) and first.lead == pytest.approx(0.07 - 0.13 * 7 / 26, abs=1e-12)
+    assert first.clear is True
+    # middle of [7/13, 1]: A_b = 0.4686 leads A_a = 0.4385 by 3 points, but b's interval starts at 0.4202: not clear
+    assert second.middle == pytest.approx(10 / 13) and second.lead == pytest.approx(0.03, abs=1e-3)
+    low, high = b.interval_at(second.middle)  # type: ignore[misc]
+    assert low <= float(a.at(second.middle)) <= high and second.clear is False
+    assert second.lead_text() == "lead over a at r = 77%: 3.0 points, within the 95% interval: not a clear difference"
+    assert first.lead_text().endswith(", outside the 95% intervals")
+    # rows from before the intervals: the lead is given, its clarity unknown
+    plain = best_ranges([line("a", 0.9, 0.3), line("b", 0.83, 0.36)])
+    assert [s.clear for s in plain] == [None, None] and plain[0].lead_text().startswith("lead over b at r = 27%: ")
+    assert clear_lead(a, line("b", 0.83, 0.36), 0.5) is None
+    assert best_ranges([a])[0].runner_up is None and best_ranges([a])[0].lead_text() == ""
 
 
 def test_scenario_from_rows(rows: list[dict[str, Any]]) -> None:
@@ -253,12 +283,76 @@ def test_html_table_matches_markdown_and_escapes(rows: list[dict[str, Any]]) -> 
     assert table_header(rows) == markdown_cells(markdown[0])
     body = page.split('<tbody>', 1)[1].split("</tbody>", 1)[0]
     html_rows = [re.findall(r"<td[^>]*>(.*?)</td>", tr) for tr in body.split("</tr>")[:-1]]
-    assert html_rows == [markdown_cells(line) for line in markdown[2:]]
+    assert html_rows == [markdown_cells(line) for line in markdown[2:2 + len(rows)]]
+    assert markdown[2 + len(rows):] == ["", table_note(rows)] and table_note(rows) in page
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<b>bold</b>" not in page and "&lt;pruning study&gt; &amp; co" in page
     nasty = [{**rows[1], "variant": '<img src=x onerror="alert(1)">'}, *rows[2:]]
     page = render_html(nasty, {"title": "t", "checks": {}, "notes": {nasty[0]["variant"]: ["</ul><script>x</script>"]}}, [])
     assert "<img" not in page and "<script>x" not in page
+
+
+def test_table_says_what_robust_accuracy_is_out_of(rows: list[dict[str, Any]]) -> None:
+    """Beside the whole test set's clean accuracy: the attacked samples, their clean accuracy, and 95% intervals."""
+    lines = table_markdown(rows).splitlines()
+    header = markdown_cells(lines[0])
+    parent = dict(zip(header, markdown_cells(lines[2])))
+    assert header[12:16] == ["clean %", "drop pts", "attacked n", "attacked clean %"]
+    assert parent["clean %"] == "90.0 (89.4-90.6)"  # 9,000 of 10,000: Wilson 0.8940-0.9058
+    assert parent["attacked n"] == "1,000" and parent["attacked clean %"] == "91.0 (89.1-92.6)"
+    assert parent[f"robust {LINF} %"] == "30.0 (27.2-32.9)"  # 300 of 1,000: Wilson 0.2724-0.3291
+    assert lines[-1] == ("clean %: whole test set; attacked clean % and robust %: out of the 1,000 attacked test images, "
+                         "robust = classified correctly before and after every attack run at that budget; "
+                         "(low-high): 95% Wilson interval.")
+    csv_header = table_csv(rows).splitlines()[0].split(",")
+    assert csv_header[:16] == ["variant", "method", "target_rate", "achieved_rate", "params", "nonzero_params", "macs",
+                               "size_bytes", "gzip_bytes", "provider", "latency_p50_ms", "latency_p99_ms",
+                               "throughput_per_s", "throughput_batch", "clean_accuracy", "accuracy_drop"]
+    old_columns = 16 + 3 + 2 + 1  # robust at three budgets, median in two norms, checks_failed: where schema 1.0 had them
+    assert csv_header[old_columns - 1] == "checks_failed" and csv_header[old_columns:old_columns + 6] == [
+        "clean_accuracy_ci_low", "clean_accuracy_ci_high", "attacked_samples", "attacked_clean_accuracy",
+        "attacked_clean_accuracy_ci_low", "attacked_clean_accuracy_ci_high"]
+    assert f"robust_{LINF}_ci_low" in csv_header and f"robust_{LINF}_ci_high" in csv_header
+
+
+def test_rows_from_before_the_intervals_still_render(rows: list[dict[str, Any]]) -> None:
+    """A table.json of schema 1.0 (the committed reproduction data): no intervals, no attacked samples."""
+    new_keys = ("clean_accuracy_ci", "attacked_samples", "attacked_clean_accuracy", "attacked_clean_accuracy_ci",
+                "robust_accuracy_ci")
+    old = [{key: value for key, value in row.items() if key not in new_keys} for row in rows]
+    lines = table_markdown(old).splitlines()
+    parent = dict(zip(markdown_cells(lines[0]), markdown_cells(lines[2])))
+    assert parent["clean %"] == "90.0" and parent["attacked n"] == "-" and parent["attacked clean %"] == "-"
+    assert parent[f"robust {LINF} %"] == "30.0" and "out of the attacked test images (attacked n)" in lines[-1]
+    assert "attacked_samples" in table_csv(old).splitlines()[0]
+    page = render_html(old, CONTEXT, [])
+    assert "not a clear difference" not in page and "lead over" in page
+    assert [s.clear for s in scenario(old, LINF).best] == [None, None]
+
+
+def test_table_row_from_an_assessment_before_the_intervals() -> None:
+    """An assessment JSON of schema 1.1 (a cached sweep assessment): the intervals follow from shares and counts."""
+    model = {"path": "m.onnx", "params": 1, "nonzero_params": 1, "macs": 1, "size_bytes": 1, "gzip_bytes": 1,
+             "provider": "CPUExecutionProvider", "sha256": "0", "clean_accuracy": 0.9, "clean_samples": 10_000,
+             "attacks": [{"name": "pgd-linf", "samples": 1000, "clean_accuracy": 0.91, "robust_accuracy": 0.3}],
+             "robustness": [{"norm": "Linf", "epsilon": 8 / 255, "samples": 1000, "robust_accuracy": 0.3}]}
+    row = table_row(model)
+    assert row["clean_accuracy_ci"] == list(share_interval(0.9, 10_000))
+    assert (row["attacked_samples"], row["attacked_clean_accuracy"]) == (1000, 0.91)
+    assert row["attacked_clean_accuracy_ci"] == list(share_interval(0.91, 1000))
+    assert row["robust_accuracy_ci"] == {LINF: list(share_interval(0.3, 1000))}
+    bare = table_row({**model, "attacks": [], "robustness": [], "clean_samples": None})
+    assert bare["clean_accuracy_ci"] is None and bare["attacked_samples"] is None and bare["robust_accuracy_ci"] == {}
+
+
+def test_html_scenario_says_when_a_lead_is_not_clear(rows: list[dict[str, Any]]) -> None:
+    result = scenario(rows, LINF)
+    page = render_html(rows, CONTEXT, [])
+    for segment in result.best:
+        assert segment.lead_text() and segment.lead_text() in page
+    close = [{**rows[0], "robust_accuracy_ci": {LINF: [0.1, 0.5]}}, *rows[1:]]  # a parent attacked on few images
+    texts = [segment.lead_text() for segment in scenario(close, LINF).best]
+    assert any(text.endswith("within the 95% interval: not a clear difference") for text in texts)
 
 
 def test_inline_svg_prefixes_ids() -> None:

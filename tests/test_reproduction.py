@@ -10,6 +10,7 @@ import pytest
 
 from evaluator.report.reproduction import (by_method, finding_clean, finding_filter_collapse, finding_scenario,
                                            finding_speed, finding_sweet_spots, main)
+from evaluator.stats import share_interval
 
 
 def row(method: str, rate: float, clean: float, robust: dict[str, float] | None = None, throughput: float = 1000.0,
@@ -85,6 +86,23 @@ def test_scenario_claim_needs_a_crossing() -> None:
     assert finding_scenario([PARENT, dominated]).verdict == "contradicted"
 
 
+def test_scenario_evidence_says_when_a_lead_is_not_clear() -> None:
+    """The parent (0.9 clean, 0.4 robust) and a (0.85, 0.6) cross at r = 0.2; on 20 attacked images a's lead at r = 0.6
+    (0.7 against 0.6) is inside a's 95% interval, on 1,000 it is clear."""
+    def measured(base: dict[str, Any], attacked: int) -> dict[str, Any]:
+        robust = base["robust_accuracy"]
+        return {**base, "clean_accuracy_ci": list(share_interval(base["clean_accuracy"], 10_000)),
+                "robust_accuracy_ci": {key: list(share_interval(value, attacked)) for key, value in robust.items()}}
+
+    a = row("a", 4.0, 0.85, {"Linf@0.01": 0.7, "Linf@0.02": 0.6, "Linf@0.03": 0.5})
+    few = finding_scenario([measured(PARENT, 20), measured(a, 20)])
+    assert few.verdict == "confirmed" and few.evidence == (
+        "at Linf@0.02: r 0.00-0.20: parent; r 0.20-1.00: a_cr4 (lead over parent at r = 60%: 10.0 points, within the "
+        "95% interval: not a clear difference)")
+    many = finding_scenario([measured(PARENT, 1000), measured(a, 1000)])
+    assert many.evidence == "at Linf@0.02: r 0.00-0.20: parent; r 0.20-1.00: a_cr4"
+
+
 def test_page_from_results_folders(tmp_path: Path) -> None:
     dead = {**row("kernel-local-random", 8.0, 0.1), "checks_failed": ["gradients-nonzero", "unbounded-success"]}
     rows = [PARENT, *unstructured({2.0: 0.905, 4.0: 0.8912}), row("filter-l1", 2.0, 0.7, throughput=1800.0), dead]
@@ -96,6 +114,7 @@ def test_page_from_results_folders(tmp_path: Path) -> None:
     assert main([str(folder), str(tmp_path / "absent"), "--out", str(page), "--remark", "Measured on a busy machine."]) == 0
     text = page.read_text()
     assert f"| {UNSTRUCTURED} | 90.0 | 90.5 | 89.1 | - |" in text  # clean accuracy (%) pivot, CR 1, 2, 4, 8
+    assert "distances on a seeded sample of 300 test images)." in text  # rows of table schema 1.0: no nesting claimed
     assert "| filter-l1 | 1.00x | 1.80x | - | - |" in text  # throughput relative to the parent
     assert "timed again after the sweep in 3 interleaved rounds" in text
     assert "| kernel-local-random_cr8 | gradients-nonzero, unbounded-success |" in text  # sanity flags
@@ -110,6 +129,16 @@ def test_page_from_results_folders(tmp_path: Path) -> None:
     assert main([str(data.parent), str(tmp_path / "absent"), "--out", str(rebuilt), "--remark", "Measured on a busy machine."]) == 0
     assert rebuilt.read_text().replace("rebuilt", "reproduction") == text.replace(str(folder), str(data.parent))
     assert (tmp_path / "docs" / "rebuilt" / "parent" / "grid.svg").read_bytes() == grid
+
+
+def test_page_says_the_sample_is_nested_for_rows_that_record_it(tmp_path: Path) -> None:
+    folder = tmp_path / "results"
+    folder.mkdir()
+    rows = [{**PARENT, "attacked_samples": 300}, *unstructured({2.0: 0.9})]
+    (folder / "table.json").write_text(json.dumps({"config": {"samples": 300}, "rows": rows, "failures": []}))
+    assert main([str(folder), "--out", str(tmp_path / "page.md")]) == 0
+    assert ("on a seeded sample of 300 test images: the first of one seeded permutation of the test set, so a smaller "
+            "sample is part of a larger one)") in (tmp_path / "page.md").read_text()
 
 
 def test_page_without_any_results_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

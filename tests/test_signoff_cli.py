@@ -53,6 +53,12 @@ def test_passing_and_failing_policies(tmp_path: Path, clean_min: float, code: in
     assert exit_code == code, output
     model = json.loads(out["v.json"].read_text())["models"][0]
     assert model["signoff"]["passed"] is (code == 0)
+    outcomes = {outcome["metric"]: outcome for outcome in model["signoff"]["outcomes"]}
+    clean_low, clean_high = outcomes["clean_accuracy"]["interval"]  # 95% Wilson interval on the 10,000 test images
+    assert clean_low < model["clean_accuracy"] < clean_high and outcomes["clean_accuracy"]["threshold_within_interval"] is False
+    robust_low, _ = outcomes["robust_accuracy"]["interval"]  # on the 50 attacked images
+    assert robust_low < model["robustness"][0]["robust_accuracy"] and model["signoff"]["within_interval"] == 0
+    assert outcomes["latency_p99_ms"]["interval"] is None
     assert "4" in model["latency_by_batch"]  # the policy's batch size was timed
     assert any(abs(w["epsilon"] - 4 / 255) < 1e-12 for w in model["robustness"])  # and its epsilon attacked
     suite = ElementTree.parse(out["v.xml"]).getroot().find("testsuite")

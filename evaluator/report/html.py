@@ -24,7 +24,7 @@ import numpy as np
 from evaluator.files import write_text_atomic
 from evaluator.report.plots import FigureFiles, key_label, latency_of, plot_all
 from evaluator.scenario import Scenario, default_budget_key, pareto_front, scenario
-from evaluator.table import budget_columns, distance_columns, percent
+from evaluator.table import budget_columns, distance_columns, percent_ci, table_header, table_note
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.5rem auto; max-width: 1400px;
@@ -83,17 +83,11 @@ def number(value: float | int | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def table_header(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """The columns of evaluator/table.py `table_markdown`."""
-    return (["variant", "method", "rate (target / achieved)", "params", "non-zero", "MACs", "size B", "gzip B", "p50 ms",
-             "p99 ms", "samples/s", "provider", "clean %", "drop pts"]
-            + [f"robust {key} %" for key in budget_columns(list(rows))]
-            + [f"median {norm}" for norm in distance_columns(list(rows))])
-
-
 def table_cells(row: dict[str, Any], budgets: Sequence[str], norms: Sequence[str]) -> list[tuple[str, Any]]:
     """One row's cells as in `table_markdown` (accuracies in percent), each with its sort value (a number, or text)."""
     drop = row.get("accuracy_drop")
+    attacked = row.get("attacked_samples")
+    intervals = row.get("robust_accuracy_ci") or {}
     cells: list[tuple[str, Any]] = [
         (str(row["variant"]), str(row["variant"])), (str(row["method"]), str(row["method"])),
         (f"{row['target_rate']:g} / {row['achieved_rate']:.2f}", row["achieved_rate"]),
@@ -103,9 +97,12 @@ def table_cells(row: dict[str, Any], budgets: Sequence[str], norms: Sequence[str
         (number(row["latency_p99_ms"], ".3f"), row["latency_p99_ms"]),
         (number(row["throughput_per_s"], ",.0f"), row["throughput_per_s"]),
         (str(row["provider"]).replace("ExecutionProvider", ""), str(row["provider"])),
-        (percent(row["clean_accuracy"]), row["clean_accuracy"]), ("-" if drop is None else f"{100 * drop:.1f}", drop),
+        (percent_ci(row["clean_accuracy"], row.get("clean_accuracy_ci")), row["clean_accuracy"]),
+        ("-" if drop is None else f"{100 * drop:.1f}", drop), (number(attacked, ","), attacked),
+        (percent_ci(row.get("attacked_clean_accuracy"), row.get("attacked_clean_accuracy_ci")), row.get("attacked_clean_accuracy")),
     ]
-    cells += [(percent(row["robust_accuracy"].get(key)), row["robust_accuracy"].get(key)) for key in budgets]
+    cells += [(percent_ci(row["robust_accuracy"].get(key), intervals.get(key)), row["robust_accuracy"].get(key))
+              for key in budgets]
     cells += [(number(row["median_distance"].get(norm), ".3g"), row["median_distance"].get(norm)) for norm in norms]
     return cells
 
@@ -132,7 +129,7 @@ def results_table(rows: Sequence[dict[str, Any]]) -> str:
             cells.append(f'<td{css} data-sort="{text(sort_value(key))}">{text(shown)}</td>')
         body.append(f"<tr{attributes}>{''.join(cells)}</tr>")
     return (f'<div class="wide"><table id="results" class="sortable"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{''.join(body)}</tbody></table></div>")
+            f"<tbody>{''.join(body)}</tbody></table></div><p class=\"note\">{text(table_note(rows))}</p>")
 
 
 def inline_svg(svg: str, prefix: str) -> str:
@@ -160,7 +157,8 @@ def scenario_block(result: Scenario) -> str:
     if not result.lines:
         return f"<h3>{text(key_label(result.budget_key))}</h3><p>No variant has a robust accuracy at this budget.</p>"
     items = "".join(f"<li>r from {share(s.r_from)} to {share(s.r_to)}: <strong>{text(s.variant)}</strong> "
-                    f"(aggregated accuracy {share(s.accuracy_from)} to {share(s.accuracy_to)})</li>" for s in result.best)
+                    f"(aggregated accuracy {share(s.accuracy_from)} to {share(s.accuracy_to)}"
+                    + (f"; {text(s.lead_text())}" if s.lead_text() else "") + ")</li>" for s in result.best)
     parts = [f'<h3>{text(key_label(result.budget_key))}</h3><p>Best variant by share r of adversarial inputs:</p>'
              f'<ul class="best" data-key="{text(result.budget_key)}">{items}</ul>']
     if result.crossings:
@@ -255,7 +253,10 @@ def render_html(rows: Sequence[dict[str, Any]], context: Mapping[str, Any], figu
         '<h2 id="checks">Sanity checks</h2>', checks_block(rows, context.get("checks") or {}),
         '<h2 id="figures">Figures</h2>', "".join(figure_block(figure) for figure in figures) or "<p>No figures.</p>",
         '<h2 id="scenario">Scenario: a share r of adversarial inputs</h2>',
-        "<p>Aggregated accuracy A(r) = (1 &minus; r) &middot; clean + r &middot; robust.</p>",
+        "<p>Aggregated accuracy A(r) = (1 &minus; r) &middot; clean + r &middot; robust. At the middle of each range, "
+        "the best variant's lead over the runner-up is clear when neither's A(r) lies inside the other's 95% interval "
+        "(the Wilson intervals of clean and robust accuracy mixed like A(r)); the variants are attacked on the same "
+        "images, so this is a rule of thumb, not a paired test.</p>",
         "".join(scenario_block(scenario(rows, k)) for k in keys) or "<p>No robust accuracies in the table.</p>",
         pareto_block(rows, key) if key else "",
         '<h2 id="notes">Notes</h2>', notes_block(rows, context.get("notes") or {}),

@@ -210,7 +210,8 @@ def finding_scenario(rows: Sequence[dict[str, Any]]) -> Finding:
     result = scenario(trusted(rows), key)
     if not result.best:
         return Finding(claim, "no data", f"no variant with robust accuracy at {key}")
-    ranges = "; ".join(f"r {segment.r_from:.2f}-{segment.r_to:.2f}: {segment.variant}" for segment in result.best)
+    ranges = "; ".join(f"r {segment.r_from:.2f}-{segment.r_to:.2f}: {segment.variant}"
+                       + (f" ({segment.lead_text()})" if segment.clear is False else "") for segment in result.best)
     verdict = "confirmed" if len({segment.variant for segment in result.best}) > 1 else "contradicted"
     return Finding(claim, verdict, f"at {key}: {ranges}")
 
@@ -242,9 +243,11 @@ def section(result: StudyResult, figure_folder: Path, page: Path) -> list[str]:
     lines = [f"## {result.name}", ""]
     parent = parent_row(rows)
     if parent is not None:
+        nested = (": the first of one seeded permutation of the test set, so a smaller sample is part of a larger one"
+                  if "attacked_samples" in parent else "")  # table schema 1.1 on; older sweeps drew them otherwise
         lines.append(f"Parent: {parent['params']:,} parameters, clean accuracy {pct(parent['clean_accuracy'])}% on the "
                      f"whole test set (every clean accuracy below is on the whole test set; robust accuracies and "
-                     f"distances on the first {config.get('samples', '?')} test images).")
+                     f"distances on a seeded sample of {config.get('samples', '?')} test images{nested}).")
     lines += [f"Sweep settings: methods {len(by_method(rows))}, rates {', '.join(rate_label(r) for r in rates)}, "
               f"{config.get('schedule', '?')} schedule with at most {config.get('finetune_epochs', '?')} fine-tuning "
               f"epoch(s) per step (patience {config.get('patience', '?')}), attacks {', '.join(config.get('attacks', []))}, "

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from evaluator.policy import Verdict
+from evaluator.policy import Outcome, Verdict
 
 JUNIT_SUITES = "evaluator sign-off"
 INVALID_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")  # not allowed in XML 1.0
@@ -42,6 +42,10 @@ def render_verdict_terminal(verdict: Verdict, console: Console) -> None:
                + Text(f"{verdict.model_name} {'meets' if verdict.passed else 'fails'} policy {verdict.policy.name} "
                       f"({len(verdict.outcomes) - failures} of {len(verdict.outcomes)} rules passed)"))
     console.print(summary)
+    if verdict.within_interval:
+        console.print(Text(f"{len(verdict.within_interval)} rule(s) decided with the threshold inside the measured value's "
+                           "95% interval (not a clear difference at this sample size): "
+                           + ", ".join(outcome.name for outcome in verdict.within_interval), style="yellow"))
 
 
 def verdict_to_dict(verdict: Verdict) -> dict[str, Any]:
@@ -53,6 +57,7 @@ def verdict_to_dict(verdict: Verdict) -> dict[str, Any]:
         "passed": verdict.passed,
         "rules": len(verdict.outcomes),
         "failures": len(verdict.failures),
+        "within_interval": len(verdict.within_interval),  # rules whose threshold lies inside the 95% interval
         "outcomes": [outcome.to_dict() for outcome in verdict.outcomes],
     }
 
@@ -64,8 +69,15 @@ def markdown_cell(text: str) -> str:
     return MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
+def result_cell(outcome: Outcome) -> str:
+    """'✅ pass' / '❌ fail', with '(within 95% interval)' when the threshold lies inside the measured value's interval."""
+    word = "✅ pass" if outcome.passed else "❌ fail"
+    return f"{word} (within 95% interval)" if outcome.threshold_within_interval else word
+
+
 def verdict_markdown(verdicts: Verdict | Iterable[Verdict]) -> str:
-    """A heading with PASS/FAIL per model, a rule | threshold | measured | result table and the failures' reasons."""
+    """A heading with PASS/FAIL per model, a rule | threshold | measured | result table, the failures' reasons and the
+    rules decided inside the 95% interval of their measured value."""
     sections = []
     for verdict in as_list(verdicts):
         icon = "✅" if verdict.passed else "❌"
@@ -76,10 +88,14 @@ def verdict_markdown(verdicts: Verdict | Iterable[Verdict]) -> str:
         lines += ["| rule | threshold | measured | result |", "|---|---|---|---|"]
         for outcome in verdict.outcomes:
             lines.append(f"| {markdown_cell(outcome.name)} | {markdown_cell(outcome.threshold)} | "
-                         f"{markdown_cell(outcome.measured_text)} | {'✅ pass' if outcome.passed else '❌ fail'} |")
+                         f"{markdown_cell(outcome.measured_text)} | {result_cell(outcome)} |")
         if verdict.failures:
             lines += ["", f"**{len(verdict.failures)} of {len(verdict.outcomes)} rules failed:**", ""]
             lines += [f"- {markdown_cell(o.name)}: {markdown_cell(o.message)}" for o in verdict.failures]
+        unclear = [o for o in verdict.within_interval if o.passed]  # failures' messages above say it already
+        if unclear:
+            lines += ["", "**Passed, but not clearly: the threshold lies inside the measured value's 95% interval:**", ""]
+            lines += [f"- {markdown_cell(o.name)}: {markdown_cell(o.message)}" for o in unclear]
         footer = f"model sha256 {verdict.sha256}" if verdict.sha256 else ""
         if footer:
             lines += ["", f"<sub>{markdown_cell(footer)}</sub>"]

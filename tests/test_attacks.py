@@ -35,6 +35,8 @@ def small_options(name: str) -> dict:
             "transfer-pgd-linf": {"steps": 10}, "apgd-ce-linf": {"steps": 10},
             "hsj-l2": {"queries": 100}, "hsj-linf": {"queries": 100}, "square-l2": {"queries": 200},
             "sparse-rs-l0": {"queries": 200}, "cw-l2": {"binary_search_steps": 4, "steps": 20}, "apgd-ce-l2": {"steps": 10},
+            "apgd-dlr-linf": {"steps": 10}, "apgd-dlr-l2": {"steps": 10}, "apgd-t-linf": {"steps": 10, "target_classes": 3},
+            "apgd-t-l2": {"steps": 10, "target_classes": 3},
             "fmn-l0": {"steps": 20}, "fmn-l1": {"steps": 20}, "fmn-l2": {"steps": 20}, "fmn-linf": {"steps": 20},
             "l0-greedy": {"max_pixels": 60}}[name]
 
@@ -308,7 +310,7 @@ def test_apgd_is_at_least_as_strong_as_pgd(target: AttackTarget, fmnist: Dataset
 
 
 def test_apgd_checkpoints_follow_the_paper() -> None:
-    from evaluator.attacks.whitebox import apgd_checkpoints
+    from evaluator.attacks.apgd import apgd_checkpoints
 
     assert apgd_checkpoints(100) == [22, 41, 57, 70, 80, 87, 93, 99]  # AutoAttack's for 100 iterations
     assert apgd_checkpoints(1000) == [220, 410, 570, 700, 800, 870, 930, 990]

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,6 +24,7 @@ from evaluator.robustness import (
     interval, worst_cases, worst_distances,
 )
 from evaluator.runtime import CPU_EP, OnnxClassifier, RuntimeChoice, nchwc_block
+from evaluator.threads import use_threads
 
 # 1.2: per-sample results (`samples`, `outcomes`, per-norm `distances`) and 95 % intervals (`*_ci`); the attacked
 # sample is the first N of one seeded permutation of the test split (1.1 drew N without such nesting).
@@ -395,11 +395,13 @@ def assess(paths: list[Path], config: AssessConfig, progress: Progress = lambda 
         raise EvaluatorError(f"--samples must be at least 1, got {config.samples}")
     if not 0 <= config.seed < 2**63:
         raise EvaluatorError(f"--seed must be a whole number from 0 to 2**63 - 1, got {config.seed}")
-    if config.batch_size < 1 or config.throughput_batch < 1 or (config.threads is not None and config.threads < 1):
-        raise EvaluatorError("--batch-size, --throughput-batch and --threads must be at least 1")
+    if config.batch_size < 1 or config.throughput_batch < 1:
+        raise EvaluatorError("--batch-size and --throughput-batch must be at least 1")
     check_budgets(config)
     config.create_attacks()  # unknown attacks and options fail before any work
+    threads = use_threads(config.threads)  # torch's and ONNX Runtime's, one number
+    run_config = replace(config, threads=threads.threads)
     datasets: dict[str, Dataset] = {}
-    models = tuple(assess_model(path, config, datasets, progress) for path in paths)
-    threads = config.threads or os.cpu_count() or 1
-    return Assessment(models, config, environment_record(threads))
+    models = tuple(assess_model(path, run_config, datasets, progress) for path in paths)
+    environment = {**environment_record(threads.threads), "threads_reason": threads.reason}
+    return Assessment(models, config, environment)

@@ -193,7 +193,7 @@ def assess(
     provider: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     batch_size: Annotated[int, typer.Option(help="ONNX Runtime batch size for accuracy and black-box queries.")] = 256,
     throughput_batch: Annotated[int, typer.Option(help="Batch size of the throughput measurement.")] = 256,
-    threads: Annotated[Optional[int], typer.Option(help="ONNX Runtime intra-op threads (default: all cores).")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="Threads of torch (white-box attacks) and ONNX Runtime, 1 to 1024 (default: the free cores, see README).")] = None,
     no_latency: Annotated[bool, typer.Option("--no-latency", help="Skip the latency measurement.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the sample choice and of random attacks.")] = 0,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the whole assessment as JSON here.")] = None,

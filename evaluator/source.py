@@ -15,6 +15,7 @@ from torch import nn
 from evaluator.errors import EvaluatorError
 from evaluator.metadata import check_metadata
 from evaluator.pt2_safety import MAX_ARCHIVE_BYTES, check_pt2, check_zip_file
+from evaluator.threads import apply_to_torch
 
 PT2_METADATA_FILE = "evaluator.json"  # the evaluator's metadata among a .pt2's extra files
 
@@ -95,6 +96,7 @@ def weights_only_loads() -> Iterator[None]:
 
 def load_source(path: Path) -> SourceModel:
     """The differentiable source behind a deployed model (see load_program for what is checked first)."""
+    apply_to_torch()
     program, _ = load_program(path)
     try:
         model = SourceModel(program)

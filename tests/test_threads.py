@@ -1,0 +1,43 @@
+"""One thread count for torch and ONNX Runtime: the user's, else the free cores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from evaluator import threads as threads_module
+from evaluator.errors import EvaluatorError
+from evaluator.threads import available_cores, choose_threads, default_threads, use_threads
+
+
+@pytest.mark.parametrize("cores, load, expected", [(2, 0.0, 2), (2, 0.4, 2), (2, 1.6, 1), (2, 7.0, 1), (16, 3.2, 13)])
+def test_the_default_leaves_out_the_busy_cores(cores: int, load: float, expected: int) -> None:
+    choice = default_threads(cores, load)
+    assert choice.threads == expected and f"{cores} cores available" in choice.reason
+
+
+def test_a_container_quota_caps_the_cores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    limit = tmp_path / "cpu.max"
+    monkeypatch.setattr(threads_module, "CGROUP_V2_LIMIT", limit)
+    monkeypatch.setattr(threads_module.os, "sched_getaffinity", lambda pid: set(range(8)))
+    limit.write_text("150000 100000\n")
+    assert available_cores() == 1
+    limit.write_text("max 100000\n")
+    assert available_cores() == 8
+
+
+@pytest.mark.parametrize("value", [0, -1, 1025, True])
+def test_bad_thread_counts_are_refused(value: int) -> None:
+    with pytest.raises(EvaluatorError, match="--threads must be a whole number from 1 to 1024"):
+        choose_threads(value)
+
+
+def test_the_choice_governs_torch() -> None:
+    before = torch.get_num_threads()
+    try:
+        assert use_threads(1).threads == 1 and torch.get_num_threads() == 1
+        assert use_threads(None).threads == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)

@@ -24,7 +24,7 @@ from evaluator.robustness import (
     interval, worst_cases, worst_distances,
 )
 from evaluator.runtime import CPU_EP, OnnxClassifier, RuntimeChoice, nchwc_block
-from evaluator.threads import use_threads
+from evaluator.threads import assessment_threads
 
 # 1.2: per-sample results (`samples`, `outcomes`, per-norm `distances`) and 95 % intervals (`*_ci`); the attacked
 # sample is the first N of one seeded permutation of the test split (1.1 drew N without such nesting).
@@ -399,9 +399,9 @@ def assess(paths: list[Path], config: AssessConfig, progress: Progress = lambda 
         raise EvaluatorError("--batch-size and --throughput-batch must be at least 1")
     check_budgets(config)
     config.create_attacks()  # unknown attacks and options fail before any work
-    threads = use_threads(config.threads)  # torch's and ONNX Runtime's, one number
-    run_config = replace(config, threads=threads.threads)
-    datasets: dict[str, Dataset] = {}
-    models = tuple(assess_model(path, run_config, datasets, progress) for path in paths)
+    with assessment_threads(config.threads) as threads:  # torch's and ONNX Runtime's, one number
+        run_config = replace(config, threads=threads.threads)
+        datasets: dict[str, Dataset] = {}
+        models = tuple(assess_model(path, run_config, datasets, progress) for path in paths)
     environment = {**environment_record(threads.threads), "threads_reason": threads.reason}
     return Assessment(models, config, environment)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import math
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from evaluator.errors import EvaluatorError
 from evaluator.limits import MAX_THREADS
@@ -85,23 +87,34 @@ def choose_threads(threads: int | None) -> ThreadChoice:
 
 
 _chosen: int | None = None  # the count of the running assessment, for torch when it is imported later
+_torch_before: int | None = None  # torch's own count before the assessment changed it
 
 
-def use_threads(threads: int | None) -> ThreadChoice:
-    """Choose the thread count for this process: ONNX Runtime sessions take `.threads` as their
-    intra_op_num_threads; torch's intra-op pool (process-wide) gets it now if torch is loaded, else when a source
-    model is loaded (apply_to_torch), so that an assessment with only score attacks never imports torch."""
-    global _chosen
+@contextmanager
+def assessment_threads(threads: int | None) -> Iterator[ThreadChoice]:
+    """The thread count for one assessment: ONNX Runtime sessions take `.threads` as their intra_op_num_threads;
+    torch's intra-op pool gets it now if torch is loaded, else when a source model is loaded (apply_to_torch), so
+    that an assessment with only score attacks never imports torch. Afterwards torch's count is restored: training in
+    the same process (a sweep) keeps its own."""
+    global _chosen, _torch_before
     choice = choose_threads(threads)
-    _chosen = choice.threads
-    if "torch" in sys.modules:
-        apply_to_torch()
-    return choice
+    _chosen, _torch_before = choice.threads, None
+    try:
+        if "torch" in sys.modules:
+            apply_to_torch()
+        yield choice
+    finally:
+        if _torch_before is not None:
+            sys.modules["torch"].set_num_threads(_torch_before)
+        _chosen, _torch_before = None, None
 
 
 def apply_to_torch() -> None:
-    """Give torch the count chosen by use_threads (nothing when none was chosen)."""
+    """Give torch the count chosen for the running assessment (nothing outside one)."""
+    global _torch_before
     if _chosen is not None:
         import torch
 
+        if _torch_before is None:
+            _torch_before = torch.get_num_threads()
         torch.set_num_threads(_chosen)

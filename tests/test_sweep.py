@@ -26,11 +26,14 @@ SMALL = ["--source", str(ZOO_PARENT.with_suffix(".pt2")), "--methods", "filter-l
 
 
 def comparable(out: Path) -> dict[str, object]:
-    """The results files of a sweep, with the results folder's own path taken out."""
+    """The results files of a sweep, with the results folder's own path and the thread count (chosen from the
+    machine's load at the start of each run) taken out."""
     table = json.loads((out / "table.json").read_text())
     for row in table["rows"]:
         row.pop("path")
     table["config"].pop("out")
+    for key in ("threads", "threads_reason"):
+        table["environment"].pop(key, None)
     return {"table.json": table, "table.csv": (out / "table.csv").read_text(), "table.md": (out / "table.md").read_text(),
             "figures": {p.name: p.read_bytes() for p in sorted((out / "figures").glob("*.svg"))}}
 

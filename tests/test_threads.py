@@ -9,7 +9,7 @@ import torch
 
 from evaluator import threads as threads_module
 from evaluator.errors import EvaluatorError
-from evaluator.threads import available_cores, choose_threads, default_threads, use_threads
+from evaluator.threads import apply_to_torch, assessment_threads, available_cores, choose_threads, default_threads
 
 
 @pytest.mark.parametrize("cores, load, expected", [(2, 0.0, 2), (2, 0.4, 2), (2, 1.6, 1), (2, 7.0, 1), (16, 3.2, 13)])
@@ -34,10 +34,12 @@ def test_bad_thread_counts_are_refused(value: int) -> None:
         choose_threads(value)
 
 
-def test_the_choice_governs_torch() -> None:
+def test_the_choice_governs_torch_during_the_assessment_only() -> None:
     before = torch.get_num_threads()
-    try:
-        assert use_threads(1).threads == 1 and torch.get_num_threads() == 1
-        assert use_threads(None).threads == torch.get_num_threads()
-    finally:
-        torch.set_num_threads(before)
+    with assessment_threads(1) as choice:
+        assert choice.threads == 1 and torch.get_num_threads() == 1
+        apply_to_torch()  # as a source model's loading does
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before  # training afterwards in the same process keeps its own count
+    apply_to_torch()
+    assert torch.get_num_threads() == before

@@ -2,25 +2,31 @@
 
     python bench/autoattack_speed.py --autoattack PATH [MODEL.onnx ...] [--samples 1000] [--eps 8/255] [--eps-l2 1.0]
         [--norms Linf,L2] [--ours CASCADE [--ours CASCADE ...]] [--reference apgd-ce,apgd-t,standard] [--threads 1]
-        [--seed 0] [--aa-batch 250] [--json results.json]
+        [--seed 0] [--aa-batch 250] [--no-command] [--json results.json]
 
 PATH is a checkout of fra31/auto-attack (https://github.com/fra31/auto-attack); it is put on sys.path for this run
 only. Models default to the zoo's LeNet-5 and its filter-pruned child. The test images are those `evaluator assess
 --samples N --seed S` attacks (evaluator.assessment.attack_subset), and every tool attacks the ones the deployed
 ONNX graph classifies correctly. Per model and norm (Linf at --eps, L2 at --eps-l2) it runs:
 
-  ours:        apgd-ce-NORM alone, apgd-t-NORM alone (9 target classes), and each --ours cascade, a comma list of
-               attack specs (NAME[:KEY=VALUE...], {norm} standing for linf or l2) where each attack runs only on the
-               samples the ones before it left robust, as `evaluator assess` runs them;
-  AutoAttack:  APGD-CE alone (1 restart, 100 iterations), APGD-T alone (9 target classes) and version='standard'
-               (APGD-CE, APGD-T, FAB-T, Square with 5,000 queries), on the same images and the same PyTorch source
-               (evaluator.source.load_source), with seed --seed.
+  ours:        apgd-ce-NORM alone, apgd-t-NORM alone (9 target classes), the norm's default cascade
+               (evaluator.default_attacks) and each --ours cascade, a comma list of attack specs (NAME[:KEY=VALUE...],
+               {norm} standing for linf or l2) where each attack runs only on the samples the ones before it left
+               robust, as `evaluator assess` runs them; then the default command itself, `evaluator assess MODEL`
+               (with --eps-l2 for L2) in a fresh process, timed whole: loading, clean accuracy on the whole test set,
+               latency and the attacks (--no-command skips it);
+  AutoAttack:  APGD-CE alone (1 restart, 100 iterations) and APGD-T alone (9 target classes) in this process, and
+               version='standard' (APGD-CE, APGD-T, FAB-T, Square with 5,000 queries) as a user runs it, in a fresh
+               process (bench/autoattack_process.py) timed whole; all on the same images and the same PyTorch
+               source (evaluator.source.load_source), with seed --seed.
 
 Every adversarial example of every tool is re-judged by the evaluator on the deployed ONNX graph: a sample is robust
 when the graph classifies it correctly and no candidate within the budget (the evaluator's own distance) fools it.
 Robust accuracy is over all sampled images. "seconds" is wall time of the attack alone (a cascade row: cumulative,
-up to and including that attack); "AA / ours" is AutoAttack's seconds over ours for the same attack, and for a
-cascade's last row AutoAttack standard's over the whole cascade's. --threads sets torch's and ONNX Runtime's threads
+up to and including that attack); "AA / ours" is AutoAttack's seconds over ours for the same attack, for a
+cascade's last row AutoAttack standard's attack time over the whole cascade's, and for the default command row the
+whole AutoAttack process's wall time over the whole command's (both start Python, import torch and load the
+source; the command also measures latency and clean accuracy on the whole test set). --threads sets torch's and ONNX Runtime's threads
 for both tools (default 1: the machine is shared, and spinning threads measure contention, not attacks).
 """
 
@@ -28,7 +34,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from fractions import Fraction
@@ -42,13 +50,13 @@ from evaluator.assessment import attack_subset
 from evaluator.attacks import AttackTarget
 from evaluator.attacks.base import parse_attack_spec
 from evaluator.data import load_dataset
+from evaluator.default_attacks import DEFAULT_CASCADES
 from evaluator.metrics import Norm, distances
 from evaluator.robustness import BUDGET_SLACK, AttackResult, evaluate_attack
 from evaluator.runtime import OnnxClassifier
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = (ROOT / "models/lenet5_fmnist.onnx", ROOT / "models/lenet5_fmnist_filter-l1_cr4.onnx")
-DEFAULT_CASCADE = "apgd-ce-{norm},apgd-t-{norm},square-{norm}"
 REFERENCES = ("apgd-ce", "apgd-t", "standard")
 
 
@@ -86,18 +94,13 @@ def timed(run: Callable[[], Any]) -> tuple[Any, float]:
 
 def autoattack_run(autoattack: Any, source: Any, x: np.ndarray, y: np.ndarray, norm: Norm, epsilon: float, seed: int,
                    which: str, batch: int) -> np.ndarray:
-    """AutoAttack's candidates for x (N, C, H, W): `which` is apgd-ce or apgd-t alone (their version='custom' with
-    the standard settings: one restart, 100 iterations, 9 target classes) or version='standard'."""
-    norm_name = "Linf" if norm is Norm.LINF else "L2"
-    if which == "standard":
-        attack = autoattack.AutoAttack(source, norm=norm_name, eps=epsilon, seed=seed, version="standard", verbose=False,
-                                       device="cpu")
-    else:
-        attack = autoattack.AutoAttack(source, norm=norm_name, eps=epsilon, seed=seed, version="custom",
-                                       attacks_to_run=[which], verbose=False, device="cpu")
-        attack.apgd.n_restarts = 1
-        attack.apgd_targeted.n_restarts = 1
-        attack.apgd_targeted.n_target_classes = 9
+    """AutoAttack's candidates for x (N, C, H, W) from one of its attacks alone, `which` apgd-ce or apgd-t (its
+    version='custom' with the standard settings: one restart, 100 iterations, 9 target classes)."""
+    attack = autoattack.AutoAttack(source, norm="Linf" if norm is Norm.LINF else "L2", eps=epsilon, seed=seed,
+                                   version="custom", attacks_to_run=[which], verbose=False, device="cpu")
+    attack.apgd.n_restarts = 1
+    attack.apgd_targeted.n_restarts = 1
+    attack.apgd_targeted.n_target_classes = 9
     return attack.run_standard_evaluation(torch.from_numpy(x), torch.from_numpy(y), bs=batch).numpy()
 
 
@@ -109,11 +112,12 @@ def main() -> None:
     parser.add_argument("--eps", default="8/255", help="Linf budget")
     parser.add_argument("--eps-l2", type=float, default=1.0, help="L2 budget")
     parser.add_argument("--norms", default="Linf,L2")
-    parser.add_argument("--ours", action="append", help=f"a cascade (default {DEFAULT_CASCADE}); may be repeated")
+    parser.add_argument("--ours", action="append", default=[], help="a cascade besides the default; may be repeated")
     parser.add_argument("--reference", default=",".join(REFERENCES), help="AutoAttack runs: apgd-ce,apgd-t,standard or none")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--aa-batch", type=int, default=250, help="AutoAttack's batch size (its default)")
+    parser.add_argument("--no-command", action="store_true", help="do not time the default `evaluator assess` command")
     parser.add_argument("--json", type=Path, help="write the rows here too")
     args = parser.parse_args()
     if not (args.autoattack / "autoattack" / "autopgd_base.py").is_file():
@@ -125,10 +129,9 @@ def main() -> None:
     torch.set_num_interop_threads(1)
     norms = [Norm.LINF if name.strip().lower() == "linf" else Norm.L2 for name in args.norms.split(",")]
     references = [name for name in args.reference.split(",") if name in REFERENCES]
-    cascades = args.ours or [DEFAULT_CASCADE]
     epsilons = {Norm.LINF: float(Fraction(args.eps)), Norm.L2: args.eps_l2}
     print(f"{args.samples} test images (seed {args.seed}), torch threads {torch.get_num_threads()}, ORT threads "
-          f"{args.threads}, AutoAttack batch {args.aa_batch}; cascades: {' | '.join(cascades)}", flush=True)
+          f"{args.threads}, AutoAttack batch {args.aa_batch}; extra cascades: {' | '.join(args.ours) or 'none'}", flush=True)
     rows: list[Row] = []
     datasets: dict[str, Any] = {}
     for path in args.models:
@@ -167,10 +170,15 @@ def main() -> None:
                     row.theirs_name = f"AutoAttack {reference}"
                 rows.append(row)
                 print(f"{label}: {format_row(row)}", flush=True)
-            standard = theirs("standard") if "standard" in references else None
-            for cascade in cascades:
+            standard = process = None
+            if "standard" in references:
+                robust, attack_seconds, process_seconds = autoattack_process(args, path, norm, epsilon, deployed, subset,
+                                                                             correct)
+                standard, process = (robust, attack_seconds), (robust, process_seconds)
+            cascades = [list(DEFAULT_CASCADES[norm.value])]
+            cascades += [[spec.strip().format(norm=suffix) for spec in cascade.split(",")] for cascade in args.ours]
+            for specs in cascades:
                 still_robust, total = None, 0.0
-                specs = [spec.strip().format(norm=suffix) for spec in cascade.split(",")]
                 for position, spec in enumerate(specs):
                     result, seconds = ours(spec, still_robust)
                     still_robust, total = result.robust, total + seconds
@@ -180,9 +188,47 @@ def main() -> None:
                         row.theirs_name = "AutoAttack standard"
                     rows.append(row)
                     print(f"{label}: {format_row(row)}", flush=True)
+            if not args.no_command:
+                row = Row(path.stem, norm.value, epsilon, "`evaluator assess` default command (whole run)",
+                          *default_command(path, norm, epsilon, args.samples, args.seed, args.threads))
+                if process is not None:
+                    row.theirs, row.theirs_seconds = process
+                    row.theirs_name = "AutoAttack standard, whole process"
+                rows.append(row)
+                print(f"{label}: {format_row(row)}", flush=True)
     print_table(rows)
     if args.json:
         args.json.write_text(json.dumps([asdict(row) for row in rows], indent=1))
+
+
+def autoattack_process(args: argparse.Namespace, model: Path, norm: Norm, epsilon: float, deployed: OnnxClassifier,
+                       subset: Any, correct: np.ndarray) -> tuple[float, float, float]:
+    """AutoAttack standard in a fresh process (bench/autoattack_process.py) on the whole subset: robust accuracy judged
+    on the deployed graph, the attack's own seconds and the whole process's wall seconds."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "adv.npz"
+        command = [sys.executable, str(ROOT / "bench" / "autoattack_process.py"), str(model.with_suffix(".pt2")),
+                   "--autoattack", str(args.autoattack), "--norm", norm.value, "--eps", repr(epsilon), "--out", str(out),
+                   "--samples", str(args.samples), "--seed", str(args.seed), "--threads", str(args.threads),
+                   "--batch", str(args.aa_batch)]
+        _, seconds = timed(lambda: subprocess.run(command, check=True, capture_output=True, cwd=ROOT))
+        with np.load(out) as saved:
+            x_adv, attack_seconds = saved["x_adv"], float(saved["attack_seconds"])
+    robust = correct & robust_after(deployed, subset.x, subset.y, x_adv, norm, epsilon)
+    return float(robust.sum() / len(subset)), attack_seconds, seconds
+
+
+def default_command(model: Path, norm: Norm, epsilon: float, samples: int, seed: int, threads: int) -> tuple[float, float]:
+    """Worst-case robust accuracy and wall seconds of `evaluator assess MODEL` with its default attacks for `norm` (the
+    L2 cascade is what `--eps-l2` alone selects), in a fresh process."""
+    budget = ["--eps", repr(epsilon)] if norm is Norm.LINF else ["--eps-l2", repr(epsilon)]
+    with tempfile.TemporaryDirectory() as folder:
+        report = Path(folder) / "assessment.json"
+        command = [sys.executable, "-m", "evaluator", "assess", str(model), *budget, "--samples", str(samples), "--seed",
+                   str(seed), "--threads", str(threads), "--json", str(report)]
+        _, seconds = timed(lambda: subprocess.run(command, check=True, capture_output=True, cwd=ROOT))
+        entry = json.loads(report.read_text())["models"][0]["robustness"][0]
+    return float(entry["robust_accuracy"]), seconds
 
 
 def format_row(row: Row) -> str:

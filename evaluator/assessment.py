@@ -9,6 +9,7 @@ from typing import Any, Callable
 import numpy as np
 
 from evaluator.attacks import Attack, AttackTarget, is_minimal, parse_attack_spec
+from evaluator.default_attacks import DEFAULT_ATTACKS
 from evaluator.checks import (
     Check, deterministic, epsilon_monotone, gradients_nonzero, output_is_logits, source_agrees, unbounded_attacks_succeed,
     white_box_strongest,
@@ -29,9 +30,6 @@ from evaluator.threads import assessment_threads
 # 1.2: per-sample results (`samples`, `outcomes`, per-norm `distances`) and 95 % intervals (`*_ci`); the attacked
 # sample is the first N of one seeded permutation of the test split (1.1 drew N without such nesting).
 SCHEMA_VERSION = "1.2"
-# The study's PGD, then APGD-CE (fixed-step PGD overstates robustness: 8.5 points on the zoo's LeNet-5 at 8/255),
-# then the Square attack on the deployed graph; `evaluator assess --help` names the same.
-DEFAULT_ATTACKS = ("pgd-linf", "apgd-ce-linf", "square-linf")
 KIND_ORDER = ("white-box", "transfer", "score", "decision")  # a cascade runs the strongest, cheapest attacks first
 DEFAULT_DATASET = "fashion-mnist"
 
@@ -40,7 +38,8 @@ DEFAULT_DATASET = "fashion-mnist"
 class AssessConfig:
     """Options of `evaluator assess`. Budgets per norm: Linf, L2, L1 in [0, 1] pixel units over all input values;
     L0 in changed pixel positions. cascade: each attack only attacks what the attacks before it left robust.
-    attacks: specs like 'square-linf' or 'square-linf:queries=5000'."""
+    attacks: specs like 'square-linf' or 'square-linf:queries=5000'; the default is Linf's default cascade
+    (evaluator.default_attacks)."""
 
     dataset: str | None = None
     data_dir: Path | None = None
@@ -272,7 +271,7 @@ def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset],
     metadata = classifier.metadata
     name = config.dataset or (metadata or {}).get("dataset") or DEFAULT_DATASET
     if name not in datasets:
-        datasets[name] = load_dataset(name, config.data_dir)
+        datasets[name] = load_dataset(name, config.data_dir, test_only=True)
     dataset = datasets[name]
     check_fit(classifier, dataset)
     notes = ([classifier.runtime.note] if classifier.runtime.note else []) + classifier.notes
@@ -349,6 +348,10 @@ def run_attacks(target: AttackTarget, subset: Split, predictions: np.ndarray, co
     for attack in config.create_attacks():
         if missing.get(attack.kind.value):
             notes.append(f"{attack.name} skipped: no {'PyTorch source' if attack.kind.value == 'white-box' else 'surrogate'}")
+            continue
+        if attack.min_classes > target.deployed.num_classes:
+            notes.append(f"{attack.name} skipped: it needs a model with at least {attack.min_classes} classes, this one has "
+                         f"{target.deployed.num_classes}")
             continue
         norm = attack.norm.value
         if is_minimal(attack):

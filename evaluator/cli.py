@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.text import Text
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from evaluator.default_attacks import DEFAULT_CASCADES, default_attacks
 from evaluator.errors import EvaluatorError
 from evaluator.files import check_name
 
@@ -51,6 +52,8 @@ class OneLineErrors(typer.core.TyperGroup):
             sys.exit(1)
         sys.exit(result if isinstance(result, int) else 0)
 
+
+THREADS_HELP = "Threads of torch and ONNX Runtime, 1 to 1024 (default: the free cores, see README)."
 
 app = typer.Typer(cls=OneLineErrors, no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
                   help="Size, speed and adversarial robustness of (pruned) classifiers on the deployed ONNX graph.")
@@ -186,14 +189,16 @@ def assess(
     eps_l1: Annotated[Optional[str], typer.Option(help="L1 budgets (pixel units over all values), comma separated. \\[default: 10]")] = None,
     eps_l0: Annotated[Optional[str], typer.Option(help="L0 budgets in changed pixels, comma separated. \\[default: 10]")] = None,
     surrogate: Annotated[Optional[Path], typer.Option(help="Transfer surrogate (.pt2, or .onnx via its source); default: the unpruned parent.")] = None,
-    attacks: Annotated[Optional[str], typer.Option(help="Attacks by name, comma separated, options as NAME:KEY=VALUE (see `evaluator attacks`). \\[default: pgd-linf,apgd-ce-linf,square-linf]")] = None,
+    attacks: Annotated[Optional[str], typer.Option(help="Attacks by name, comma separated, options as NAME:KEY=VALUE (see `evaluator attacks`). "
+                                                   "\\[default: the default cascade of each norm whose budgets --eps, --eps-l2 or the policy give, Linf's "
+                                                   f"when none do: {', '.join(DEFAULT_CASCADES['Linf'])}; L2: {', '.join(DEFAULT_CASCADES['L2'])}]")] = None,
     no_cascade: Annotated[bool, typer.Option("--no-cascade", help="Attack every sample with every attack (default: only what is still robust).")] = False,
     samples: Annotated[int, typer.Option(help="Test samples attacked: the first N of a seeded permutation of the test set, so a smaller N "
                                                "attacks a subset (clean accuracy uses the whole test set).")] = 1000,
     provider: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     batch_size: Annotated[int, typer.Option(help="ONNX Runtime batch size for accuracy and black-box queries.")] = 256,
     throughput_batch: Annotated[int, typer.Option(help="Batch size of the throughput measurement.")] = 256,
-    threads: Annotated[Optional[int], typer.Option(help="Threads of torch (white-box attacks) and ONNX Runtime, 1 to 1024 (default: the free cores, see README).")] = None,
+    threads: Annotated[Optional[int], typer.Option(help=THREADS_HELP)] = None,
     no_latency: Annotated[bool, typer.Option("--no-latency", help="Skip the latency measurement.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the sample choice and of random attacks.")] = 0,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the whole assessment as JSON here.")] = None,
@@ -218,12 +223,6 @@ def assess(
         **({} if attacks is None else {"attacks": tuple(a.strip() for a in attacks.split(",") if a.strip())}),
     )
     check_budgets(config)
-    norms = {attack.norm.value for attack in config.create_attacks()}
-    for norm, text in budgets.items():
-        if text is not None and norm not in norms:
-            flag = {"Linf": "--eps"}.get(norm, f"--eps-{norm.lower()}")
-            raise EvaluatorError(f"{flag} gives {norm} budgets but no selected attack works in {norm} "
-                                 f"(selected: {', '.join(config.attacks) or 'none'})")
     for path, flag in ((json_path, "--json"), (markdown, "--markdown"), (junit, "--junit")):
         check_output_path(path, flag)
     if (markdown or junit) and policy is None:
@@ -235,6 +234,16 @@ def assess(
         gate = load_policy(policy)
         config = replace(config, latency_batches=gate.latency_batches(), **{
             fields[norm]: tuple(sorted({*config.epsilons_for(norm), *values})) for norm, values in gate.epsilons().items()})
+    asked = [norm for norm, text in budgets.items() if text is not None]
+    if attacks is None:
+        config = replace(config, attacks=default_attacks([*asked, *(gate.epsilons() if gate else ())]))
+    norms = {attack.norm.value for attack in config.create_attacks()}
+    for norm in asked:
+        if norm not in norms:
+            flag = {"Linf": "--eps"}.get(norm, f"--eps-{norm.lower()}")
+            advice = "" if attacks is not None else ": name them with --attacks (see `evaluator attacks`)"
+            raise EvaluatorError(f"{flag} gives {norm} budgets but no selected attack works in {norm} "
+                                 f"(selected: {', '.join(config.attacks) or 'none'}){advice}")
     if len(models) > 1 and source is not None:
         raise EvaluatorError("--source names one model's source: assess one model at a time with it")
     steps = len(models) * (2 + (0 if no_latency else 1) + config.progress_steps())
@@ -295,9 +304,11 @@ def train(
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
     width: Annotated[float, typer.Option(help="Width multiplier of the channels.")] = 1.0,
     validation_size: Annotated[int, typer.Option(help="Validation samples carved from the training set.")] = 5000,
+    threads: Annotated[Optional[int], typer.Option(help=THREADS_HELP)] = None,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Train an architecture and write NAME.pt2, NAME.onnx (verified) and NAME.json."""
+    from evaluator.threads import training_threads
     from exporters.train import TrainConfig
     from exporters.workflows import DataOptions, train_architecture
 
@@ -307,7 +318,7 @@ def train(
     default_name = f"{arch}_{Path(dataset).stem if dataset.endswith('.npz') else dataset}"
     stem = out / check_name(default_name if name is None else name, "--name")
     config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, patience=patience, seed=seed)
-    with progress_bar() as bar:
+    with training_threads(threads), progress_bar() as bar:
         artifacts, metadata = train_architecture(arch, stem, DataOptions(dataset, data_dir, validation_size), config, width, bar)
     card = json.loads(artifacts.card.read_text())
     check = card["export_check"]
@@ -361,6 +372,7 @@ def prune(
     seed: Annotated[int, typer.Option()] = 0,
     tolerance: Annotated[float, typer.Option(help="Accepted relative distance of the achieved rate from each target "
                                              "(coarse filter steps on small models may need 0.25).")] = 0.05,
+    threads: Annotated[Optional[int], typer.Option(help=THREADS_HELP)] = None,
     list_methods: Annotated[bool, typer.Option("--list", help="List the pruning methods and exit.")] = False,
 ) -> None:
     """Prune a model to one or more compression rates, fine-tune each step and write verified artifacts."""
@@ -387,7 +399,9 @@ def prune(
         check_output_folder(out)
     request = PruneRequest(method, parse_rates(rate), target, rate_basis, scope, round_to, schedule,  # type: ignore[arg-type]
                            TrainConfig(epochs=finetune_epochs, learning_rate=lr, patience=patience, seed=seed), tolerance)
-    with progress_bar() as bar:
+    from evaluator.threads import training_threads
+
+    with training_threads(threads), progress_bar() as bar:
         steps = run_schedule(source, request, out or source.parent, name, dataset, data_dir, seed, bar)
     for step in steps:
         record = step.outcome
@@ -428,6 +442,7 @@ def sweep(
     no_latency: Annotated[bool, typer.Option("--no-latency", help="Skip the latency measurement.")] = False,
     retime_rounds: Annotated[Optional[int], typer.Option(help="After assessing, time every variant again in this many "
                                                          "interleaved rounds (steadier ratios on a shared machine). \\[default: 0]")] = None,
+    threads: Annotated[Optional[int], typer.Option(help=THREADS_HELP)] = None,
     seed: Annotated[Optional[int], typer.Option()] = None,
 ) -> None:
     """Prune a parent with every method to every rate, assess every variant, write table, figures and report."""
@@ -437,7 +452,7 @@ def sweep(
              "schedule": schedule, "rate_tolerance": rate_tolerance, "finetune_epochs": finetune_epochs, "train_epochs": train_epochs, "width": width,
              "attacks": attacks, "epsilons": eps, "epsilons_l2": eps_l2, "epsilons_l1": eps_l1, "epsilons_l0": eps_l0,
              "samples": samples, "provider": provider, "seed": seed, "skip_latency": True if no_latency else None,
-             "retime_rounds": retime_rounds}
+             "retime_rounds": retime_rounds, "threads": threads}
     overrides = {key: value for key, value in given.items() if value is not None}
     config = load_sweep_file(config_file, overrides) if config_file else make_config(overrides, "command line")
     with progress_bar() as bar:

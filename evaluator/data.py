@@ -92,9 +92,10 @@ def train_validation_split(train: Split, validation_size: int, seed: int) -> tup
     return train.take(np.sort(order[validation_size:])), train.take(np.sort(order[:validation_size]))
 
 
-def load_dataset(name: str, data_dir: Path | None = None) -> Dataset:
+def load_dataset(name: str, data_dir: Path | None = None, test_only: bool = False) -> Dataset:
     """Load a named IDX dataset (`fashion-mnist`, `mnist`) or a `.npz` file given by path. `data_dir`, when given,
-    must be a folder even where the dataset is a .npz that does not use it."""
+    must be a folder even where the dataset is a .npz that does not use it. test_only: an IDX dataset's training
+    split is not read (train is None), for evaluation."""
     if data_dir is not None and not Path(data_dir).is_dir():
         raise EvaluatorError(f"data folder {data_dir} is not a folder")
     if name.endswith(".npz"):
@@ -103,8 +104,8 @@ def load_dataset(name: str, data_dir: Path | None = None) -> Dataset:
         known = ", ".join(sorted(IDX_DATASETS))
         raise EvaluatorError(f"unknown dataset {name!r}: expected one of {known} or a path to a .npz file")
     folder = find_idx_folder(name, data_dir)
-    splits = {split: read_idx_split(folder, *files) for split, files in IDX_FILES.items()}
-    return Dataset(name, IDX_DATASETS[name], splits["train"], splits["test"])
+    train = None if test_only else read_idx_split(folder, *IDX_FILES["train"])
+    return Dataset(name, IDX_DATASETS[name], train, read_idx_split(folder, *IDX_FILES["test"]))
 
 
 def find_idx_folder(name: str, data_dir: Path | None) -> Path:

@@ -39,16 +39,18 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from evaluator.assessment import AssessConfig, assess, check_budgets
+from evaluator.default_attacks import DEFAULT_ATTACKS, DEFAULT_CASCADES, default_attacks
 from evaluator.errors import EvaluatorError
 from evaluator.limits import MAX_EPOCHS
+from evaluator.threads import choose_threads, training_threads
 from evaluator.files import (is_inside, json_text, read_json_object, read_text_file, sha256_of, stem_file,
                              write_bytes_atomic, write_text_atomic)
 
 SWEEP_SCHEMA_VERSION = "1.0"
 TRAIN_CACHE_VERSION = "2"  # bump when a change of the evaluator changes trained parents
 # bump when a change of the evaluator changes assessment numbers (3: CW warm start, ties; 4: nested sample of the
-# test split, per-sample outcomes and intervals in the JSON)
-ASSESS_CACHE_VERSION = "4"
+# test split, per-sample outcomes and intervals in the JSON; 5: APGD attacks stop when fooled)
+ASSESS_CACHE_VERSION = "5"
 ARCHITECTURES = ("lenet5", "resnet8", "vgg11")
 STUDY_METHODS = tuple(f"{granularity}-{criterion}" for granularity in ("unstructured", "kernel", "filter")
                       for criterion in ("global-magnitude", "local-magnitude", "local-random"))
@@ -77,7 +79,7 @@ class SweepConfig:
     finetune_epochs: int = 10
     patience: int = 3
     learning_rate: float = 1e-3
-    attacks: tuple[str, ...] = ("pgd-linf", "pgd-l2")
+    attacks: tuple[str, ...] = DEFAULT_ATTACKS  # make_config: the default cascades of the norms whose budgets are given
     epsilons: tuple[float, ...] = (8 / 255,)
     epsilons_l2: tuple[float, ...] = (1.0,)
     epsilons_l1: tuple[float, ...] = (10.0,)
@@ -86,12 +88,14 @@ class SweepConfig:
     provider: str = "auto"
     skip_latency: bool = False
     retime_rounds: int = 0  # > 0: after assessing, time every variant again in this many interleaved rounds
+    threads: int | None = None  # torch's and ONNX Runtime's; None: the free cores (evaluator.threads); not in any cache key
     seed: int = 0
 
     def assess_config(self) -> AssessConfig:
         return AssessConfig(dataset=self.dataset, data_dir=self.data_dir, samples=self.samples, epsilons=self.epsilons,
                             epsilons_l2=self.epsilons_l2, epsilons_l1=self.epsilons_l1, epsilons_l0=self.epsilons_l0,
-                            attacks=self.attacks, provider=self.provider, seed=self.seed, skip_latency=self.skip_latency)
+                            attacks=self.attacks, provider=self.provider, threads=self.threads, seed=self.seed,
+                            skip_latency=self.skip_latency)
 
     def to_dict(self) -> dict[str, Any]:
         return {key: str(value) if isinstance(value, Path) else value for key, value in asdict(self).items()}
@@ -134,6 +138,8 @@ class SweepConfig:
                 raise EvaluatorError(f"{name} must be a finite number > 0, got {getattr(self, name)}")
         if not 0 <= self.seed <= MAX_SEED:
             raise EvaluatorError(f"seed must be a whole number from 0 to 2**63 - 1, got {self.seed}")
+        if self.threads is not None:
+            choose_threads(self.threads)
         if self.provider not in PROVIDERS:
             raise EvaluatorError(f"unknown provider {self.provider!r}: expected {', '.join(PROVIDERS)}")
         check_budgets(self.assess_config())
@@ -212,6 +218,14 @@ def make_config(values: dict[str, Any], origin: str = "options") -> SweepConfig:
     if unknown:
         raise EvaluatorError(f"{origin}: unknown sweep setting {unknown[0]!r}: expected one of {', '.join(sorted(known))}")
     defaults = SweepConfig()
+    if "attacks" not in values:
+        budgets = {"epsilons": "Linf", "epsilons_l2": "L2", "epsilons_l1": "L1", "epsilons_l0": "L0"}
+        asked = [norm for key, norm in budgets.items() if values.get(key) is not None]
+        without = [norm for norm in asked if norm not in DEFAULT_CASCADES]
+        if without:
+            raise EvaluatorError(f"{origin}: {without[0]} budgets are given but no default attack works in {without[0]}: "
+                                 "name the attacks (see `evaluator attacks`)")
+        defaults = replace(defaults, attacks=default_attacks(asked))
     converted: dict[str, Any] = {}
     for key, value in values.items():
         default = getattr(defaults, key)
@@ -223,6 +237,10 @@ def make_config(values: dict[str, Any], origin: str = "options") -> SweepConfig:
 
 
 def convert(value: Any, default: Any, key: str) -> Any:
+    if key == "threads":  # None: the free cores
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError
+        return value
     if key in ("out", "data_dir"):
         if value is not None and ("\0" in str(value) or not str(value).strip()):
             raise ValueError  # an empty path would mean the current folder
@@ -251,6 +269,8 @@ def convert(value: Any, default: Any, key: str) -> Any:
 def describe(default: Any, key: str) -> str:
     if key in ("out", "data_dir"):
         return "path"
+    if key == "threads":
+        return "whole number"
     if isinstance(default, tuple):
         return "list"
     return type(default).__name__
@@ -281,7 +301,8 @@ def run_sweep(config: SweepConfig, progress: Any = None, say: Say = lambda messa
             if (out / name).exists() and not is_inside(out / name, out):
                 raise EvaluatorError(f"{out / name} leads outside {out}: remove it or choose another --out")
         remove_stale_temporaries(out)
-        return sweep_locked(config, out, progress, say)
+        with training_threads(config.threads):
+            return sweep_locked(config, out, progress, say)
 
 
 def sweep_locked(config: SweepConfig, out: Path, progress: Any, say: Say) -> SweepResult:
@@ -408,12 +429,17 @@ def prune_method(config: SweepConfig, parent: Path, method: str, progress: Any, 
     return [step.artifacts.onnx for step in steps], (stopped[0] if stopped else None)
 
 
+def assessment_key(assess_config: AssessConfig, onnx: Path) -> str:
+    """The hash of what decides a variant's assessment: its files, the settings (threads aside) and the cache version."""
+    inputs = {"onnx": sha256_of(onnx), "pt2": sha256_of(onnx.with_suffix(".pt2")) if onnx.with_suffix(".pt2").is_file() else None,
+              "config": replace(assess_config, threads=None).to_dict(), "cache": ASSESS_CACHE_VERSION}
+    return digest(inputs)
+
+
 def assess_variant(config: SweepConfig, onnx: Path, folder: Path, say: Say) -> dict[str, Any]:
     """`evaluator assess --json` of one variant, cached under folder/NAME.json by a hash of every input."""
     assess_config = config.assess_config()
-    inputs = {"onnx": sha256_of(onnx), "pt2": sha256_of(onnx.with_suffix(".pt2")) if onnx.with_suffix(".pt2").is_file() else None,
-              "config": assess_config.to_dict(), "cache": ASSESS_CACHE_VERSION}
-    key = digest(inputs)
+    key = assessment_key(assess_config, onnx)
     cached = folder / f"{onnx.stem}.json"
     data = read_json_object(cached)
     if data is not None and data.get("sweep_key") == key and isinstance(data.get("models"), list) and data["models"]:
@@ -439,11 +465,13 @@ def retime_variants(config: SweepConfig, variants: list[Path], assessments: list
     say(f"re-timing {len(variants)} variants in {rounds} interleaved rounds")
     runs: list[dict[int, list[list[float]]]] = [{int(batch): [] for batch in assessment["models"][0]["latency_by_batch"]}
                                                 for assessment in assessments]
+    threads = [(assessment.get("environment") or {}).get("threads") for assessment in assessments]  # as each was timed
     task = progress.add_task("re-timing latency", total=rounds * len(variants)) if progress else None
     for round_index in range(rounds):
-        order = list(zip(variants, runs))
-        for onnx, collected in (order if round_index % 2 == 0 else order[::-1]):
-            classifier = OnnxClassifier(onnx, config.provider)  # a fresh session per visit: no 50 sessions held at once
+        order = list(zip(variants, runs, threads))
+        for onnx, collected, count in (order if round_index % 2 == 0 else order[::-1]):
+            # a fresh session per visit: no 50 sessions held at once
+            classifier = OnnxClassifier(onnx, config.provider, threads=count if isinstance(count, int) else None)
             for batch, per_round in collected.items():
                 per_round.append(time_batch(classifier, batch, warmup=3, min_runs=20, min_seconds=0.25, max_seconds=3.0,
                                             seed=config.seed))

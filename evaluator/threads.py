@@ -86,6 +86,21 @@ def choose_threads(threads: int | None) -> ThreadChoice:
     return ThreadChoice(threads, "--threads")
 
 
+@contextmanager
+def training_threads(threads: int | None) -> Iterator[ThreadChoice]:
+    """For work that trains (train, prune, sweep): torch's intra-op pool gets the chosen count until the block ends;
+    an assessment inside it (a sweep's) takes its own choice and gives torch this one back after."""
+    choice = choose_threads(threads)
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(choice.threads)
+    try:
+        yield choice
+    finally:
+        torch.set_num_threads(before)
+
+
 _chosen: int | None = None  # the count of the running assessment, for torch when it is imported later
 _torch_before: int | None = None  # torch's own count before the assessment changed it
 

@@ -39,7 +39,7 @@ def test_assess_zoo_models_writes_the_documented_json(tmp_path: Path) -> None:
         assert {"split", "seed", "count", "indices", "labels", "clean_correct", "clean_accuracy", "clean_accuracy_ci",
                 "outcome_codes"} <= set(model["samples"]) and len(model["samples"]["indices"]) == 100
         names = {attack["name"]: attack for attack in model["attacks"]}
-        assert set(names) == {"pgd-linf", "apgd-ce-linf", "square-linf"}
+        assert set(names) == {"apgd-ce-linf", "apgd-t-linf", "square-linf"}  # the default Linf cascade
         for attack in model["attacks"]:
             assert {"name", "norm", "kind", "epsilon", "robust_accuracy", "robust_accuracy_ci", "clean_accuracy",
                     "clean_accuracy_ci", "samples", "outcomes"} <= set(attack)
@@ -47,7 +47,7 @@ def test_assess_zoo_models_writes_the_documented_json(tmp_path: Path) -> None:
             low, high = attack["robust_accuracy_ci"]
             assert low <= attack["robust_accuracy"] <= high and attack["outcomes"].count("R") == round(attack["robust_accuracy"] * 100)
         assert all(set(entry) >= {"robust_accuracy_ci", "outcomes"} for entry in model["robustness"])
-        assert names["square-linf"]["queries"] > 0 and names["pgd-linf"]["kind"] == "white-box"
+        assert names["square-linf"]["queries"] > 0 and names["apgd-t-linf"]["kind"] == "white-box"
     assert parent["samples"]["indices"] == child["samples"]["indices"]  # the same images for every model
     assert parent["params"] / child["params"] >= 3.5
     assert child["pruning"]["method"] == "filter-l1" and parent["pruning"] is None
@@ -144,7 +144,7 @@ def test_model_without_metadata_assesses_score_based_only(tmp_path: Path) -> Non
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "out.json").read_text())["models"][0]
     assert [a["name"] for a in data["attacks"]] == ["square-linf"]
-    assert any("pgd-linf skipped" in note for note in data["notes"])
+    assert any("apgd-ce-linf skipped: no PyTorch source" in note for note in data["notes"])
 
 
 def test_prune_of_a_missing_source(tmp_path: Path) -> None:
@@ -180,11 +180,13 @@ def test_python_dash_m_runs_the_cli() -> None:
 
 def test_assess_help_shows_the_defaults_it_runs() -> None:
     """Defaults written into the help text survive rich's markup (an unescaped [default: ...] vanished)."""
-    from evaluator.assessment import DEFAULT_ATTACKS
+    from evaluator.default_attacks import DEFAULT_CASCADES
 
     result = invoke("assess", "--help")
     text = " ".join(result.output.replace("\u2502", " ").split())  # without the panel's borders and line breaks
-    assert result.exit_code == 0 and f"[default: {','.join(DEFAULT_ATTACKS)}]" in text and "[default: 8/255]" in text
+    assert result.exit_code == 0 and "[default: 8/255]" in text
+    for norm, cascade in DEFAULT_CASCADES.items():
+        assert ", ".join(cascade) in text, norm
 
 
 def test_a_graph_with_a_fixed_batch_of_one_is_padded_not_refused(tmp_path: Path) -> None:

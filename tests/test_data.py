@@ -42,6 +42,25 @@ def test_idx_round_trip_raw_and_gzip(tmp_path: Path, fmnist: Dataset, compress: 
     np.testing.assert_array_equal(dataset.test.y, fmnist.test.y[:10])
 
 
+def test_evaluation_reads_the_test_split_only(tmp_path: Path, fmnist: Dataset) -> None:
+    """An assessment needs no training images: a folder with only the t10k files serves it (and reads less)."""
+    from typer.testing import CliRunner
+
+    from conftest import ZOO_CHILD
+    from evaluator.cli import app
+
+    images = np.round(fmnist.test.x[:50, 0] * 255).astype(np.uint8)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte", images, compress=False)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", fmnist.test.y[:50], compress=False)
+    dataset = load_dataset("fashion-mnist", data_dir=tmp_path, test_only=True)
+    assert dataset.train is None and len(dataset.test) == 50
+    with pytest.raises(EvaluatorError):  # training needs the training split
+        load_dataset("fashion-mnist", data_dir=tmp_path)
+    result = CliRunner().invoke(app, ["assess", str(ZOO_CHILD), "--data-dir", str(tmp_path), "--samples", "20", "--no-latency",
+                                      "--attacks", "square-linf:queries=20"])
+    assert result.exit_code == 0, result.output
+
+
 def test_truncated_idx_is_rejected(tmp_path: Path) -> None:
     path = tmp_path / "t10k-images-idx3-ubyte"
     write_idx(path, np.zeros((4, 28, 28), np.uint8), compress=False)

@@ -114,8 +114,8 @@ def model_dict(**overrides: Any) -> dict[str, Any]:
                              "256": {"batch_size": 256, "runs": 52, "p50_ms": 19.6, "p90_ms": 24.2, "p99_ms": 41.0}},
         "clean_accuracy": 0.8922, "parent_clean_accuracy": 0.9062, "accuracy_drop": 0.014000000000000012,
         "clean_samples": 10000,
-        "robustness": [{"norm": "Linf", "epsilon": 8 / 255, "samples": 1000, "robust_accuracy": 0.29,
-                        "attacks": ["pgd-linf", "apgd-ce-linf", "square-linf"]}],
+        "robustness": [{"norm": "Linf", "epsilon": 8 / 255, "samples": 1000, "robust_accuracy": 0.244,
+                        "attacks": ["apgd-ce-linf", "apgd-t-linf", "square-linf"]}],
         "minimal_norm": [{"name": "fmn-l2", "norm": "L2"}],
         "median_distance": {"L2": 0.91},
         "checks": [{"name": "logits-output", "passed": True, "detail": "the outputs are logits"},
@@ -184,9 +184,9 @@ def test_edge_policy_ships_and_passes_the_zoo_child_numbers() -> None:
 
 @pytest.mark.parametrize("epsilon", ['"8/255"', '" 8 / 255 "', "0.0313725490196", "0.03137254901960784"])
 def test_fraction_and_decimal_epsilons_match_the_measured_one(epsilon: str) -> None:
-    verdict = one_rule(f'metric = "robust_accuracy"\nnorm = "linf"\nepsilon = {epsilon}\nmin = 0.28', model_dict())
-    assert verdict.passed and verdict.outcomes[0].measured == 0.29
-    assert "pgd-linf, apgd-ce-linf, square-linf on 1,000 samples" in verdict.outcomes[0].message
+    verdict = one_rule(f'metric = "robust_accuracy"\nnorm = "linf"\nepsilon = {epsilon}\nmin = 0.22', model_dict())
+    assert verdict.passed and verdict.outcomes[0].measured == 0.244
+    assert "apgd-ce-linf, apgd-t-linf, square-linf on 1,000 samples" in verdict.outcomes[0].message
 
 
 @pytest.mark.parametrize("epsilon", ['"8/256"', "0.0314", '"4/255"'])
@@ -269,15 +269,15 @@ def test_require_checks() -> None:
 # --- 95% intervals ------------------------------------------------------------------------------------------------
 
 def test_a_threshold_inside_the_95_interval_is_said_and_the_verdict_stands() -> None:
-    """The edge policy's robust min 0.28 lies inside the interval of 290 robust out of 1,000: a pass, but not a clear
+    """The edge policy's robust min 0.22 lies inside the interval of 244 robust out of 1,000: a pass, but not a clear
     one; its clean min 0.88 lies below the interval of 8,922 out of 10,000: a clear pass."""
     verdict = evaluate_policy(load_policy(EDGE), model_dict())
     assert verdict.passed and exit_code([verdict]) == 0
     outcomes = {o.metric: o for o in verdict.outcomes}
     robust, clean = outcomes["robust_accuracy"], outcomes["clean_accuracy"]
-    assert robust.interval == pytest.approx(wilson_interval(290, 1000)) and robust.threshold_within_interval is True
-    assert robust.message == ("worst case of pgd-linf, apgd-ce-linf, square-linf on 1,000 samples; min 0.28 lies inside "
-                              "the 95% interval 0.2627-0.3189 of the measured value: not a clear pass (decided on the "
+    assert robust.interval == pytest.approx(wilson_interval(244, 1000)) and robust.threshold_within_interval is True
+    assert robust.message == ("worst case of apgd-ce-linf, apgd-t-linf, square-linf on 1,000 samples; min 0.22 lies inside "
+                              "the 95% interval 0.2184-0.2716 of the measured value: not a clear pass (decided on the "
                               "measured value)")
     assert clean.threshold_within_interval is False and clean.message == "on 10,000 test images; 95% interval 0.8860-0.8981"
     assert outcomes["size_bytes"].interval is None and outcomes["size_bytes"].threshold_within_interval is None
@@ -285,26 +285,26 @@ def test_a_threshold_inside_the_95_interval_is_said_and_the_verdict_stands() -> 
     data = verdict_to_dict(verdict)
     assert data["within_interval"] == 1 and data["passed"] is True
     robust_json = next(o for o in data["outcomes"] if o["metric"] == "robust_accuracy")
-    assert robust_json["interval"] == pytest.approx(list(wilson_interval(290, 1000))) and robust_json["threshold_within_interval"]
+    assert robust_json["interval"] == pytest.approx(list(wilson_interval(244, 1000))) and robust_json["threshold_within_interval"]
     markdown = verdict_markdown(verdict)
     assert "| ✅ pass (within 95% interval) |" in markdown and "Passed, but not clearly" in markdown
     assert "| ✅ pass |" in markdown  # the clear ones
 
 
 def test_a_failure_inside_the_interval_still_fails() -> None:
-    verdict = one_rule('metric = "robust_accuracy"\nnorm = "Linf"\nepsilon = "8/255"\nmin = 0.30', model_dict())
+    verdict = one_rule('metric = "robust_accuracy"\nnorm = "Linf"\nepsilon = "8/255"\nmin = 0.26', model_dict())
     outcome = verdict.outcomes[0]
     assert not verdict.passed and exit_code([verdict]) == 1 and outcome.threshold_within_interval is True
-    assert outcome.message.startswith("0.29 < min 0.3; worst case of") and outcome.message.endswith(
-        "min 0.3 lies inside the 95% interval 0.2627-0.3189 of the measured value: not a clear failure (decided on the "
+    assert outcome.message.startswith("0.244 < min 0.26; worst case of") and outcome.message.endswith(
+        "min 0.26 lies inside the 95% interval 0.2184-0.2716 of the measured value: not a clear failure (decided on the "
         "measured value)")
     clear = one_rule('metric = "robust_accuracy"\nnorm = "Linf"\nepsilon = "8/255"\nmin = 0.35', model_dict()).outcomes[0]
-    assert not clear.passed and clear.threshold_within_interval is False and clear.message.endswith("95% interval 0.2627-0.3189")
+    assert not clear.passed and clear.threshold_within_interval is False and clear.message.endswith("95% interval 0.2184-0.2716")
 
 
 def test_the_assessments_own_interval_is_used_when_it_has_one() -> None:
     entry = {**model_dict()["robustness"][0], "robust_accuracy_ci": [0.25, 0.27]}
-    outcome = one_rule('metric = "robust_accuracy"\nnorm = "Linf"\nepsilon = "8/255"\nmin = 0.28',
+    outcome = one_rule('metric = "robust_accuracy"\nnorm = "Linf"\nepsilon = "8/255"\nmin = 0.22',
                        model_dict(robustness=[entry], clean_accuracy_ci=[0.5, 0.6])).outcomes[0]
     assert outcome.interval == (0.25, 0.27) and outcome.threshold_within_interval is False
     clean = one_rule('metric = "clean_accuracy"\nmin = 0.55', model_dict(clean_accuracy_ci=[0.5, 0.6])).outcomes[0]

@@ -43,3 +43,41 @@ def test_the_choice_governs_torch_during_the_assessment_only() -> None:
     assert torch.get_num_threads() == before  # training afterwards in the same process keeps its own count
     apply_to_torch()
     assert torch.get_num_threads() == before
+
+
+def test_training_threads_hold_for_the_block_and_are_given_back() -> None:
+    from evaluator.threads import training_threads
+
+    before = torch.get_num_threads()
+    wanted = 1 if before != 1 else 2
+    with training_threads(wanted) as choice:
+        assert choice.threads == wanted and torch.get_num_threads() == wanted
+        with assessment_threads(1):  # a sweep's assessment inside
+            apply_to_torch()
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == wanted
+    assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("command", [["train", "lenet5"], ["prune", "models/lenet5_fmnist.pt2"], ["sweep"]])
+def test_every_command_that_trains_refuses_a_bad_thread_count(command: list[str], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from evaluator.cli import app
+
+    result = CliRunner().invoke(app, [*command, "--threads", "0", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "--threads must be a whole number from 1 to" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_sweep_takes_threads_from_its_file_and_keeps_them_out_of_its_cache_keys(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from conftest import ZOO_PARENT
+    from evaluator.sweep import assessment_key, make_config
+
+    config = make_config({"threads": 1})
+    assert config.threads == 1 and config.assess_config().threads == 1
+    assert assessment_key(config.assess_config(), ZOO_PARENT) == assessment_key(replace(config, threads=2).assess_config(), ZOO_PARENT)
+    with pytest.raises(EvaluatorError, match="threads = 'two' is not a valid whole number"):
+        make_config({"threads": "two"})

@@ -219,12 +219,11 @@ class AutoProjectedGradientAttack(Attack):
     steps: int = 100
     rho: float = 0.75
     batch_size: int = 500
-    min_classes: ClassVar[int] = 2  # logits the loss ranks
     loss_name: ClassVar[str] = "cross-entropy"
     loss = staticmethod(cross_entropy_loss)
     # A sample leaves the batch once it is misclassified by a settled margin: the same samples fooled, in a fraction
-    # of the time. Off by default for APGD-CE only, whose candidates stay those it always gave.
-    stop_when_fooled: bool = False
+    # of the time (bench/autoattack_speed.py). False walks every sample all its steps, as AutoAttack does.
+    stop_when_fooled: bool = True
 
     def craft(self, model: Any, x: Any, y: Any, epsilon: float, generator: Any) -> np.ndarray:
         """Candidates (N, C, H, W) for one torch batch x with labels y."""
@@ -271,7 +270,6 @@ class DLRAutoProjectedGradientAttack(AutoProjectedGradientAttack):
     min_classes = 3
     loss_name = "DLR"
     loss = staticmethod(dlr_loss)
-    stop_when_fooled: bool = True
 
 
 @register_attack
@@ -307,7 +305,6 @@ class TargetedAutoProjectedGradientAttack(AutoProjectedGradientAttack):
     min_classes = 4
     loss_name = "targeted DLR"
     loss = staticmethod(targeted_dlr_loss)
-    stop_when_fooled: bool = True
 
     def craft(self, model: Any, x: Any, y: Any, epsilon: float, generator: Any) -> np.ndarray:
         return apgd_targeted_batch(model, x, y, epsilon, self.norm, self.steps, self.rho, generator, self.target_classes,

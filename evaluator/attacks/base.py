@@ -83,6 +83,7 @@ class Attack(ABC):
     norm: ClassVar[Norm]
     kind: ClassVar[AttackKind]
     summary: ClassVar[str]
+    min_classes: ClassVar[int] = 2  # classes a model needs for the attack (a margin ranks the top logits); fewer: skipped
     # Smallest allowed value of integer options that must not be 0 (queries, samples per batch), and the float options
     # that must be above 0; every other number option must be finite and at least 0. A value outside is a user
     # error, raised when the attack is made.

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from evaluator.assessment import AssessConfig, Assessment, assess
 from evaluator.report.terminal import render_table
+from evaluator.stats import wilson_interval
 
 from conftest import ZOO_CHILD, ZOO_PARENT
 
@@ -36,7 +37,9 @@ def expected_rows(assessment: Assessment) -> dict[str, list[str]]:
             queries = f" ({result.queries:.0f} q)" if result.queries is not None else ""
             rows.setdefault(f"{result.name} eps={result.epsilon:.4g}", []).append(f"{result.robust_accuracy:.3f}{queries}")
         for worst in model.worst_case:
-            rows.setdefault(f"worst {worst.norm} eps={worst.epsilon:.4g}", []).append(f"{worst.robust_accuracy:.3f}")
+            low, high = wilson_interval(worst.robust_count, worst.samples)  # type: ignore[arg-type]
+            rows.setdefault(f"worst {worst.norm} eps={worst.epsilon:.4g}", []).append(
+                f"{worst.robust_accuracy:.3f} [{low:.3f}-{high:.3f}]")
     return rows
 
 
@@ -59,4 +62,7 @@ def test_a_narrow_console_gets_a_robustness_table_with_one_row_per_figure(assess
         values = [cell.strip() for cell in row[0].strip(" │┃").split("│")[1:]]
         assert values == cells, (label, values, cells)
     assert any("median L2 dist" in line for line in lines)
+    clean = [f"{model.attacked.clean_accuracy:.3f} of 20" for model in assessment.models]  # what robust accuracy is out of
+    row = next(line for line in lines if " attacked clean acc " in line)
+    assert [cell.strip() for cell in row.strip(" │┃").split("│")[1:]] == clean
     assert "…" not in "\n".join(line for line in lines if "eps=" in line)  # no figure cut short

@@ -54,6 +54,8 @@ def robustness_measures(assessment: Assessment) -> list[tuple[str, Callable[[Mod
     """(header, cell of a model) for every robustness figure: each attack at each epsilon (in the order they ran), the
     worst case per norm and epsilon where more than one attack ran there, the median minimal distance per norm."""
     measures: list[tuple[str, Callable[[ModelAssessment], str]]] = []
+    if any(model.attacks for model in assessment.models):
+        measures.append(("attacked\nclean acc", attacked_clean_cell))
     attacks: list[tuple[str, float]] = []
     for model in assessment.models:
         attacks += [key for key in ((r.name, r.epsilon) for r in model.attacks) if key not in attacks]
@@ -69,6 +71,11 @@ def robustness_measures(assessment: Assessment) -> list[tuple[str, Callable[[Mod
     return measures
 
 
+def attacked_clean_cell(model: ModelAssessment) -> str:
+    """The clean accuracy of the attacked samples: what the model's robust accuracies are out of."""
+    return f"{model.attacked.clean_accuracy:.3f} of {len(model.attacked.indices):,}" if model.attacked else "-"
+
+
 def attack_cell(model: ModelAssessment, key: tuple[str, float]) -> str:
     result = next((r for r in model.attacks if (r.name, r.epsilon) == key), None)
     if result is None:
@@ -78,7 +85,10 @@ def attack_cell(model: ModelAssessment, key: tuple[str, float]) -> str:
 
 def worst_cell(model: ModelAssessment, key: tuple[str, float]) -> str:
     worst = next((w for w in model.worst_case if (w.norm, w.epsilon) == key), None)
-    return f"{worst.robust_accuracy:.3f}" if worst else "-"
+    if worst is None:
+        return "-"
+    low, high = worst.to_dict()["robust_accuracy_ci"]
+    return f"{worst.robust_accuracy:.3f} [{low:.3f}-{high:.3f}]"
 
 
 def median_cell(model: ModelAssessment, norm: str) -> str:
@@ -130,7 +140,8 @@ def render_table(assessment: Assessment, console: Console) -> None:
         cascade = ("cascade: each attack only attacks what the ones left of it left robust, so its figure is the accuracy after it"
                    if assessment.config.cascade else "every attack attacks every sample")
         console.print(f"robust accuracy on {', '.join(map(str, sorted(samples)))} test samples, every adversarial re-checked "
-                      "on the deployed graph; (q) = mean queries per attacked sample; worst = robust against every attack run; "
+                      "on the deployed graph, out of the attacked samples' clean accuracy (attacked clean acc); (q) = mean queries per "
+                      "attacked sample; worst = robust against every attack run, [95 % Wilson interval]; "
                       f"median dist = median smallest adversarial distance found (minimal-norm attacks); {cascade}", style="dim")
     for model in assessment.models:
         for result in model.attacks:

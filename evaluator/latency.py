@@ -27,9 +27,10 @@ class LatencyStats:
         return asdict(self)
 
 
-def measure_latency(classifier: OnnxClassifier, batch_size: int, warmup: int = 10, min_runs: int = 50,
-                    min_seconds: float = 1.0, max_seconds: float = 10.0, seed: int = 0) -> LatencyStats:
-    """Time `classifier.run_batch` on a random batch until both minimums are met (or max_seconds passes).
+def measure_latency(classifier: OnnxClassifier, batch_size: int, warmup: int = 10, min_runs: int = 100,
+                    min_seconds: float = 0.5, max_seconds: float = 10.0, seed: int = 0) -> LatencyStats:
+    """Time `classifier.run_batch` on a random batch until both minimums are met (or max_seconds passes): at least
+    100 runs, so that p99 has a run above it, and half a second, so that a fast model is timed over thousands.
 
     A graph with a fixed batch dimension is timed at that batch size, whatever `batch_size` asks.
     """

@@ -52,7 +52,8 @@ from evaluator.attacks.base import parse_attack_spec
 from evaluator.data import load_dataset
 from evaluator.default_attacks import DEFAULT_CASCADES
 from evaluator.metrics import Norm, distances
-from evaluator.robustness import BUDGET_SLACK, AttackResult, evaluate_attack
+from evaluator.results import BUDGET_SLACK, AttackResult
+from evaluator.robustness import evaluate_attack
 from evaluator.runtime import OnnxClassifier
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -2,193 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from evaluator.attacks import Attack, AttackTarget, is_minimal, parse_attack_spec
-from evaluator.default_attacks import DEFAULT_ATTACKS
+from evaluator.attacks import AttackTarget, is_minimal
+from evaluator.assess_config import AssessConfig
 from evaluator.checks import (
-    Check, deterministic, epsilon_monotone, gradients_nonzero, output_is_logits, source_agrees, unbounded_attacks_succeed,
+    deterministic, epsilon_monotone, gradients_nonzero, output_is_logits, source_agrees, unbounded_attacks_succeed,
     white_box_strongest,
 )
 from evaluator.data import Dataset, Split, load_dataset
 from evaluator.errors import EvaluatorError
 from evaluator.files import check_name, file_beside, sha256_of
-from evaluator.latency import LatencyStats, measure_latency
+from evaluator.latency import measure_latency
 from evaluator.limits import MAX_BUDGETS, check_batch
-from evaluator.profile import ModelProfile, conv_alignment, profile_model
-from evaluator.robustness import (
-    OUTCOME_CODES, AttackResult, MinimalNormResult, WorstCase, curve_points, distance_list, evaluate_attack, evaluate_minimal,
-    interval, worst_cases, worst_distances,
-)
-from evaluator.runtime import CPU_EP, OnnxClassifier, RuntimeChoice, nchwc_block
+from evaluator.profile import conv_alignment, profile_model
+from evaluator.robustness import evaluate_attack, evaluate_minimal, worst_cases
+from evaluator.runtime import CPU_EP, OnnxClassifier, nchwc_block
 from evaluator.threads import assessment_threads
+from evaluator.results import Assessment, AttackResult, AttackedSamples, LatencyStats, MinimalNormResult, ModelAssessment
 
-# 1.2: per-sample results (`samples`, `outcomes`, per-norm `distances`) and 95 % intervals (`*_ci`); the attacked
-# sample is the first N of one seeded permutation of the test split (1.1 drew N without such nesting).
-SCHEMA_VERSION = "1.2"
-KIND_ORDER = ("white-box", "transfer", "score", "decision")  # a cascade runs the strongest, cheapest attacks first
 DEFAULT_DATASET = "fashion-mnist"
-
-
-@dataclass(frozen=True)
-class AssessConfig:
-    """Options of `evaluator assess`. Budgets per norm: Linf, L2, L1 in [0, 1] pixel units over all input values;
-    L0 in changed pixel positions. cascade: each attack only attacks what the attacks before it left robust.
-    attacks: specs like 'square-linf' or 'square-linf:queries=5000'; the default is Linf's default cascade
-    (evaluator.default_attacks)."""
-
-    dataset: str | None = None
-    data_dir: Path | None = None
-    source: Path | None = None
-    surrogate: Path | None = None
-    samples: int = 1000
-    epsilons: tuple[float, ...] = (8 / 255,)
-    epsilons_l2: tuple[float, ...] = (1.0,)
-    epsilons_l1: tuple[float, ...] = (10.0,)
-    epsilons_l0: tuple[float, ...] = (10.0,)
-    attacks: tuple[str, ...] = DEFAULT_ATTACKS
-    cascade: bool = True
-    provider: str = "auto"
-    batch_size: int = 256
-    throughput_batch: int = 256
-    latency_batches: tuple[int, ...] = ()  # more batch sizes to time (e.g. those a sign-off policy names)
-    threads: int | None = None
-    seed: int = 0
-    skip_latency: bool = False
-
-    def epsilons_for(self, norm: str) -> tuple[float, ...]:
-        return {"Linf": self.epsilons, "L2": self.epsilons_l2, "L1": self.epsilons_l1, "L0": self.epsilons_l0}[norm]
-
-    def create_attacks(self) -> list[Attack]:
-        """The attacks in run order: white-box, transfer, score, decision (stable within a kind)."""
-        attacks = [parse_attack_spec(spec) for spec in self.attacks]
-        return sorted(attacks, key=lambda attack: KIND_ORDER.index(attack.kind.value))
-
-    def progress_steps(self) -> int:
-        """Progress-bar steps of the attacks of one model: one per (attack, epsilon), one per minimal-norm attack."""
-        return sum(1 if is_minimal(a) else len(self.epsilons_for(a.norm.value)) for a in self.create_attacks())
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        return {key: str(value) if isinstance(value, Path) else value for key, value in data.items()}
-
-
-@dataclass(frozen=True)
-class AttackedSamples:
-    """The test images the attacks ran on, in the order of every per-sample list of the assessment.
-
-    indices: (N,) int, ascending, into the dataset's test split (the first N of one seeded permutation of it, so the
-    same seed with a smaller N attacks a subset); labels: (N,) int, their true classes; clean_correct: (N,) bool,
-    classified correctly by the deployed graph without attack."""
-
-    seed: int
-    indices: np.ndarray = field(repr=False, compare=False)
-    labels: np.ndarray = field(repr=False, compare=False)
-    clean_correct: np.ndarray = field(repr=False, compare=False)
-
-    @property
-    def clean_accuracy(self) -> float:
-        """Share of the attacked samples classified correctly without attack: what robust accuracy is out of."""
-        return float(self.clean_correct.mean()) if len(self.clean_correct) else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "split": "test",
-            "seed": self.seed,
-            "count": len(self.indices),
-            "indices": [int(i) for i in self.indices],
-            "labels": [int(label) for label in self.labels],
-            "clean_correct": [bool(c) for c in self.clean_correct],
-            "clean_accuracy": self.clean_accuracy,
-            "clean_accuracy_ci": interval(int(self.clean_correct.sum()), len(self.clean_correct)),
-            "outcome_codes": dict(OUTCOME_CODES),
-        }
-
-
-@dataclass(frozen=True)
-class ModelAssessment:
-    path: str
-    dataset: str
-    profile: ModelProfile
-    runtime: RuntimeChoice
-    latency: LatencyStats | None
-    throughput: LatencyStats | None
-    latency_by_batch: tuple[LatencyStats, ...]
-    clean_accuracy: float
-    parent_clean_accuracy: float | None
-    clean_samples: int
-    attacks: tuple[AttackResult, ...]
-    minimal: tuple[MinimalNormResult, ...]
-    worst_case: tuple[WorstCase, ...]
-    checks: tuple[Check, ...]
-    source: str | None
-    metadata: dict[str, Any] | None
-    notes: tuple[str, ...] = field(default=())
-    attacked: AttackedSamples | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON entry of one model (README, "JSON report"). Per-sample lists (`samples`, each result's `outcomes`
-        and `distances`, the per-norm `distances`) are in the order of `samples.indices`."""
-        return {
-            "path": self.path,
-            "dataset": self.dataset,
-            **self.profile.to_dict(),
-            "provider": self.runtime.used,
-            "provider_requested": self.runtime.requested,
-            "latency": self.latency.to_dict() if self.latency else None,
-            "throughput": self.throughput.to_dict() if self.throughput else None,
-            "latency_by_batch": {str(stats.batch_size): stats.to_dict() for stats in self.latency_by_batch},
-            "clean_accuracy": self.clean_accuracy,
-            "clean_accuracy_ci": interval(round(self.clean_accuracy * self.clean_samples), self.clean_samples),
-            "parent_clean_accuracy": self.parent_clean_accuracy,
-            "accuracy_drop": self.accuracy_drop,
-            "clean_samples": self.clean_samples,
-            "samples": self.attacked.to_dict() if self.attacked else None,
-            "attacks": [result.to_dict() for result in self.attacks],
-            "robustness": [worst.to_dict() for worst in self.worst_case],
-            "minimal_norm": [result.to_dict() for result in self.minimal],
-            "median_distance": self.median_distances(),
-            "distances": {norm: distance_list(values) for norm, values in worst_distances(list(self.minimal)).items()},
-            "curves": {norm: curve_points(values) for norm, values in worst_distances(list(self.minimal)).items()},
-            "checks": [check.to_dict() for check in self.checks],
-            "source": self.source,
-            "architecture": (self.metadata or {}).get("architecture"),
-            "pruning": (self.metadata or {}).get("pruning"),
-            "notes": list(self.notes),
-        }
-
-    @property
-    def accuracy_drop(self) -> float | None:
-        """Parent's clean accuracy minus this model's, on the same test set (points as a share; None without a parent)."""
-        return None if self.parent_clean_accuracy is None else self.parent_clean_accuracy - self.clean_accuracy
-
-    def median_distances(self) -> dict[str, float | None]:
-        """Per norm the median over samples of the smallest adversarial distance any minimal-norm attack found
-        (0 for samples misclassified without attack; None when more than half have none)."""
-        medians = {}
-        for norm, values in worst_distances(list(self.minimal)).items():
-            median = float(np.median(values))
-            medians[norm] = median if np.isfinite(median) else None
-        return medians
-
-
-@dataclass(frozen=True)
-class Assessment:
-    models: tuple[ModelAssessment, ...]
-    config: AssessConfig
-    environment: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "config": self.config.to_dict(),
-            "environment": self.environment,
-            "models": [model.to_dict() for model in self.models],
-        }
 
 
 Progress = Callable[[str], None]

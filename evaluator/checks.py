@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-from evaluator.robustness import AttackResult, MinimalNormResult
 from evaluator.runtime import OnnxClassifier
+from evaluator.results import AttackResult, Check, MinimalNormResult
 
 BLACK_BOX_MARGIN = 0.01  # a black-box attack beating white-box by more than 1 point hints at gradient masking
 BLACK_BOX_MIN_SAMPLES = 3  # ...when that is at least 3 samples: on a small sample one or two are chance, not a sign
 UNBOUNDED_SUCCESS = 0.99  # share of samples an unbounded white-box attack should break
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    passed: bool
-    detail: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def output_is_logits(outputs: np.ndarray) -> Check:

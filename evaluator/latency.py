@@ -3,28 +3,12 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from evaluator.limits import check_batch
 from evaluator.runtime import OnnxClassifier
-
-
-@dataclass(frozen=True)
-class LatencyStats:
-    """Per-run wall time of one batch in milliseconds; throughput in samples per second."""
-
-    batch_size: int
-    runs: int
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    mean_ms: float
-    throughput_per_s: float
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from evaluator.results import LatencyStats
 
 
 def measure_latency(classifier: OnnxClassifier, batch_size: int, warmup: int = 10, min_runs: int = 100,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import gzip
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,25 +11,9 @@ import onnx
 from onnx import numpy_helper, shape_inference
 
 from evaluator.files import sha256_of
+from evaluator.results import ModelProfile
 
 FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16}
-
-
-@dataclass(frozen=True)
-class ModelProfile:
-    """params / nonzero_params: elements of floating-point initializers; macs: multiply-accumulates at batch 1."""
-
-    sha256: str
-    size_bytes: int
-    gzip_bytes: int
-    params: int
-    nonzero_params: int
-    macs: int
-    conv_layers: int
-    unaligned_convs: int  # convs whose output channels (or input channels, past the first layer) are not multiples of 8
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def profile_model(path: Path, model: onnx.ModelProto) -> ModelProfile:

@@ -6,7 +6,6 @@ import functools
 import math
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,6 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 from evaluator.errors import EvaluatorError
 from evaluator.limits import MAX_INPUT_VALUES, MAX_THREADS, check_batch
 from evaluator.metadata import read_metadata
+from evaluator.results import RuntimeChoice
 
 Provider = Literal["auto", "cpu", "cuda"]
 CUDA_EP = "CUDAExecutionProvider"
@@ -55,16 +55,6 @@ def load_onnx(path: Path) -> onnx.ModelProto:
     if not model.graph.node:
         raise EvaluatorError(f"{path} is not a valid ONNX model: its graph is empty")
     return model
-
-
-@dataclass(frozen=True)
-class RuntimeChoice:
-    """The execution provider asked for, the one really used, whether CUDA graphs replay, and why (if it differs)."""
-
-    requested: str
-    used: str
-    cuda_graph: bool = False
-    note: str = ""
 
 
 def first_line(error: Exception) -> str:

@@ -14,7 +14,7 @@ from evaluator.assessment import attack_indices, attack_subset
 from evaluator.cli import app
 from evaluator.data import Dataset
 from evaluator.files import json_text
-from evaluator.robustness import OUTCOME_CODES
+from evaluator.results import OUTCOME_CODES
 from evaluator.stats import wilson_interval
 
 from conftest import ZOO_CHILD

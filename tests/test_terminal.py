@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from evaluator.assessment import AssessConfig, Assessment, assess
+from evaluator.assessment import AssessConfig, assess
+from evaluator.results import Assessment
 from evaluator.report.terminal import render_table
 from evaluator.stats import wilson_interval
 

@@ -9,7 +9,7 @@ from typing import Callable
 from rich.console import Console
 from rich.table import Table
 
-from evaluator.assessment import Assessment, ModelAssessment
+from evaluator.results import Assessment, ModelAssessment
 
 
 def human_bytes(count: int) -> str:

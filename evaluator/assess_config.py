@@ -1,0 +1,62 @@
+"""The options of one assessment (`evaluator assess`, a sweep's assessments, the Python API). Attack-free: the attacks
+are imported only when they are made, so results and renderers can carry a config without loading them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from evaluator.default_attacks import DEFAULT_ATTACKS
+
+if TYPE_CHECKING:
+    from evaluator.attacks import Attack
+
+KIND_ORDER = ("white-box", "transfer", "score", "decision")  # a cascade runs the strongest, cheapest attacks first
+
+
+@dataclass(frozen=True)
+class AssessConfig:
+    """Options of `evaluator assess`. Budgets per norm: Linf, L2, L1 in [0, 1] pixel units over all input values;
+    L0 in changed pixel positions. cascade: each attack only attacks what the attacks before it left robust.
+    attacks: specs like 'square-linf' or 'square-linf:queries=5000'; the default is Linf's default cascade
+    (evaluator.default_attacks)."""
+
+    dataset: str | None = None
+    data_dir: Path | None = None
+    source: Path | None = None
+    surrogate: Path | None = None
+    samples: int = 1000
+    epsilons: tuple[float, ...] = (8 / 255,)
+    epsilons_l2: tuple[float, ...] = (1.0,)
+    epsilons_l1: tuple[float, ...] = (10.0,)
+    epsilons_l0: tuple[float, ...] = (10.0,)
+    attacks: tuple[str, ...] = DEFAULT_ATTACKS
+    cascade: bool = True
+    provider: str = "auto"
+    batch_size: int = 256
+    throughput_batch: int = 256
+    latency_batches: tuple[int, ...] = ()  # more batch sizes to time (e.g. those a sign-off policy names)
+    threads: int | None = None
+    seed: int = 0
+    skip_latency: bool = False
+
+    def epsilons_for(self, norm: str) -> tuple[float, ...]:
+        return {"Linf": self.epsilons, "L2": self.epsilons_l2, "L1": self.epsilons_l1, "L0": self.epsilons_l0}[norm]
+
+    def create_attacks(self) -> list[Attack]:
+        """The attacks in run order: white-box, transfer, score, decision (stable within a kind)."""
+        from evaluator.attacks import parse_attack_spec
+
+        attacks = [parse_attack_spec(spec) for spec in self.attacks]
+        return sorted(attacks, key=lambda attack: KIND_ORDER.index(attack.kind.value))
+
+    def progress_steps(self) -> int:
+        """Progress-bar steps of the attacks of one model: one per (attack, epsilon), one per minimal-norm attack."""
+        from evaluator.attacks import is_minimal
+
+        return sum(1 if is_minimal(a) else len(self.epsilons_for(a.norm.value)) for a in self.create_attacks())
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {key: str(value) if isinstance(value, Path) else value for key, value in data.items()}

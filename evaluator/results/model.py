@@ -1,0 +1,188 @@
+"""One assessment's results: per deployed model its profile, runtime, latency, the attacked samples, the attack
+results and the sanity checks; frozen, with their JSON form. numpy only: renderers import these without the
+attacks, the runtime or torch."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from evaluator.results.attacks import (
+    OUTCOME_CODES, AttackResult, MinimalNormResult, WorstCase, curve_points, distance_list, interval, worst_distances,
+)
+
+if TYPE_CHECKING:
+    from evaluator.assess_config import AssessConfig
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Per-run wall time of one batch in milliseconds; throughput in samples per second."""
+
+    batch_size: int
+    runs: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    throughput_per_s: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    """params / nonzero_params: elements of floating-point initializers; macs: multiply-accumulates at batch 1."""
+
+    sha256: str
+    size_bytes: int
+    gzip_bytes: int
+    params: int
+    nonzero_params: int
+    macs: int
+    conv_layers: int
+    unaligned_convs: int  # convs whose output channels (or input channels, past the first layer) are not multiples of 8
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RuntimeChoice:
+    """The execution provider asked for, the one really used, whether CUDA graphs replay, and why (if it differs)."""
+
+    requested: str
+    used: str
+    cuda_graph: bool = False
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# 1.2: per-sample results (`samples`, `outcomes`, per-norm `distances`) and 95 % intervals (`*_ci`); the attacked
+# sample is the first N of one seeded permutation of the test split (1.1 drew N without such nesting).
+SCHEMA_VERSION = "1.2"
+
+
+@dataclass(frozen=True)
+class AttackedSamples:
+    """The test images the attacks ran on, in the order of every per-sample list of the assessment.
+
+    indices: (N,) int, ascending, into the dataset's test split (the first N of one seeded permutation of it, so the
+    same seed with a smaller N attacks a subset); labels: (N,) int, their true classes; clean_correct: (N,) bool,
+    classified correctly by the deployed graph without attack."""
+
+    seed: int
+    indices: np.ndarray = field(repr=False, compare=False)
+    labels: np.ndarray = field(repr=False, compare=False)
+    clean_correct: np.ndarray = field(repr=False, compare=False)
+
+    @property
+    def clean_accuracy(self) -> float:
+        """Share of the attacked samples classified correctly without attack: what robust accuracy is out of."""
+        return float(self.clean_correct.mean()) if len(self.clean_correct) else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "split": "test",
+            "seed": self.seed,
+            "count": len(self.indices),
+            "indices": [int(i) for i in self.indices],
+            "labels": [int(label) for label in self.labels],
+            "clean_correct": [bool(c) for c in self.clean_correct],
+            "clean_accuracy": self.clean_accuracy,
+            "clean_accuracy_ci": interval(int(self.clean_correct.sum()), len(self.clean_correct)),
+            "outcome_codes": dict(OUTCOME_CODES),
+        }
+
+
+@dataclass(frozen=True)
+class ModelAssessment:
+    path: str
+    dataset: str
+    profile: ModelProfile
+    runtime: RuntimeChoice
+    latency: LatencyStats | None
+    throughput: LatencyStats | None
+    latency_by_batch: tuple[LatencyStats, ...]
+    clean_accuracy: float
+    parent_clean_accuracy: float | None
+    clean_samples: int
+    attacks: tuple[AttackResult, ...]
+    minimal: tuple[MinimalNormResult, ...]
+    worst_case: tuple[WorstCase, ...]
+    checks: tuple[Check, ...]
+    source: str | None
+    metadata: dict[str, Any] | None
+    notes: tuple[str, ...] = field(default=())
+    attacked: AttackedSamples | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON entry of one model (README, "JSON report"). Per-sample lists (`samples`, each result's `outcomes`
+        and `distances`, the per-norm `distances`) are in the order of `samples.indices`."""
+        return {
+            "path": self.path,
+            "dataset": self.dataset,
+            **self.profile.to_dict(),
+            "provider": self.runtime.used,
+            "provider_requested": self.runtime.requested,
+            "latency": self.latency.to_dict() if self.latency else None,
+            "throughput": self.throughput.to_dict() if self.throughput else None,
+            "latency_by_batch": {str(stats.batch_size): stats.to_dict() for stats in self.latency_by_batch},
+            "clean_accuracy": self.clean_accuracy,
+            "clean_accuracy_ci": interval(round(self.clean_accuracy * self.clean_samples), self.clean_samples),
+            "parent_clean_accuracy": self.parent_clean_accuracy,
+            "accuracy_drop": self.accuracy_drop,
+            "clean_samples": self.clean_samples,
+            "samples": self.attacked.to_dict() if self.attacked else None,
+            "attacks": [result.to_dict() for result in self.attacks],
+            "robustness": [worst.to_dict() for worst in self.worst_case],
+            "minimal_norm": [result.to_dict() for result in self.minimal],
+            "median_distance": self.median_distances(),
+            "distances": {norm: distance_list(values) for norm, values in worst_distances(list(self.minimal)).items()},
+            "curves": {norm: curve_points(values) for norm, values in worst_distances(list(self.minimal)).items()},
+            "checks": [check.to_dict() for check in self.checks],
+            "source": self.source,
+            "architecture": (self.metadata or {}).get("architecture"),
+            "pruning": (self.metadata or {}).get("pruning"),
+            "notes": list(self.notes),
+        }
+
+    @property
+    def accuracy_drop(self) -> float | None:
+        """Parent's clean accuracy minus this model's, on the same test set (points as a share; None without a parent)."""
+        return None if self.parent_clean_accuracy is None else self.parent_clean_accuracy - self.clean_accuracy
+
+    def median_distances(self) -> dict[str, float | None]:
+        """Per norm the median over samples of the smallest adversarial distance any minimal-norm attack found
+        (0 for samples misclassified without attack; None when more than half have none)."""
+        medians = {}
+        for norm, values in worst_distances(list(self.minimal)).items():
+            median = float(np.median(values))
+            medians[norm] = median if np.isfinite(median) else None
+        return medians
+
+
+@dataclass(frozen=True)
+class Assessment:
+    models: tuple[ModelAssessment, ...]
+    config: AssessConfig
+    environment: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "config": self.config.to_dict(),
+            "environment": self.environment,
+            "models": [model.to_dict() for model in self.models],
+        }

@@ -54,17 +54,34 @@ class ExportCheck:
     onnx_accuracy: float
 
 
+STACK_TRACE_KEY = "pkg.torch.onnx.stack_trace"  # ONNX node metadata written by torch.onnx.export
+
+
 def export_program(model: nn.Module, example: torch.Tensor) -> torch.export.ExportedProgram:
-    """torch.export with a dynamic batch dimension; `model` must be in eval mode."""
+    """torch.export with a dynamic batch dimension; `model` must be in eval mode. The graph keeps no stack traces:
+    they hold the absolute paths of this checkout's source files, which would differ between machines (and leak them)
+    and make the same model a different file."""
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
-    return torch.export.export(model, (example,), dynamic_shapes={"x": {0: batch}})
+    program = torch.export.export(model, (example,), dynamic_shapes={"x": {0: batch}})
+    for module in program.graph_module.modules():
+        if isinstance(module, torch.fx.GraphModule):
+            for node in module.graph.nodes:
+                node.meta.pop("stack_trace", None)
+    return program
 
 
 def to_onnx(program: torch.export.ExportedProgram, example: torch.Tensor) -> onnx.ModelProto:
+    """The ONNX graph of `program`, without the exporter's per-node stack traces (absolute source paths)."""
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
-    exported = torch.onnx.export(program, (example,), dynamo=True, dynamic_shapes={"x": {0: batch}}, verbose=False)
-    return exported.model_proto
+    proto = torch.onnx.export(program, (example,), dynamo=True, dynamic_shapes={"x": {0: batch}}, verbose=False).model_proto
+    graphs = [proto.graph, *(function for function in proto.functions)]
+    for graph in graphs:
+        for node in graph.node:
+            kept = [prop for prop in node.metadata_props if prop.key != STACK_TRACE_KEY]
+            del node.metadata_props[:]
+            node.metadata_props.extend(kept)
+    return proto
 
 
 def torch_logits(model: nn.Module, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:

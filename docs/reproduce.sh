@@ -21,4 +21,4 @@ for arch in lenet5 resnet8 vgg11; do
   elif [ -f "docs/reproduction/${arch}_fmnist/table.json" ]; then sources+=("docs/reproduction/${arch}_fmnist")
   else sources+=("results/study-$arch"); fi
 done
-python -m evaluator.report.reproduction "${sources[@]}" --out docs/reproduction.md
+python -m evaluator.app.reproduction "${sources[@]}" --out docs/reproduction.md

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evaluator.default_attacks import DEFAULT_ATTACKS
+from evaluator.errors import EvaluatorError
+from evaluator.limits import MAX_BUDGETS
 
 if TYPE_CHECKING:
     from evaluator.attacks import Attack
@@ -60,3 +62,22 @@ class AssessConfig:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         return {key: str(value) if isinstance(value, Path) else value for key, value in data.items()}
+
+
+def check_budgets(config: AssessConfig, pixels: int | None = None) -> None:
+    """Budgets per norm: Linf in (0, 1], L2 and L1 positive, L0 a whole number of pixels >= 1; at most MAX_BUDGETS
+    of each."""
+    for name, values in (("Linf", config.epsilons), ("L2", config.epsilons_l2), ("L1", config.epsilons_l1),
+                         ("L0", config.epsilons_l0)):
+        if len(values) > MAX_BUDGETS:
+            raise EvaluatorError(f"{len(values):,} {name} epsilons: at most {MAX_BUDGETS:,} budgets per norm")
+    for epsilon in config.epsilons:
+        if not 0 < epsilon <= 1:  # also refuses NaN
+            raise EvaluatorError(f"Linf epsilon must be in (0, 1] (pixel units), got {epsilon}")
+    for name, values in (("L2", config.epsilons_l2), ("L1", config.epsilons_l1)):
+        for epsilon in values:
+            if not 0 < epsilon < float("inf"):
+                raise EvaluatorError(f"{name} epsilon must be a positive number, got {epsilon}")
+    for epsilon in config.epsilons_l0:
+        if not (epsilon >= 1 and float(epsilon).is_integer()):
+            raise EvaluatorError(f"L0 epsilon counts changed pixels: a whole number >= 1, got {epsilon}")

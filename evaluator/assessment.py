@@ -9,7 +9,7 @@ from typing import Any, Callable
 import numpy as np
 
 from evaluator.attacks import AttackTarget, is_minimal
-from evaluator.assess_config import AssessConfig
+from evaluator.assess_config import AssessConfig, check_budgets
 from evaluator.checks import (
     deterministic, epsilon_monotone, gradients_nonzero, output_is_logits, source_agrees, unbounded_attacks_succeed,
     white_box_strongest,
@@ -18,7 +18,7 @@ from evaluator.data import Dataset, Split, load_dataset
 from evaluator.errors import EvaluatorError
 from evaluator.files import check_name, file_beside, sha256_of
 from evaluator.latency import measure_latency
-from evaluator.limits import MAX_BUDGETS, check_batch
+from evaluator.limits import check_batch
 from evaluator.profile import conv_alignment, profile_model
 from evaluator.robustness import evaluate_attack, evaluate_minimal, worst_cases
 from evaluator.runtime import CPU_EP, OnnxClassifier, nchwc_block
@@ -206,25 +206,6 @@ def run_attacks(target: AttackTarget, subset: Split, predictions: np.ndarray, co
             results.append(result)
             still_robust[key] = result.robust
     return results, minimal
-
-
-def check_budgets(config: AssessConfig, pixels: int | None = None) -> None:
-    """Budgets per norm: Linf in (0, 1], L2 and L1 positive, L0 a whole number of pixels >= 1; at most MAX_BUDGETS
-    of each."""
-    for name, values in (("Linf", config.epsilons), ("L2", config.epsilons_l2), ("L1", config.epsilons_l1),
-                         ("L0", config.epsilons_l0)):
-        if len(values) > MAX_BUDGETS:
-            raise EvaluatorError(f"{len(values):,} {name} epsilons: at most {MAX_BUDGETS:,} budgets per norm")
-    for epsilon in config.epsilons:
-        if not 0 < epsilon <= 1:  # also refuses NaN
-            raise EvaluatorError(f"Linf epsilon must be in (0, 1] (pixel units), got {epsilon}")
-    for name, values in (("L2", config.epsilons_l2), ("L1", config.epsilons_l1)):
-        for epsilon in values:
-            if not 0 < epsilon < float("inf"):
-                raise EvaluatorError(f"{name} epsilon must be a positive number, got {epsilon}")
-    for epsilon in config.epsilons_l0:
-        if not (epsilon >= 1 and float(epsilon).is_integer()):
-            raise EvaluatorError(f"L0 epsilon counts changed pixels: a whole number >= 1, got {epsilon}")
 
 
 def assess(paths: list[Path], config: AssessConfig, progress: Progress = lambda message: None) -> Assessment:

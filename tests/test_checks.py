@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from evaluator.checks import (
     deterministic, epsilon_monotone, gradients_nonzero, output_is_logits, unbounded_attacks_succeed, white_box_strongest,
 )
-from evaluator.cli import app
+from evaluator.app.cli import app
 from evaluator.results import AttackResult, MinimalNormResult
 from evaluator.runtime import OnnxClassifier
 

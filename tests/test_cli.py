@@ -10,7 +10,7 @@ import onnx
 import pytest
 from typer.testing import CliRunner
 
-from evaluator.cli import app
+from evaluator.app.cli import app
 from evaluator.runtime import nchwc_block
 
 from conftest import ZOO_CHILD, ZOO_PARENT
@@ -160,7 +160,7 @@ def test_score_based_assessment_never_imports_torch(tmp_path: Path) -> None:
     script = (
         "import sys, json\n"
         "from typer.testing import CliRunner\n"
-        "from evaluator.cli import app\n"
+        "from evaluator.app.cli import app\n"
         f"result = CliRunner().invoke(app, ['assess', {str(ZOO_PARENT)!r}, '--attacks', 'square-linf', '--samples', '20',"
         f" '--json', {str(tmp_path / 'a.json')!r}])\n"
         "assert result.exit_code == 0, result.output\n"

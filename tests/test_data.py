@@ -47,7 +47,7 @@ def test_evaluation_reads_the_test_split_only(tmp_path: Path, fmnist: Dataset) -
     from typer.testing import CliRunner
 
     from conftest import ZOO_CHILD
-    from evaluator.cli import app
+    from evaluator.app.cli import app
 
     images = np.round(fmnist.test.x[:50, 0] * 255).astype(np.uint8)
     write_idx(tmp_path / "t10k-images-idx3-ubyte", images, compress=False)

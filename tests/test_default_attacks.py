@@ -13,12 +13,12 @@ from typer.testing import CliRunner
 
 from evaluator.assessment import AssessConfig, attack_subset, run_attacks
 from evaluator.attacks import AttackTarget, parse_attack_spec
-from evaluator.cli import app
+from evaluator.app.cli import app
 from evaluator.data import Dataset
 from evaluator.default_attacks import DEFAULT_ATTACKS, DEFAULT_CASCADES, default_attacks
 from evaluator.errors import EvaluatorError
 from evaluator.runtime import OnnxClassifier
-from evaluator.sweep import SweepConfig, make_config
+from evaluator.app.sweep_config import SweepConfig, make_config
 
 from conftest import ZOO_PARENT
 from onnx_graphs import linear_classifier

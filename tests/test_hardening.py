@@ -18,7 +18,7 @@ import onnx
 import pytest
 from typer.testing import CliRunner
 
-from evaluator.cli import app
+from evaluator.app.cli import app
 from tests.conftest import ROOT, ZOO_CHILD, ZOO_PARENT
 
 runner = CliRunner()

@@ -11,7 +11,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from evaluator.cli import app
+from evaluator.app.cli import app
 from evaluator.errors import EvaluatorError
 from evaluator.profile import profile_model
 from exporters.architectures import ArchSpec, build_model

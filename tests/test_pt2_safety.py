@@ -19,7 +19,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from evaluator.cli import app
+from evaluator.app.cli import app
 from evaluator.errors import EvaluatorError
 from evaluator.pt2_safety import UnsafeArchive, check_expression, scan_pickle
 from evaluator.source import load_source

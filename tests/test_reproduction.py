@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from evaluator.report.reproduction import (by_method, finding_clean, finding_filter_collapse, finding_scenario,
-                                           finding_speed, finding_sweet_spots, main)
+from evaluator.app.reproduction import (by_method, finding_clean, finding_filter_collapse, finding_scenario,
+                                        finding_speed, finding_sweet_spots, main)
 from evaluator.stats import share_interval
 
 

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from evaluator.assessment import attack_indices, attack_subset
-from evaluator.cli import app
+from evaluator.app.cli import app
 from evaluator.data import Dataset
 from evaluator.files import json_text
 from evaluator.results import OUTCOME_CODES

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from evaluator.cli import app
+from evaluator.app.cli import app
 
 from conftest import ROOT, ZOO_CHILD
 

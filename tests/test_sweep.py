@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from evaluator.cli import app
+from evaluator.app.cli import app
 from evaluator.errors import EvaluatorError
-from evaluator.sweep import make_config
+from evaluator.app.sweep_config import make_config
 
 from conftest import ROOT, ZOO_PARENT
 
@@ -146,7 +146,7 @@ def test_sweep_file_and_bad_settings(tmp_path: Path) -> None:
 
 
 def test_reproduction_page_shows_the_sweeps_numbers(uninterrupted: Path, tmp_path: Path) -> None:
-    from evaluator.report.reproduction import main as write_page
+    from evaluator.app.reproduction import main as write_page
 
     page = tmp_path / "reproduction.md"
     assert write_page([str(uninterrupted), "--out", str(page)]) == 0

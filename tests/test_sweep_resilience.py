@@ -19,10 +19,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from evaluator.cli import app
+from evaluator.app.cli import app
 from evaluator.data import Dataset
 from evaluator.errors import EvaluatorError
-from evaluator.sweep import LOCK_FILE, SweepConfig, make_config, run_sweep
+from evaluator.app.sweep_config import SweepConfig, make_config
+from evaluator.app.sweep_run import LOCK_FILE, run_sweep
 
 from conftest import ROOT, ZOO_PARENT
 
@@ -190,7 +191,7 @@ def test_second_sweep_on_the_same_out_refuses_while_the_first_runs(uninterrupted
 
 
 def test_lock_refuses_in_process_and_is_released(tmp_path: Path) -> None:
-    from evaluator.sweep import sweep_lock
+    from evaluator.app.sweep_run import sweep_lock
 
     out = tmp_path / "results"
     out.mkdir()
@@ -338,7 +339,7 @@ def test_bad_configuration_is_one_line_and_writes_nothing(case: str, tiny_npz: P
     arguments, message = cases[case]
     out = tmp_path / "results"
     monkeypatch.chdir(tmp_path)  # a sweep file's own `out` (none here) would land in this test's folder
-    monkeypatch.setattr("evaluator.sweep.sweep_locked", lambda *args: pytest.fail("the configuration was accepted"))
+    monkeypatch.setattr("evaluator.app.sweep_run.sweep_locked", lambda *args: pytest.fail("the configuration was accepted"))
     base = ["sweep", "--out", str(out), "--dataset", str(tiny_npz), *SWEEP]
     result = CliRunner().invoke(app, [*base, *arguments])  # later flags win
     assert result.exit_code == 2, result.output
@@ -359,7 +360,7 @@ def test_unreadable_config_is_one_line(tmp_path: Path, monkeypatch: pytest.Monke
         return real_open(file, *args, **kwargs)
 
     monkeypatch.setattr("builtins.open", refuse)  # chmod 000 does not stop root
-    from evaluator.sweep import load_sweep_file
+    from evaluator.app.sweep_config import load_sweep_file
 
     with pytest.raises(EvaluatorError, match="cannot read sweep file .*: Permission denied"):
         load_sweep_file(path, {})
@@ -368,7 +369,7 @@ def test_unreadable_config_is_one_line(tmp_path: Path, monkeypatch: pytest.Monke
 @pytest.mark.parametrize("key", ["out", "data_dir"])
 @pytest.mark.parametrize("value", ["", "  "])
 def test_an_empty_path_is_not_the_current_folder(key: str, value: str) -> None:
-    from evaluator.sweep import make_config
+    from evaluator.app.sweep_config import make_config
 
     with pytest.raises(EvaluatorError, match=f"{key} = '{value}' is not a valid path"):
         make_config({key: value}, "sweep.toml")
@@ -385,7 +386,7 @@ def test_an_empty_path_is_not_the_current_folder(key: str, value: str) -> None:
 def test_config_objects_made_in_python_are_checked_too(change: dict[str, Any], message: str, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """run_sweep checks a SweepConfig however it was made, before it writes anything."""
-    monkeypatch.setattr("evaluator.sweep.sweep_locked", lambda *args: pytest.fail("the configuration was accepted"))
+    monkeypatch.setattr("evaluator.app.sweep_run.sweep_locked", lambda *args: pytest.fail("the configuration was accepted"))
     config = replace(SweepConfig(out=tmp_path / "results"), **change)
     with pytest.raises(EvaluatorError, match=message):
         run_sweep(config)
@@ -403,7 +404,7 @@ def test_links_planted_in_the_results_folder_do_not_carry_writes_outside(tmp_pat
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """A stale `.part` that links to a file elsewhere is removed as a link (its target untouched); a results
     sub-folder that links outside OUT is refused before any work."""
-    from evaluator.sweep import remove_stale_temporaries
+    from evaluator.app.sweep_run import remove_stale_temporaries
 
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
@@ -413,7 +414,7 @@ def test_links_planted_in_the_results_folder_do_not_carry_writes_outside(tmp_pat
     remove_stale_temporaries(out)
     assert victim.read_text() == "keep me" and not (out / "models" / "lenet5_fmnist.pt2.part").is_symlink()
 
-    monkeypatch.setattr("evaluator.sweep.sweep_locked", lambda *args: pytest.fail("the results folder was accepted"))
+    monkeypatch.setattr("evaluator.app.sweep_run.sweep_locked", lambda *args: pytest.fail("the results folder was accepted"))
     (tmp_path / "elsewhere").mkdir()
     (out / "assessments").symlink_to(tmp_path / "elsewhere")
     config = make_config({"source": str(ZOO_PARENT.with_suffix(".pt2")), "rates": "1", "methods": "filter-l1",

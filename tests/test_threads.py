@@ -63,7 +63,7 @@ def test_training_threads_hold_for_the_block_and_are_given_back() -> None:
 def test_every_command_that_trains_refuses_a_bad_thread_count(command: list[str], tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from evaluator.cli import app
+    from evaluator.app.cli import app
 
     result = CliRunner().invoke(app, [*command, "--threads", "0", "--out", str(tmp_path / "out")])
     assert result.exit_code == 2 and "--threads must be a whole number from 1 to" in result.output
@@ -74,7 +74,8 @@ def test_a_sweep_takes_threads_from_its_file_and_keeps_them_out_of_its_cache_key
     from dataclasses import replace
 
     from conftest import ZOO_PARENT
-    from evaluator.sweep import assessment_key, make_config
+    from evaluator.app.sweep_config import make_config
+    from evaluator.app.sweep_run import assessment_key
 
     config = make_config({"threads": 1})
     assert config.threads == 1 and config.assess_config().threads == 1

@@ -5,7 +5,7 @@ attacks, the runtime or torch."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -13,8 +13,14 @@ from evaluator.results.attacks import (
     OUTCOME_CODES, AttackResult, MinimalNormResult, WorstCase, curve_points, distance_list, interval, worst_distances,
 )
 
-if TYPE_CHECKING:
-    from evaluator.assess_config import AssessConfig
+
+class ConfigRecord(Protocol):
+    """What an assessment's result keeps of its options (evaluator.assess_config.AssessConfig, which results do not
+    import: it makes the attacks)."""
+
+    cascade: bool
+
+    def to_dict(self) -> dict[str, Any]: ...
 
 @dataclass(frozen=True)
 class LatencyStats:
@@ -176,7 +182,7 @@ class ModelAssessment:
 @dataclass(frozen=True)
 class Assessment:
     models: tuple[ModelAssessment, ...]
-    config: AssessConfig
+    config: ConfigRecord
     environment: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:

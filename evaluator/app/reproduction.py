@@ -4,7 +4,7 @@ Each finding is one of the study's claims with a verdict computed from the sweep
 page (never typed in by hand): "confirmed", "contradicted", "partly" or "no data". Rows are table rows
 (evaluator/table.py); accuracies are shares in [0, 1], distances in the norm's units (L0 in pixels), latencies in ms.
 
-    python -m evaluator.report.reproduction results/study-lenet5 results/study-resnet8 ... --out docs/reproduction.md
+    python -m evaluator.app.reproduction results/study-lenet5 results/study-resnet8 ... --out docs/reproduction.md
 
 Each section's data (the sweep's table.json) is written beside its figures in <page stem>/<parent>/, and the figures are
 drawn from it, so the page can be rebuilt from those folders alone, and one architecture re-run while the others keep
@@ -315,10 +315,10 @@ def render_page(results: Sequence[StudyResult], page: Path, command: str, missin
     figure_folder = page.parent / page.stem
     lines = ["# Reproducing \"Pruning in the Face of Adversaries\" on Fashion-MNIST", "",
              "Every number and figure on this page was measured by `evaluator sweep` and written by "
-             "`python -m evaluator.report.reproduction`; the verdicts follow the rules in each claim, applied to the "
+             "`python -m evaluator.app.reproduction`; the verdicts follow the rules in each claim, applied to the "
              "measured table. Regenerate everything with:", "", "```bash", command, "```", "",
              f"Each section's data is kept beside its figures (`{page.stem}/<parent>/table.json`); "
-             f"`python -m evaluator.report.reproduction {page.parent.as_posix()}/{page.stem}/* --out {page.as_posix()}` "
+             f"`python -m evaluator.app.reproduction {page.parent.as_posix()}/{page.stem}/* --out {page.as_posix()}` "
              "rebuilds the page from it without re-running a sweep.", "",
              "The study (see `PAPER.md` in the project's shared notes) used MNIST / CIFAR-10 / Imagenette, retrained to "
              "convergence after every pruning step and averaged ~5 runs; this page is one run per architecture on "

@@ -1,0 +1,125 @@
+"""`evaluator assess` (size, latency, clean and robust accuracy, sign-off) and `evaluator attacks` (the registry)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from evaluator.app.console import console, task_progress
+from evaluator.app.options import THREADS_HELP, check_output_path, parse_epsilons
+from evaluator.default_attacks import DEFAULT_CASCADES, default_attacks
+from evaluator.errors import EvaluatorError
+
+
+def assess(
+    models: Annotated[list[Path], typer.Argument(help="ONNX models to assess (one table row each).")],
+    dataset: Annotated[Optional[str], typer.Option(help="fashion-mnist, mnist or a .npz; default: the model's metadata.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the dataset's IDX files.")] = None,
+    source: Annotated[Optional[Path], typer.Option(help="PyTorch source (.pt2) for white-box attacks; default: from metadata.")] = None,
+    eps: Annotated[Optional[str], typer.Option(help="Linf budgets in [0, 1] pixel units, comma separated; fractions allowed. \\[default: 8/255]")] = None,
+    eps_l2: Annotated[Optional[str], typer.Option(help="L2 budgets (pixel units over all values), comma separated. \\[default: 1.0]")] = None,
+    eps_l1: Annotated[Optional[str], typer.Option(help="L1 budgets (pixel units over all values), comma separated. \\[default: 10]")] = None,
+    eps_l0: Annotated[Optional[str], typer.Option(help="L0 budgets in changed pixels, comma separated. \\[default: 10]")] = None,
+    surrogate: Annotated[Optional[Path], typer.Option(help="Transfer surrogate (.pt2, or .onnx via its source); default: the unpruned parent.")] = None,
+    attacks: Annotated[Optional[str], typer.Option(help="Attacks by name, comma separated, options as NAME:KEY=VALUE (see `evaluator attacks`). "
+                                                   "\\[default: the default cascade of each norm whose budgets --eps, --eps-l2 or the policy give, Linf's "
+                                                   f"when none do: {', '.join(DEFAULT_CASCADES['Linf'])}; L2: {', '.join(DEFAULT_CASCADES['L2'])}]")] = None,
+    no_cascade: Annotated[bool, typer.Option("--no-cascade", help="Attack every sample with every attack (default: only what is still robust).")] = False,
+    samples: Annotated[int, typer.Option(help="Test samples attacked: the first N of a seeded permutation of the test set, so a smaller N "
+                                               "attacks a subset (clean accuracy uses the whole test set).")] = 1000,
+    provider: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    batch_size: Annotated[int, typer.Option(help="ONNX Runtime batch size for accuracy and black-box queries.")] = 256,
+    throughput_batch: Annotated[int, typer.Option(help="Batch size of the throughput measurement.")] = 256,
+    threads: Annotated[Optional[int], typer.Option(help=THREADS_HELP)] = None,
+    no_latency: Annotated[bool, typer.Option("--no-latency", help="Skip the latency measurement.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the sample choice and of random attacks.")] = 0,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the whole assessment as JSON here.")] = None,
+    policy: Annotated[Optional[Path], typer.Option(help="Sign-off policy (TOML): exit 0 pass, 1 fail, 2 error.")] = None,
+    markdown: Annotated[Optional[Path], typer.Option(help="With --policy: write the verdict as Markdown here.")] = None,
+    junit: Annotated[Optional[Path], typer.Option(help="With --policy: write the verdict as JUnit XML here.")] = None,
+) -> None:
+    """Measure size, latency, clean accuracy and robust accuracy of each ONNX model; with --policy, sign them off."""
+    from evaluator.assess_config import AssessConfig, check_budgets
+    from evaluator.assessment import assess as run_assessment
+    from evaluator.files import json_text, write_text_atomic
+    from evaluator.report.terminal import render_table
+
+    if dataset is not None and not dataset.strip():
+        raise EvaluatorError("--dataset is empty: name a dataset (fashion-mnist, mnist) or a .npz file")
+    budgets = {"Linf": eps, "L2": eps_l2, "L1": eps_l1, "L0": eps_l0}
+    fields = {"Linf": "epsilons", "L2": "epsilons_l2", "L1": "epsilons_l1", "L0": "epsilons_l0"}
+    config = AssessConfig(
+        dataset=dataset, data_dir=data_dir, source=source, surrogate=surrogate, samples=samples,
+        cascade=not no_cascade, provider=provider,
+        batch_size=batch_size, throughput_batch=throughput_batch, threads=threads, seed=seed, skip_latency=no_latency,
+        **{fields[norm]: parse_epsilons(text) for norm, text in budgets.items() if text is not None},  # type: ignore[arg-type]
+        **({} if attacks is None else {"attacks": tuple(a.strip() for a in attacks.split(",") if a.strip())}),
+    )
+    check_budgets(config)
+    for path, flag in ((json_path, "--json"), (markdown, "--markdown"), (junit, "--junit")):
+        check_output_path(path, flag)
+    if (markdown or junit) and policy is None:
+        raise EvaluatorError("--markdown and --junit write a sign-off verdict: they need --policy")
+    gate = None
+    if policy is not None:
+        from evaluator.policy import load_policy
+
+        gate = load_policy(policy)
+        config = replace(config, latency_batches=gate.latency_batches(), **{
+            fields[norm]: tuple(sorted({*config.epsilons_for(norm), *values})) for norm, values in gate.epsilons().items()})
+    asked = [norm for norm, text in budgets.items() if text is not None]
+    if attacks is None:
+        config = replace(config, attacks=default_attacks([*asked, *(gate.epsilons() if gate else ())]))
+    norms = {attack.norm.value for attack in config.create_attacks()}
+    for norm in asked:
+        if norm not in norms:
+            flag = {"Linf": "--eps"}.get(norm, f"--eps-{norm.lower()}")
+            advice = "" if attacks is not None else ": name them with --attacks (see `evaluator attacks`)"
+            raise EvaluatorError(f"{flag} gives {norm} budgets but no selected attack works in {norm} "
+                                 f"(selected: {', '.join(config.attacks) or 'none'}){advice}")
+    if len(models) > 1 and source is not None:
+        raise EvaluatorError("--source names one model's source: assess one model at a time with it")
+    steps = len(models) * (2 + (0 if no_latency else 1) + config.progress_steps())
+    with task_progress(steps) as step:
+        assessment = run_assessment(list(models), config, step)
+    render_table(assessment, console)
+    data = assessment.to_dict()
+    verdicts = []
+    if gate is not None:
+        from evaluator.policy import evaluate_policy
+        from evaluator.report.signoff import render_verdict_terminal, verdict_junit, verdict_markdown, verdict_to_dict
+
+        for model in data["models"]:
+            verdict = evaluate_policy(gate, model)
+            model["signoff"] = verdict_to_dict(verdict)
+            render_verdict_terminal(verdict, console)
+            verdicts.append(verdict)
+        for path, text in ((markdown, verdict_markdown(verdicts)), (junit, verdict_junit(verdicts))):
+            if path is not None:
+                write_text_atomic(path, text)
+                console.print(f"wrote {path}")
+    if json_path is not None:
+        write_text_atomic(json_path, json_text(data) + "\n")
+        console.print(f"wrote {json_path}")
+    if verdicts:
+        from evaluator.policy import exit_code
+
+        raise typer.Exit(exit_code(verdicts))
+
+
+def list_attacks_command() -> None:
+    """List the registered attacks with their norm, kind and default options."""
+    from rich.table import Table
+
+    from evaluator.attacks import list_attacks
+
+    from evaluator.attacks import is_minimal
+
+    table = Table("name", "norm", "kind", "mode", "defaults", "summary")
+    for cls in list_attacks():
+        defaults = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in cls().options().items())
+        table.add_row(cls.name, cls.norm.value, cls.kind.value, "minimal norm" if is_minimal(cls) else "fixed budget", defaults, cls.summary)
+    console.print(table)

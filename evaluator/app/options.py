@@ -1,0 +1,68 @@
+"""Checks and parsing of command-line values shared by the commands: output paths, seeds, numbers, budgets, rates."""
+
+from __future__ import annotations
+
+import math
+import os
+from fractions import Fraction
+from pathlib import Path
+
+from evaluator.errors import EvaluatorError
+
+THREADS_HELP = "Threads of torch and ONNX Runtime, 1 to 1024 (default: the free cores, see README)."
+
+
+def check_output_path(path: Path | None, flag: str) -> None:
+    """Fail before the work, not after it, when a result file cannot be written."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise EvaluatorError(f"{flag} {path} is a directory")
+    parent = path.parent if str(path.parent) else Path(".")
+    if any(folder.exists() and not folder.is_dir() for folder in (parent, *parent.parents)):
+        raise EvaluatorError(f"cannot write {path}: a parent of it is a file")
+    if parent.exists() and not os.access(parent, os.W_OK):
+        raise EvaluatorError(f"cannot write {path}: {parent} is not writable")
+
+
+def check_output_folder(path: Path, flag: str = "--out") -> None:
+    """An output folder that exists as a folder or can be made (no file in its place or above it)."""
+    if path.exists() and not path.is_dir():
+        raise EvaluatorError(f"{flag} {path} is a file, not a folder")
+    if any(parent.exists() and not parent.is_dir() for parent in path.parents):
+        raise EvaluatorError(f"{flag} {path}: a parent of it is a file")
+
+
+def check_seed(seed: int) -> None:
+    """--seed is a whole number from 0 to 2**63 - 1."""
+    if not 0 <= seed < 2**63:
+        raise EvaluatorError(f"--seed must be a whole number from 0 to 2**63 - 1, got {seed}")
+
+
+def positive_finite(**values: float) -> None:
+    """Each named flag's value is a finite number > 0."""
+    for name, value in values.items():
+        if not math.isfinite(value) or value <= 0:
+            raise EvaluatorError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
+
+
+def parse_epsilons(text: str) -> tuple[float, ...]:
+    """'8/255,0.1' -> (0.0313..., 0.1)."""
+    values = []
+    for part in text.split(","):
+        try:
+            values.append(float(Fraction(part.strip())))
+        except (ValueError, ZeroDivisionError, OverflowError):
+            raise EvaluatorError(f"cannot read epsilon {part.strip()!r}: use numbers or fractions like 8/255") from None
+    return tuple(values)
+
+
+def parse_rates(text: str) -> tuple[float, ...]:
+    """'2,4,8' -> (2.0, 4.0, 8.0)."""
+    try:
+        rates = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise EvaluatorError(f"cannot read rates {text!r}: use numbers like 2,4,8") from None
+    if not all(math.isfinite(rate) for rate in rates):
+        raise EvaluatorError(f"rates must be finite numbers, got {text!r}")
+    return rates

@@ -1,0 +1,59 @@
+"""`evaluator sweep`: the command-line face of evaluator/app/sweep_run.py (flags override a TOML file's settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from evaluator.app.console import console, progress_bar
+from evaluator.app.options import THREADS_HELP
+
+
+def sweep(
+    config_file: Annotated[Optional[Path], typer.Option("--config", help="TOML file of sweep settings (flags override it).")] = None,
+    source: Annotated[Optional[str], typer.Option(help="Architecture to train (lenet5, resnet8, vgg11) or a parent .pt2. \\[default: lenet5]")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Results directory. \\[default: sweep-results]")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="fashion-mnist, mnist or a train/test .npz.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the dataset's IDX files.")] = None,
+    methods: Annotated[Optional[str], typer.Option(help="Pruning methods, comma separated. \\[default: the study's nine]")] = None,
+    rates: Annotated[Optional[str], typer.Option(help="Compression rates, comma separated; 1 is the parent. \\[default: 1,2,4,8,16,32,64]")] = None,
+    schedule: Annotated[Optional[str], typer.Option(help="iterative or oneshot.")] = None,
+    rate_tolerance: Annotated[Optional[float], typer.Option(help="Accepted relative distance of an achieved rate from its "
+                                                            "target. \\[default: 0.05]")] = None,
+    finetune_epochs: Annotated[Optional[int], typer.Option(help="Most fine-tuning epochs per pruning step. \\[default: 10]")] = None,
+    train_epochs: Annotated[Optional[int], typer.Option(help="Most training epochs of a parent trained here. \\[default: 30]")] = None,
+    width: Annotated[Optional[float], typer.Option(help="Width multiplier of a parent trained here.")] = None,
+    attacks: Annotated[Optional[str], typer.Option(help="Attacks, comma separated (see `evaluator attacks`).")] = None,
+    eps: Annotated[Optional[str], typer.Option(help="Linf budgets. \\[default: 8/255]")] = None,
+    eps_l2: Annotated[Optional[str], typer.Option(help="L2 budgets. \\[default: 1.0]")] = None,
+    eps_l1: Annotated[Optional[str], typer.Option(help="L1 budgets. \\[default: 10]")] = None,
+    eps_l0: Annotated[Optional[str], typer.Option(help="L0 budgets in pixels. \\[default: 10]")] = None,
+    samples: Annotated[Optional[int], typer.Option(help="Test samples attacked per variant. \\[default: 1000]")] = None,
+    provider: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
+    no_latency: Annotated[bool, typer.Option("--no-latency", help="Skip the latency measurement.")] = False,
+    retime_rounds: Annotated[Optional[int], typer.Option(help="After assessing, time every variant again in this many "
+                                                         "interleaved rounds (steadier ratios on a shared machine). \\[default: 0]")] = None,
+    threads: Annotated[Optional[int], typer.Option(help=THREADS_HELP)] = None,
+    seed: Annotated[Optional[int], typer.Option()] = None,
+) -> None:
+    """Prune a parent with every method to every rate, assess every variant, write table, figures and report."""
+    from evaluator.app.sweep_config import load_sweep_file, make_config
+    from evaluator.app.sweep_run import run_sweep
+
+    given = {"source": source, "out": out, "dataset": dataset, "data_dir": data_dir, "methods": methods, "rates": rates,
+             "schedule": schedule, "rate_tolerance": rate_tolerance, "finetune_epochs": finetune_epochs, "train_epochs": train_epochs, "width": width,
+             "attacks": attacks, "epsilons": eps, "epsilons_l2": eps_l2, "epsilons_l1": eps_l1, "epsilons_l0": eps_l0,
+             "samples": samples, "provider": provider, "seed": seed, "skip_latency": True if no_latency else None,
+             "retime_rounds": retime_rounds, "threads": threads}
+    overrides = {key: value for key, value in given.items() if value is not None}
+    config = load_sweep_file(config_file, overrides) if config_file else make_config(overrides, "command line")
+    with progress_bar() as bar:
+        result = run_sweep(config, bar, lambda message: bar.console.print(message))
+    from evaluator.table import table_markdown
+
+    console.print(table_markdown(result.rows), markup=False, highlight=False)
+    for failure in result.failures:
+        console.print(f"[yellow]note[/yellow] {failure}")
+    console.print(f"wrote {len(result.files)} files to {result.out}")

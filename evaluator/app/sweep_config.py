@@ -1,0 +1,239 @@
+"""The settings of `evaluator sweep`: SweepConfig, read from a TOML file or the command line (one clear error for an
+unknown key or a wrong type) and checked as a whole before anything is written (evaluator/app/sweep_run.py runs it)."""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import asdict, dataclass, fields, replace
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from evaluator.assess_config import AssessConfig, check_budgets
+from evaluator.default_attacks import DEFAULT_ATTACKS, DEFAULT_CASCADES, default_attacks
+from evaluator.errors import EvaluatorError
+from evaluator.files import read_text_file
+from evaluator.limits import MAX_EPOCHS
+from evaluator.threads import choose_threads
+
+ARCHITECTURES = ("lenet5", "resnet8", "vgg11")
+STUDY_METHODS = tuple(f"{granularity}-{criterion}" for granularity in ("unstructured", "kernel", "filter")
+                      for criterion in ("global-magnitude", "local-magnitude", "local-random"))
+PROVIDERS = ("auto", "cpu", "cuda")
+MAX_RETIME_ROUNDS = 100
+MAX_SEED = 2**63 - 1  # as the CLI's other commands (torch takes up to 2**64 - 1)
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Everything that decides a sweep's results. Budgets as in AssessConfig (Linf/L2/L1 pixel units, L0 pixels)."""
+
+    source: str = "lenet5"  # an architecture to train, or a .pt2 made by `evaluator train` / `prune`
+    out: Path = Path("sweep-results")
+    dataset: str = "fashion-mnist"
+    data_dir: Path | None = None
+    width: float = 1.0
+    train_epochs: int = 30
+    methods: tuple[str, ...] = STUDY_METHODS
+    rates: tuple[float, ...] = (1, 2, 4, 8, 16, 32, 64)
+    schedule: str = "iterative"
+    rate_tolerance: float = 0.05  # accepted relative distance of an achieved compression rate from its target
+    finetune_epochs: int = 10
+    patience: int = 3
+    learning_rate: float = 1e-3
+    attacks: tuple[str, ...] = DEFAULT_ATTACKS  # make_config: the default cascades of the norms whose budgets are given
+    epsilons: tuple[float, ...] = (8 / 255,)
+    epsilons_l2: tuple[float, ...] = (1.0,)
+    epsilons_l1: tuple[float, ...] = (10.0,)
+    epsilons_l0: tuple[float, ...] = (10.0,)
+    samples: int = 1000
+    provider: str = "auto"
+    skip_latency: bool = False
+    retime_rounds: int = 0  # > 0: after assessing, time every variant again in this many interleaved rounds
+    threads: int | None = None  # torch's and ONNX Runtime's; None: the free cores (evaluator.threads); not in any cache key
+    seed: int = 0
+
+    def assess_config(self) -> AssessConfig:
+        return AssessConfig(dataset=self.dataset, data_dir=self.data_dir, samples=self.samples, epsilons=self.epsilons,
+                            epsilons_l2=self.epsilons_l2, epsilons_l1=self.epsilons_l1, epsilons_l0=self.epsilons_l0,
+                            attacks=self.attacks, provider=self.provider, threads=self.threads, seed=self.seed,
+                            skip_latency=self.skip_latency)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: str(value) if isinstance(value, Path) else value for key, value in asdict(self).items()}
+
+    def validate(self) -> None:
+        """Every setting, the source and its files, the dataset and the results folder: all before anything is
+        written. Loads the dataset (and a .pt2 source) once to see that they load and fit."""
+        from exporters.pruning.methods import METHODS
+
+        if not self.source.endswith(".pt2") and self.source not in ARCHITECTURES:
+            raise EvaluatorError(f"source must be one of {', '.join(ARCHITECTURES)} or a .pt2 file, got {self.source!r}")
+        if self.source.endswith(".pt2"):
+            source = Path(self.source)
+            if not source.is_file():
+                raise EvaluatorError(f"source file not found: {self.source}")
+            for suffix in (".onnx", ".json"):
+                if not source.with_suffix(suffix).is_file():
+                    raise EvaluatorError(f"{source.with_suffix(suffix)} is missing: a sweep's parent needs its .pt2, .onnx "
+                                         "and .json (from `evaluator train`)")
+        unknown = [method for method in self.methods if method not in METHODS]
+        if unknown:
+            raise EvaluatorError(f"unknown pruning method {unknown[0]!r}: see `evaluator prune --list`")
+        if not self.rates or any(not (rate >= 1 and math.isfinite(rate)) for rate in self.rates):
+            raise EvaluatorError(f"rates must be finite numbers >= 1 (1 = the unpruned parent), got {self.rates}")
+        if self.schedule not in ("iterative", "oneshot"):
+            raise EvaluatorError(f"schedule must be iterative or oneshot, got {self.schedule!r}")
+        if not 0 < self.rate_tolerance < 1:
+            raise EvaluatorError(f"rate_tolerance must be a share between 0 and 1, got {self.rate_tolerance:g}")
+        if not 0 <= self.retime_rounds <= MAX_RETIME_ROUNDS:
+            raise EvaluatorError(f"retime_rounds must be 0 (keep the latency of each assessment) to {MAX_RETIME_ROUNDS}, "
+                                 f"got {self.retime_rounds}")
+        for name, least in (("samples", 1), ("train_epochs", 1), ("patience", 1), ("finetune_epochs", 0)):
+            if getattr(self, name) < least:
+                raise EvaluatorError(f"{name} must be a whole number >= {least}, got {getattr(self, name)}")
+        for name in ("train_epochs", "finetune_epochs"):
+            if getattr(self, name) > MAX_EPOCHS:
+                raise EvaluatorError(f"{name} must be at most {MAX_EPOCHS:,}, got {getattr(self, name):,}")
+        for name in ("learning_rate", "width"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
+                raise EvaluatorError(f"{name} must be a finite number > 0, got {getattr(self, name)}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise EvaluatorError(f"seed must be a whole number from 0 to 2**63 - 1, got {self.seed}")
+        if self.threads is not None:
+            choose_threads(self.threads)
+        if self.provider not in PROVIDERS:
+            raise EvaluatorError(f"unknown provider {self.provider!r}: expected {', '.join(PROVIDERS)}")
+        check_budgets(self.assess_config())
+        self.assess_config().create_attacks()
+        check_out(Path(self.out))
+        self.check_data()
+
+    def trains_here(self) -> bool:
+        """Whether the sweep trains or fine-tunes (a parent from scratch, or any pruning step)."""
+        return not self.source.endswith(".pt2") or (bool(self.methods) and any(rate > 1 for rate in self.rates))
+
+    def check_data(self) -> None:
+        """The dataset loads, has a training split larger than the validation split where the sweep trains, and a
+        .pt2 source loads (checked as every .pt2) and takes the dataset's inputs."""
+        from evaluator.data import load_dataset
+        from exporters.workflows import VALIDATION_SIZE, recorded_validation_size
+
+        dataset = load_dataset(self.dataset, self.data_dir)
+        validation = VALIDATION_SIZE
+        if self.source.endswith(".pt2"):
+            from exporters.artifacts import load_trainable
+
+            _, spec, metadata = load_trainable(Path(self.source))
+            expected = (spec.in_channels, spec.image_size, spec.image_size)
+            if dataset.input_shape != expected:
+                raise EvaluatorError(f"{self.source} expects inputs {expected}, dataset {dataset.name!r} has {dataset.input_shape}")
+            validation = recorded_validation_size(metadata)
+        if not self.trains_here():
+            return
+        if dataset.train is None:
+            raise EvaluatorError(f"dataset {dataset.name!r} has no training split (an .npz needs x_train, y_train, "
+                                 "x_test, y_test): the sweep trains or fine-tunes")
+        if not 0 < validation < len(dataset.train):
+            raise EvaluatorError(f"dataset {dataset.name!r} has {len(dataset.train)} training samples: training and "
+                                 f"fine-tuning hold out {validation} for validation and need more than that")
+
+
+def check_out(out: Path) -> None:
+    """The results folder is a folder or can be made one: neither it nor a folder above it is a file."""
+    for folder in (out, *out.parents):
+        if folder.is_dir():
+            return
+        if folder.exists():
+            raise EvaluatorError(f"out {out} is a file, not a folder" if folder == out else f"out {out}: {folder} is a file, not a folder")
+        if folder.is_symlink():
+            raise EvaluatorError(f"out {out}: {folder} is a broken link")
+
+
+def load_sweep_file(path: Path, overrides: dict[str, Any]) -> SweepConfig:
+    """A TOML file of SweepConfig keys (a [sweep] table or top level), then command-line overrides."""
+    path = Path(path)
+    text = read_text_file(path, "sweep file")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise EvaluatorError(f"{path} is not valid TOML: {error}") from None
+    if "sweep" in data:
+        if not isinstance(data["sweep"], dict):
+            raise EvaluatorError(f"{path}: sweep must be a table of settings ([sweep]), got a {toml_type(data['sweep'])}")
+        outside = sorted(set(data) - {"sweep"})
+        if outside:
+            raise EvaluatorError(f"{path}: setting {outside[0]!r} is outside the [sweep] table (put every setting in it)")
+        data = data["sweep"]
+    return make_config({**data, **overrides}, str(path))
+
+
+def toml_type(value: Any) -> str:
+    names = {bool: "boolean", int: "number", float: "number", str: "string", list: "list", dict: "table"}
+    return names.get(type(value), "date or time")
+
+
+def make_config(values: dict[str, Any], origin: str = "options") -> SweepConfig:
+    """SweepConfig from plain values (TOML types or strings); one clear error for an unknown key or a wrong type."""
+    known = {f.name: f for f in fields(SweepConfig)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise EvaluatorError(f"{origin}: unknown sweep setting {unknown[0]!r}: expected one of {', '.join(sorted(known))}")
+    defaults = SweepConfig()
+    if "attacks" not in values:
+        budgets = {"epsilons": "Linf", "epsilons_l2": "L2", "epsilons_l1": "L1", "epsilons_l0": "L0"}
+        asked = [norm for key, norm in budgets.items() if values.get(key) is not None]
+        without = [norm for norm in asked if norm not in DEFAULT_CASCADES]
+        if without:
+            raise EvaluatorError(f"{origin}: {without[0]} budgets are given but no default attack works in {without[0]}: "
+                                 "name the attacks (see `evaluator attacks`)")
+        defaults = replace(defaults, attacks=default_attacks(asked))
+    converted: dict[str, Any] = {}
+    for key, value in values.items():
+        default = getattr(defaults, key)
+        try:
+            converted[key] = convert(value, default, key)
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+            raise EvaluatorError(f"{origin}: sweep setting {key} = {value!r} is not a valid {describe(default, key)}") from None
+    return replace(defaults, **converted)
+
+
+def convert(value: Any, default: Any, key: str) -> Any:
+    if key == "threads":  # None: the free cores
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError
+        return value
+    if key in ("out", "data_dir"):
+        if value is not None and ("\0" in str(value) or not str(value).strip()):
+            raise ValueError  # an empty path would mean the current folder
+        return None if value is None else Path(value)
+    if isinstance(default, tuple):
+        items = value.split(",") if isinstance(value, str) else list(value)
+        element = default[0] if default else ""
+        if isinstance(element, str):
+            return tuple(str(item).strip() for item in items if str(item).strip())
+        return tuple(float(Fraction(str(item).strip())) for item in items)
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise TypeError
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise TypeError
+        return int(value)
+    if isinstance(default, float):
+        return float(Fraction(str(value)))
+    if not isinstance(value, str):
+        raise TypeError
+    return value
+
+
+def describe(default: Any, key: str) -> str:
+    if key in ("out", "data_dir"):
+        return "path"
+    if key == "threads":
+        return "whole number"
+    if isinstance(default, tuple):
+        return "list"
+    return type(default).__name__

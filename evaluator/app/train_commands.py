@@ -1,0 +1,126 @@
+"""`evaluator train` (a new parent) and `evaluator prune` (pruned, fine-tuned variants of a parent)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from evaluator.app.console import console, progress_bar
+from evaluator.app.options import THREADS_HELP, check_output_folder, check_seed, parse_rates, positive_finite
+from evaluator.errors import EvaluatorError
+from evaluator.files import check_name
+
+
+def train(
+    arch: Annotated[str, typer.Argument(help="lenet5, resnet8 or vgg11.")],
+    dataset: Annotated[str, typer.Option(help="fashion-mnist, mnist or a .npz with x_train/y_train/x_test/y_test.")] = "fashion-mnist",
+    data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the dataset's IDX files.")] = None,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("."),
+    name: Annotated[Optional[str], typer.Option(help="Artifact name (default ARCH_DATASET).")] = None,
+    epochs: Annotated[int, typer.Option(help="Most epochs.")] = 30,
+    patience: Annotated[int, typer.Option(help="Stop after this many epochs without a better validation accuracy.")] = 3,
+    batch_size: Annotated[int, typer.Option()] = 128,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    width: Annotated[float, typer.Option(help="Width multiplier of the channels.")] = 1.0,
+    validation_size: Annotated[int, typer.Option(help="Validation samples carved from the training set.")] = 5000,
+    threads: Annotated[Optional[int], typer.Option(help=THREADS_HELP)] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Train an architecture and write NAME.pt2, NAME.onnx (verified) and NAME.json."""
+    from evaluator.threads import training_threads
+    from exporters.train import TrainConfig
+    from exporters.workflows import DataOptions, train_architecture
+
+    positive_finite(epochs=epochs, width=width, lr=lr, batch_size=batch_size, validation_size=validation_size, patience=patience)
+    check_seed(seed)
+    check_output_folder(out)
+    default_name = f"{arch}_{Path(dataset).stem if dataset.endswith('.npz') else dataset}"
+    stem = out / check_name(default_name if name is None else name, "--name")
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, patience=patience, seed=seed)
+    with training_threads(threads), progress_bar() as bar:
+        artifacts, metadata = train_architecture(arch, stem, DataOptions(dataset, data_dir, validation_size), config, width, bar)
+    card = json.loads(artifacts.card.read_text())
+    check = card["export_check"]
+    console.print(f"trained {arch}: validation accuracy {metadata['training']['validation_accuracy']:.4f}, "
+                  f"test accuracy on ORT {check['onnx_accuracy']:.4f} (max |logit diff| vs torch {check['max_abs_logit_diff']:.1e})")
+    console.print(f"wrote {artifacts.pt2}, {artifacts.onnx}, {artifacts.card}")
+
+
+def print_methods() -> None:
+    """`prune --list`: the pruning methods as a table."""
+    from rich.table import Table
+
+    from exporters.pruning.methods import METHODS
+
+    table = Table("method", "granularity", "criterion", "scope", "rate basis", "removes channels", "summary")
+    for method in METHODS.values():
+        table.add_row(method.name, method.granularity, method.criterion, method.scope or "--scope (local)",
+                      method.default_basis, "yes" if method.physical else "no (zeros)", method.summary)
+    console.print(table)
+
+
+def prune(
+    source: Annotated[Optional[Path], typer.Argument(help="The parent's .pt2 (written by `evaluator train` or `prune`).")] = None,
+    method: Annotated[str, typer.Option(help="Pruning method (see --list).")] = "filter-l1",
+    rate: Annotated[str, typer.Option(help="Compression rates, comma separated: weights before / non-zero weights after.")] = "4",
+    target: Annotated[str, typer.Option(help="weights (compression rate) or macs (MAC reduction).")] = "weights",
+    rate_basis: Annotated[Optional[str], typer.Option(help="all weights or the pruned layers' (default: the method's).")] = None,
+    scope: Annotated[Optional[str], typer.Option(help="local or global ranking, for torch-pruning criteria.")] = None,
+    round_to: Annotated[Optional[int], typer.Option(help="Keep channel counts multiples of this (filter methods); "
+                                                    "default: 8 for models whose channels are multiples of 8, where the rate allows; 1 = never.")] = None,
+    schedule: Annotated[str, typer.Option(help="iterative (prune, retrain, prune further) or oneshot.")] = "iterative",
+    finetune_epochs: Annotated[int, typer.Option(help="Most fine-tuning epochs per step (early stopping on validation).")] = 10,
+    patience: Annotated[int, typer.Option()] = 3,
+    lr: Annotated[float, typer.Option(help="Adam learning rate of the fine-tuning.")] = 1e-3,
+    dataset: Annotated[Optional[str], typer.Option(help="Default: the dataset in the source's metadata.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option()] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder (default: beside the source).")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Artifact name prefix (default SOURCE_METHOD); _crRATE is appended.")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    tolerance: Annotated[float, typer.Option(help="Accepted relative distance of the achieved rate from each target "
+                                             "(coarse filter steps on small models may need 0.25).")] = 0.05,
+    threads: Annotated[Optional[int], typer.Option(help=THREADS_HELP)] = None,
+    list_methods: Annotated[bool, typer.Option("--list", help="List the pruning methods and exit.")] = False,
+) -> None:
+    """Prune a model to one or more compression rates, fine-tune each step and write verified artifacts."""
+    if list_methods:
+        print_methods()
+        return
+    from exporters.pruning.schedule import PruneRequest, run_schedule
+    from exporters.train import TrainConfig
+
+    if source is None:
+        raise EvaluatorError("prune needs the parent's .pt2 (or --list)")
+    choices = {"--target": (target, ("weights", "macs")), "--rate-basis": (rate_basis, ("all", "pruned", None)),
+               "--scope": (scope, ("local", "global", None)), "--schedule": (schedule, ("iterative", "oneshot"))}
+    for flag, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise EvaluatorError(f"{flag} must be one of {', '.join(a for a in allowed if a)}, got {value!r}")
+    if finetune_epochs < 0:
+        raise EvaluatorError("--finetune-epochs must be >= 0")
+    positive_finite(lr=lr, patience=patience)
+    check_seed(seed)
+    if name is not None:
+        check_name(name, "--name")
+    if out is not None:
+        check_output_folder(out)
+    request = PruneRequest(method, parse_rates(rate), target, rate_basis, scope, round_to, schedule,  # type: ignore[arg-type]
+                           TrainConfig(epochs=finetune_epochs, learning_rate=lr, patience=patience, seed=seed), tolerance)
+    from evaluator.threads import training_threads
+
+    with training_threads(threads), progress_bar() as bar:
+        steps = run_schedule(source, request, out or source.parent, name, dataset, data_dir, seed, bar)
+    for step in steps:
+        record = step.outcome
+        rates = record["rates"]
+        console.print(f"{'resumed' if step.resumed else 'pruned'} {record['method']} CR {step.rate:g}: achieved {record['achieved_rate']:.3f} "
+                      f"(all weights {rates['all']:.2f}, pruned layers {rates['pruned']:.2f}, MACs {rates['macs']:.2f}), "
+                      f"params {record['after']['params']:,}, non-zero {record['after']['nonzero']:,}, "
+                      f"test accuracy {step.test_accuracy:.4f} -> {step.artifacts.onnx}")
+        if record["granularity"] == "filter" and record.get("round_to") is None:
+            console.print("  note: channel counts are not all multiples of 8: ONNX Runtime's fast CPU convolutions (NCHWc, "
+                          "blocks of 8 channels, 16 on AVX-512 CPUs) pad or skip such layers; --round-to 8 (or 16) with a "
+                          "nearby rate avoids it", style="yellow")

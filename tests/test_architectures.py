@@ -38,6 +38,7 @@ def test_bad_specs_are_user_errors() -> None:
         build_model(ArchSpec("lenet5", image_size=64))
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("name", sorted(ARCHITECTURES))
 def test_pruned_weights_load_into_a_rebuilt_model(name: str) -> None:
     torch.manual_seed(0)
@@ -53,6 +54,7 @@ def test_pruned_weights_load_into_a_rebuilt_model(name: str) -> None:
     torch.testing.assert_close(rebuilt.eval()(x), pruned(x))
 
 
+@pytest.mark.train
 def test_exported_artifacts_carry_no_source_paths() -> None:
     """torch.export and torch.onnx.export record stack traces with this checkout's absolute paths; the artifacts keep
     none, so the same model is the same file wherever it is built."""

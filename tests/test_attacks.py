@@ -72,6 +72,7 @@ def test_every_registered_attack_is_sound(attack_class: type, target: AttackTarg
     assert robust[0] >= robust[1] >= robust[2] and robust[2] < robust[0], robust
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attack_class", list_attacks(), ids=lambda cls: cls.name)
 def test_same_seed_same_numbers(attack_class: type, target: AttackTarget, fmnist: Dataset) -> None:
     subset = fmnist.test.head(100)
@@ -92,6 +93,7 @@ def test_every_candidate_behind_a_success_fools_the_deployed_graph(target: Attac
     assert result.successes == int(fooled.sum()) > 0
 
 
+@pytest.mark.reference
 def test_pgd_linf_matches_foolbox(target: AttackTarget, fmnist: Dataset) -> None:
     """Robust accuracy within 1.5 points of foolbox's LinfPGD with the same 40 steps on the same 1000 images."""
     foolbox = pytest.importorskip("foolbox")
@@ -106,6 +108,7 @@ def test_pgd_linf_matches_foolbox(target: AttackTarget, fmnist: Dataset) -> None
     assert abs(ours.robust_accuracy - theirs) <= 0.015, (ours.robust_accuracy, theirs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("norm", "epsilon"), [(Norm.LINF, 2 / 255), (Norm.LINF, 8 / 255), (Norm.L2, 0.5), (Norm.L2, 2.0)])
 def test_pgd_stopping_fooled_samples_early_fools_the_same_samples(target: AttackTarget, fmnist: Dataset, norm: Norm,
                                                                    epsilon: float) -> None:
@@ -268,6 +271,7 @@ def test_worst_case_is_the_union_of_successes(target: AttackTarget, fmnist: Data
     assert worst.attacks == ("pgd-linf", "square-linf")
 
 
+@pytest.mark.reference
 def test_pgd_l2_matches_foolbox(target: AttackTarget, fmnist: Dataset) -> None:
     """Robust accuracy no worse than 1.5 points above foolbox's L2PGD with the same 50 steps on 1000 images."""
     foolbox = pytest.importorskip("foolbox")
@@ -281,6 +285,7 @@ def test_pgd_l2_matches_foolbox(target: AttackTarget, fmnist: Dataset) -> None:
     assert ours.robust_accuracy <= theirs + 0.015, (ours.robust_accuracy, theirs)
 
 
+@pytest.mark.slow
 def test_transfer_from_the_parent_is_weaker_than_white_box(target: AttackTarget, fmnist: Dataset) -> None:
     subset = fmnist.test.head(300)
     white = evaluate_attack(create_attack("pgd-linf"), target, subset, EPSILON, seed=0)
@@ -288,6 +293,7 @@ def test_transfer_from_the_parent_is_weaker_than_white_box(target: AttackTarget,
     assert white.robust_accuracy <= transfer.robust_accuracy < transfer.clean_accuracy
 
 
+@pytest.mark.reference
 def test_square_linf_is_at_least_as_strong_as_torchattacks(target: AttackTarget, fmnist: Dataset) -> None:
     """Same model, samples, budget and p_init: our robust accuracy at most 1 point above torchattacks' Square."""
     torchattacks = pytest.importorskip("torchattacks")

@@ -131,6 +131,7 @@ def test_too_few_classes_are_refused_clearly(tmp_path: Path, fmnist: Dataset) ->
     assert create_attack("apgd-ce-l2", steps=3).run(two, x, y % 2, 1.0, seed=0).x_adv.shape == x.shape
 
 
+@pytest.mark.slow
 def test_apgd_t_is_at_least_as_strong_as_apgd_ce(parent: AttackTarget, fmnist: Dataset) -> None:
     """On 200 zoo test images at Linf 8/255, APGD-T alone leaves no more samples robust than APGD-CE alone, and adds
     successes after it (AutoAttack's reason to run it second)."""
@@ -143,6 +144,7 @@ def test_apgd_t_is_at_least_as_strong_as_apgd_ce(parent: AttackTarget, fmnist: D
     assert after.robust_accuracy <= ce.robust_accuracy
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "epsilon"), [("apgd-t-linf", EPSILON), ("apgd-dlr-l2", 0.5), ("apgd-t-l2", 0.5)])
 def test_same_seed_same_candidates(name: str, epsilon: float, parent: AttackTarget, fmnist: Dataset) -> None:
     x, y = fmnist.test.x[:60], fmnist.test.y[:60]

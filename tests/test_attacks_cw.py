@@ -48,6 +48,7 @@ def test_cw_l2_returns_the_clean_input_where_it_finds_nothing(target: AttackTarg
     assert x_adv.dtype == np.float32 and np.array_equal(x_adv, x[correct])
 
 
+@pytest.mark.reference
 def test_cw_l2_is_at_least_as_strong_as_foolbox(cw_small: MinimalNormResult, target: AttackTarget, fmnist: Dataset) -> None:
     """Median L2 on the deployed graph at most 1.05 x foolbox's L2CarliniWagnerAttack with the same budget and samples."""
     foolbox = pytest.importorskip("foolbox")

@@ -52,6 +52,7 @@ def test_candidates_are_x_where_nothing_was_found(target: AttackTarget, fmnist: 
     np.testing.assert_array_equal(x_adv[~broken], x[~broken])
 
 
+@pytest.mark.reference
 def test_fmn_l2_is_as_strong_as_carlini_wagner(target: AttackTarget, fmnist: Dataset) -> None:
     """Median L2 of fmn-l2 (default options) at most 1.05 x foolbox's CW-L2 (5 binary-search steps x 100 steps)."""
     foolbox = pytest.importorskip("foolbox")
@@ -67,7 +68,7 @@ def test_fmn_l2_is_as_strong_as_carlini_wagner(target: AttackTarget, fmnist: Dat
     assert ours.median_distance <= 1.05 * np.median(theirs), (ours.median_distance, np.median(theirs))
 
 
-@pytest.mark.slow
+@pytest.mark.reference
 def test_l0_is_as_strong_as_brendel_bethge(target: AttackTarget, fmnist: Dataset) -> None:
     """Median L0 of l0-greedy at most 1.1 x foolbox's L0 Brendel-Bethge (numba; its first call compiles for minutes)."""
     foolbox = pytest.importorskip("foolbox")

@@ -121,6 +121,7 @@ def test_sparse_rs_breaks_far_more_than_random_corners(target: AttackTarget, fmn
     assert ours.robust_accuracy <= noise - 0.5, (ours.robust_accuracy, noise)
 
 
+@pytest.mark.reference
 def test_sparse_rs_is_stronger_than_torchattacks_onepixel(target: AttackTarget, fmnist: Dataset) -> None:
     """OnePixel with k pixels (differential evolution over positions and any values: a wider search space than
     corners) at about the same queries per sample (population 60 for 8 generations) on the same 50 images."""
@@ -139,6 +140,7 @@ def test_sparse_rs_is_stronger_than_torchattacks_onepixel(target: AttackTarget, 
     assert ours.robust_accuracy <= theirs - 0.2, (ours.robust_accuracy, theirs)
 
 
+@pytest.mark.reference
 def test_square_l2_is_at_least_as_strong_as_torchattacks(target: AttackTarget, fmnist: Dataset) -> None:
     """Same model, samples, budget and p_init: our robust accuracy at most 1 point above torchattacks' Square L2."""
     torchattacks = pytest.importorskip("torchattacks")

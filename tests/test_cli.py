@@ -23,6 +23,7 @@ def invoke(*args: str):  # type: ignore[no-untyped-def]
     return runner.invoke(app, [str(arg) for arg in args])
 
 
+@pytest.mark.slow
 def test_assess_zoo_models_writes_the_documented_json(tmp_path: Path) -> None:
     report = tmp_path / "assessment.json"
     result = invoke("assess", ZOO_PARENT, ZOO_CHILD, "--samples", "100", "--json", report)
@@ -63,6 +64,7 @@ def test_attacks_are_listed() -> None:
     assert result.exit_code == 0 and "pgd-linf" in result.output and "square-linf" in result.output
 
 
+@pytest.mark.train
 def test_train_prune_assess_on_a_small_npz(small_npz: Path, tmp_path: Path) -> None:
     trained = invoke("train", "lenet5", "--dataset", small_npz, "--out", tmp_path, "--name", "small", "--epochs", "1",
                      "--validation-size", "500", "--width", "0.5")

@@ -46,6 +46,7 @@ def assess_json(tmp_path: Path, *args: str) -> dict:
     return json.loads(report.read_text())
 
 
+@pytest.mark.slow
 def test_assess_attacks_the_norms_whose_budgets_are_given(tmp_path: Path) -> None:
     only_l2 = assess_json(tmp_path, "--eps-l2", "0.5")
     assert tuple(only_l2["config"]["attacks"]) == DEFAULT_CASCADES["L2"]
@@ -57,6 +58,7 @@ def test_assess_attacks_the_norms_whose_budgets_are_given(tmp_path: Path) -> Non
     assert chosen["config"]["attacks"] == ["pgd-l2:steps=3"]
 
 
+@pytest.mark.slow
 def test_a_policy_rule_in_another_norm_brings_that_norms_cascade(tmp_path: Path) -> None:
     policy = tmp_path / "l2.toml"
     policy.write_text('[[rule]]\nmetric = "robust_accuracy"\nnorm = "L2"\nepsilon = 0.5\nmin = 0\n')

@@ -47,21 +47,22 @@ def prune(model: torch.nn.Module, method_name: str, rate: float, **target: str):
                            method.scope or "local", seed=0)
 
 
+@pytest.mark.parametrize("rate", [2, pytest.param(4, marks=pytest.mark.slow), pytest.param(8, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("method_name", sorted(METHODS))
-def test_every_method_reaches_rates_2_4_8(method_name: str) -> None:
+def test_every_method_reaches_rates_2_4_8(method_name: str, rate: int) -> None:
+    """Rate 2 of every method is in the quick loop; 4 and 8 are marked slow."""
     model = small_model(method_name)
     params = sum(p.numel() for p in model.parameters())
-    for rate in (2, 4, 8):
-        pruned, outcome = prune(model, method_name, rate)
-        assert abs(outcome.achieved_rate / rate - 1) <= 0.05, (rate, outcome.achieved_rate)
-        assert outcome.rates[get_method(method_name).default_basis] == pytest.approx(outcome.achieved_rate)
-        assert pruned(torch.rand(3, 1, 28, 28)).shape == (3, 10)
-        pruned_params = sum(p.numel() for p in pruned.parameters())
-        if get_method(method_name).physical:
-            assert pruned_params < params and outcome.after["macs"] < outcome.root["macs"]
-        else:
-            assert pruned_params == params and outcome.after["macs"] == outcome.root["macs"]
-            assert outcome.after["nonzero"] < outcome.root["nonzero"]
+    pruned, outcome = prune(model, method_name, rate)
+    assert abs(outcome.achieved_rate / rate - 1) <= 0.05, (rate, outcome.achieved_rate)
+    assert outcome.rates[get_method(method_name).default_basis] == pytest.approx(outcome.achieved_rate)
+    assert pruned(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+    pruned_params = sum(p.numel() for p in pruned.parameters())
+    if get_method(method_name).physical:
+        assert pruned_params < params and outcome.after["macs"] < outcome.root["macs"]
+    else:
+        assert pruned_params == params and outcome.after["macs"] == outcome.root["macs"]
+        assert outcome.after["nonzero"] < outcome.root["nonzero"]
     assert sum(p.numel() for p in model.parameters()) == params, "the parent must be left untouched"
 
 
@@ -105,6 +106,7 @@ def test_zoo_child_has_at_least_3_5x_fewer_onnx_parameters() -> None:
     assert child.macs < parent.macs and child.size_bytes < parent.size_bytes
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("method_name", sorted(METHODS))
 def test_every_method_exports_a_verified_self_describing_model(method_name: str, tiny_resnet: Path, tmp_path: Path) -> None:
     """prune -> verified export -> `evaluator assess` with no flags reads the record back."""
@@ -133,6 +135,7 @@ def run_prune(source: Path, out: Path, *extra: str):  # type: ignore[no-untyped-
                                "--finetune-epochs", "1", "--out", str(out), *extra])
 
 
+@pytest.mark.train
 def test_iterative_schedule_is_deterministic_and_resumes(tiny_model: Path, tmp_path: Path) -> None:
     source = tiny_model.with_suffix(".pt2")
     first, second = run_prune(source, tmp_path / "a"), run_prune(source, tmp_path / "b")
@@ -154,6 +157,7 @@ def test_iterative_schedule_is_deterministic_and_resumes(tiny_model: Path, tmp_p
         (tmp_path / "b" / "tiny_unstructured-local-magnitude_cr4.onnx").read_bytes()
 
 
+@pytest.mark.train
 def test_fractional_rates_keep_their_own_files(tiny_model: Path, tmp_path: Path) -> None:
     """NAME_cr1.5 and NAME_cr1.75 are two models: a rate's dot is part of the name, not a suffix to replace."""
     result = runner.invoke(app, ["prune", str(tiny_model.with_suffix(".pt2")), "--method", "unstructured-local-magnitude",
@@ -198,6 +202,7 @@ def test_methods_are_listed() -> None:
         assert name in result.output
 
 
+@pytest.mark.train
 def test_rate_tolerance_accepts_the_closest_reachable_rate(tmp_path: Path) -> None:
     """LeNet-5's 6 and 16 filters make rate 4 unreachable within 5% for filter-local-magnitude (closest 3.78 in one step)."""
     args = ["prune", str(ZOO_PARENT.with_suffix(".pt2")), "--method", "filter-local-magnitude", "--rate", "4",

@@ -86,6 +86,7 @@ def test_nchwc_block_is_the_multiple_onnx_runtime_pads_filters_to() -> None:
     assert nchwc_filter_counts(conv_chain([3, block + 1])) == ([block, 2 * block] if block > 1 else [])
 
 
+@pytest.mark.train
 def test_channel_alignment_of_a_pruned_resnet() -> None:
     """Filter pruning to odd channel counts is flagged; the automatic rounding keeps every conv aligned."""
     import torch

@@ -49,6 +49,7 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.train
 def test_small_sweep_writes_every_result(uninterrupted: Path) -> None:
     table = json.loads((uninterrupted / "table.json").read_text())
     variants = [(row["method"], row["target_rate"]) for row in table["rows"]]
@@ -71,6 +72,7 @@ def test_small_sweep_writes_every_result(uninterrupted: Path) -> None:
     assert not list(uninterrupted.rglob("*.tmp")) and not list(uninterrupted.rglob("*.part"))
 
 
+@pytest.mark.train
 def test_rows_match_assess_json_of_the_same_artifacts(uninterrupted: Path, tmp_path: Path) -> None:
     from evaluator.table import table_row
 
@@ -82,6 +84,7 @@ def test_rows_match_assess_json_of_the_same_artifacts(uninterrupted: Path, tmp_p
     assert table_row(json.loads((tmp_path / "a.json").read_text())["models"][0]) == row
 
 
+@pytest.mark.train
 def test_killed_sweep_resumes_to_the_same_results(uninterrupted: Path, tmp_path: Path) -> None:
     """Kill -9 part-way (after the first pruned model is written), start again: the same results files."""
     out = tmp_path / "results"
@@ -98,11 +101,13 @@ def test_killed_sweep_resumes_to_the_same_results(uninterrupted: Path, tmp_path:
     assert comparable(out) == comparable(uninterrupted)
 
 
+@pytest.mark.train
 def test_rerun_is_served_from_the_cache(uninterrupted: Path) -> None:
     result = CliRunner().invoke(app, ["sweep", *SMALL, "--out", str(uninterrupted)])
     assert result.exit_code == 0 and result.output.count("cached") >= 5, result.output
 
 
+@pytest.mark.train
 def test_retime_replaces_latency_in_interleaved_rounds(uninterrupted: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """--retime-rounds 2 visits every variant once per round (the second in reverse order), and the round with the
     lowest median replaces the assessment's timing."""
@@ -145,6 +150,7 @@ def test_sweep_file_and_bad_settings(tmp_path: Path) -> None:
             make_config(values).validate()
 
 
+@pytest.mark.train
 def test_reproduction_page_shows_the_sweeps_numbers(uninterrupted: Path, tmp_path: Path) -> None:
     from evaluator.app.reproduction import main as write_page
 

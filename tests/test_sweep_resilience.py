@@ -133,6 +133,7 @@ def leftovers(out: Path) -> list[str]:
                   if path.name.endswith((".tmp", ".part")))
 
 
+@pytest.mark.train
 def test_killed_five_times_ends_with_the_uninterrupted_results(uninterrupted: tuple[Path, list[tuple[str, float]]],
                                                                tiny_npz: Path, tmp_path: Path) -> None:
     """Kill points drawn with a fixed seed: the k-th results file of the uninterrupted run to appear (training, pruning,
@@ -166,6 +167,7 @@ def test_killed_five_times_ends_with_the_uninterrupted_results(uninterrupted: tu
     assert results(out) == results(reference), landed
 
 
+@pytest.mark.train
 def test_second_sweep_on_the_same_out_refuses_while_the_first_runs(uninterrupted: tuple[Path, list[tuple[str, float]]],
                                                                    tiny_npz: Path, tmp_path: Path) -> None:
     """The second sweep exits 2 with one line naming the first one's pid; the first, paused meanwhile so that it
@@ -203,6 +205,7 @@ def test_lock_refuses_in_process_and_is_released(tmp_path: Path) -> None:
         pass
 
 
+@pytest.mark.train
 def test_resume_redoes_steps_whose_files_are_corrupt_partial_or_stale(uninterrupted: tuple[Path, list[tuple[str, float]]],
                                                                       tiny_npz: Path, tmp_path: Path) -> None:
     """What a kill or a damaged disk can leave: a card that is cut short, not JSON, or lacks keys, a card without its

@@ -88,6 +88,9 @@ def main() -> None:
     if args.command == "snapshot":
         snapshot(args.folder, args.samples, args.threads)
         return
+    for folder in (args.before, args.after):
+        if not (folder / "normalised.json").is_file():
+            raise SystemExit(f"{folder} holds no normalised.json: run `snapshot {folder}` first")
     found = differences(*(json.loads((folder / "normalised.json").read_text()) for folder in (args.before, args.after)))
     for line in found[:40]:
         print(line)

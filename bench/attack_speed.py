@@ -42,7 +42,7 @@ import torch
 from evaluator.assessment import attack_subset
 from evaluator.attacks import AttackTarget, create_attack
 from evaluator.data import load_dataset
-from evaluator.metrics import Norm, distances
+from evaluator.norms import Norm, distances
 from evaluator.runtime import OnnxClassifier
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -51,7 +51,7 @@ from evaluator.attacks import AttackTarget
 from evaluator.attacks.base import parse_attack_spec
 from evaluator.data import load_dataset
 from evaluator.default_attacks import DEFAULT_CASCADES
-from evaluator.metrics import Norm, distances
+from evaluator.norms import Norm, distances
 from evaluator.results import BUDGET_SLACK, AttackResult
 from evaluator.robustness import evaluate_attack
 from evaluator.runtime import OnnxClassifier

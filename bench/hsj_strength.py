@@ -10,7 +10,7 @@ per sample the last snapshot within the budget is its result and its clock readi
 stopped once every sample is past the budget). foolbox queries all samples in lockstep, so its count
 per sample is its total rows / N; ART attacks one sample at a time (its initial predict of all inputs and
 its final success check are not counted). Every candidate is judged by the evaluator on the deployed
-graph with evaluator.metrics.distances: not adversarial there means no candidate (distance inf).
+graph with evaluator.norms.distances: not adversarial there means no candidate (distance inf).
 Medians run over the clean-correct samples. Where a library stops short of the budget (its next iteration
 would pass it), ours runs again with that library's mean spend per sample ("evaluator @ Q").
 """
@@ -28,7 +28,7 @@ import numpy as np
 from evaluator.attacks import AttackTarget, Norm
 from evaluator.attacks.decision import L2HopSkipJump, LinfHopSkipJump
 from evaluator.data import load_dataset
-from evaluator.metrics import distances
+from evaluator.norms import distances
 from evaluator.runtime import OnnxClassifier
 
 ROOT = Path(__file__).resolve().parents[1]

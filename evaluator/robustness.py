@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from evaluator.attacks.base import Attack, AttackTarget, MinimalNormAttack, Norm
+from evaluator.attacks.base import Attack, AttackTarget, MinimalNormAttack
 from evaluator.data import Split
-from evaluator.metrics import distances, project
+from evaluator.norms import Norm, distances, project
 from evaluator.runtime import OnnxClassifier
 from evaluator.results import AttackResult, BUDGET_SLACK, MinimalNormResult, WorstCase, outcome_codes
 

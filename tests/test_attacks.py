@@ -14,7 +14,7 @@ from evaluator.attacks.base import AttackKind, AttackOutput, MinimalNormAttack, 
 from evaluator.data import Dataset
 from evaluator.errors import EvaluatorError
 from evaluator.limits import MAX_ATTACK_COUNT, MAX_BATCH
-from evaluator.metrics import distances, project
+from evaluator.norms import distances, project
 from evaluator.robustness import evaluate_attack, evaluate_minimal
 from evaluator.runtime import OnnxClassifier
 

@@ -20,14 +20,8 @@ import numpy as np
 
 from evaluator.errors import EvaluatorError
 from evaluator.limits import MAX_ATTACK_COUNT, MAX_BATCH
+from evaluator.norms import Norm
 from evaluator.runtime import OnnxClassifier
-
-
-class Norm(str, Enum):
-    L0 = "L0"
-    L1 = "L1"
-    L2 = "L2"
-    LINF = "Linf"
 
 
 class AttackKind(str, Enum):

@@ -1,4 +1,5 @@
-"""Distances between inputs, computed by the evaluator itself. Inputs are (N, C, H, W) arrays.
+"""The norms of the perturbation budgets, and the distances between inputs the evaluator computes itself (every
+candidate of every attack is judged with these). Inputs are (N, C, H, W) arrays.
 
 L0 counts changed pixel positions (a pixel counts once whatever its channels); L1, L2 and Linf run
 over all input values.
@@ -6,9 +7,16 @@ over all input values.
 
 from __future__ import annotations
 
+from enum import Enum
+
 import numpy as np
 
-from evaluator.attacks.base import Norm
+
+class Norm(str, Enum):
+    L0 = "L0"
+    L1 = "L1"
+    L2 = "L2"
+    LINF = "Linf"
 
 
 def distances(x: np.ndarray, x_adv: np.ndarray, norm: Norm) -> np.ndarray:

@@ -14,6 +14,9 @@ from evaluator.limits import MAX_BUDGETS
 if TYPE_CHECKING:
     from evaluator.attacks import Attack
 
+# The AssessConfig (and SweepConfig) field holding each norm's budgets, in the order norms are listed.
+BUDGET_FIELDS = {"Linf": "epsilons", "L2": "epsilons_l2", "L1": "epsilons_l1", "L0": "epsilons_l0"}
+
 KIND_ORDER = ("white-box", "transfer", "score", "decision")  # a cascade runs the strongest, cheapest attacks first
 
 
@@ -44,7 +47,7 @@ class AssessConfig:
     skip_latency: bool = False
 
     def epsilons_for(self, norm: str) -> tuple[float, ...]:
-        return {"Linf": self.epsilons, "L2": self.epsilons_l2, "L1": self.epsilons_l1, "L0": self.epsilons_l0}[norm]
+        return getattr(self, BUDGET_FIELDS[norm])
 
     def create_attacks(self) -> list[Attack]:
         """The attacks in run order: white-box, transfer, score, decision (stable within a kind)."""
@@ -67,8 +70,8 @@ class AssessConfig:
 def check_budgets(config: AssessConfig, pixels: int | None = None) -> None:
     """Budgets per norm: Linf in (0, 1], L2 and L1 positive, L0 a whole number of pixels >= 1; at most MAX_BUDGETS
     of each."""
-    for name, values in (("Linf", config.epsilons), ("L2", config.epsilons_l2), ("L1", config.epsilons_l1),
-                         ("L0", config.epsilons_l0)):
+    for name in BUDGET_FIELDS:
+        values = config.epsilons_for(name)
         if len(values) > MAX_BUDGETS:
             raise EvaluatorError(f"{len(values):,} {name} epsilons: at most {MAX_BUDGETS:,} budgets per norm")
     for epsilon in config.epsilons:

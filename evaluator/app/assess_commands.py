@@ -42,7 +42,7 @@ def assess(
     junit: Annotated[Optional[Path], typer.Option(help="With --policy: write the verdict as JUnit XML here.")] = None,
 ) -> None:
     """Measure size, latency, clean accuracy and robust accuracy of each ONNX model; with --policy, sign them off."""
-    from evaluator.assess_config import AssessConfig, check_budgets
+    from evaluator.assess_config import BUDGET_FIELDS, AssessConfig, check_budgets
     from evaluator.assessment import assess as run_assessment
     from evaluator.files import json_text, write_text_atomic
     from evaluator.report.terminal import render_table
@@ -50,12 +50,11 @@ def assess(
     if dataset is not None and not dataset.strip():
         raise EvaluatorError("--dataset is empty: name a dataset (fashion-mnist, mnist) or a .npz file")
     budgets = {"Linf": eps, "L2": eps_l2, "L1": eps_l1, "L0": eps_l0}
-    fields = {"Linf": "epsilons", "L2": "epsilons_l2", "L1": "epsilons_l1", "L0": "epsilons_l0"}
     config = AssessConfig(
         dataset=dataset, data_dir=data_dir, source=source, surrogate=surrogate, samples=samples,
         cascade=not no_cascade, provider=provider,
         batch_size=batch_size, throughput_batch=throughput_batch, threads=threads, seed=seed, skip_latency=no_latency,
-        **{fields[norm]: parse_epsilons(text) for norm, text in budgets.items() if text is not None},  # type: ignore[arg-type]
+        **{BUDGET_FIELDS[norm]: parse_epsilons(text) for norm, text in budgets.items() if text is not None},  # type: ignore[arg-type]
         **({} if attacks is None else {"attacks": tuple(a.strip() for a in attacks.split(",") if a.strip())}),
     )
     check_budgets(config)
@@ -69,7 +68,7 @@ def assess(
 
         gate = load_policy(policy)
         config = replace(config, latency_batches=gate.latency_batches(), **{
-            fields[norm]: tuple(sorted({*config.epsilons_for(norm), *values})) for norm, values in gate.epsilons().items()})
+            BUDGET_FIELDS[norm]: tuple(sorted({*config.epsilons_for(norm), *values})) for norm, values in gate.epsilons().items()})
     asked = [norm for norm, text in budgets.items() if text is not None]
     if attacks is None:
         config = replace(config, attacks=default_attacks([*asked, *(gate.epsilons() if gate else ())]))
@@ -114,9 +113,7 @@ def list_attacks_command() -> None:
     """List the registered attacks with their norm, kind and default options."""
     from rich.table import Table
 
-    from evaluator.attacks import list_attacks
-
-    from evaluator.attacks import is_minimal
+    from evaluator.attacks import is_minimal, list_attacks
 
     table = Table("name", "norm", "kind", "mode", "defaults", "summary")
     for cls in list_attacks():

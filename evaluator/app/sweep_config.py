@@ -10,7 +10,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from evaluator.assess_config import AssessConfig, check_budgets
+from evaluator.assess_config import BUDGET_FIELDS, AssessConfig, check_budgets
 from evaluator.default_attacks import DEFAULT_ATTACKS, DEFAULT_CASCADES, default_attacks
 from evaluator.errors import EvaluatorError
 from evaluator.files import read_text_file
@@ -182,8 +182,7 @@ def make_config(values: dict[str, Any], origin: str = "options") -> SweepConfig:
         raise EvaluatorError(f"{origin}: unknown sweep setting {unknown[0]!r}: expected one of {', '.join(sorted(known))}")
     defaults = SweepConfig()
     if "attacks" not in values:
-        budgets = {"epsilons": "Linf", "epsilons_l2": "L2", "epsilons_l1": "L1", "epsilons_l0": "L0"}
-        asked = [norm for key, norm in budgets.items() if values.get(key) is not None]
+        asked = [norm for norm, key in BUDGET_FIELDS.items() if values.get(key) is not None]
         without = [norm for norm in asked if norm not in DEFAULT_CASCADES]
         if without:
             raise EvaluatorError(f"{origin}: {without[0]} budgets are given but no default attack works in {without[0]}: "

@@ -80,7 +80,7 @@ def handles_errors(command: Command) -> Command:
 def error_line(error: Exception) -> str:
     """One line for any failure of a command."""
     if isinstance(error, EvaluatorError):
-        return str(error)
+        return with_flag(error)
     if isinstance(error, ModuleNotFoundError):
         return f"{error.name} is not installed: pip install 'evaluator[torch]' for training, pruning and white-box attacks"
     if isinstance(error, OSError) and error.strerror:
@@ -90,6 +90,14 @@ def error_line(error: Exception) -> str:
     first = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
     return (f"unexpected {type(error).__name__}{': ' + first if first else ''} "
             "(a bug, or an input the evaluator does not check yet: --debug shows the traceback)")
+
+
+def with_flag(error: EvaluatorError) -> str:
+    """The library names a setting as it knows it ("samples must be ..."); the command line shows its flag."""
+    message = str(error)
+    if error.field and message.startswith(error.field):
+        return "--" + error.field.replace("_", "-") + message[len(error.field):]
+    return message
 
 
 def print_error(message: str) -> None:

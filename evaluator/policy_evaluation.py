@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evaluator.policy_rules import TOLERANCE, Policy, Rule, format_value, is_number
-from evaluator.stats import share_interval
+from evaluator.policy_rules import TOLERANCE, Policy, Rule, format_value
+from evaluator.results import ModelAssessment, WorstCase
+from evaluator.stats import wilson_interval
 
 
 @dataclass(frozen=True)
@@ -88,21 +89,15 @@ def exit_code(verdicts: list[Verdict] | tuple[Verdict, ...]) -> int:
     return 0 if verdicts and all(verdict.passed for verdict in verdicts) else 1
 
 
-def number(value: Any) -> float | None:
-    """A finite number from the model dict, else None (missing, null, NaN, a string)."""
-    return float(value) if is_number(value) and math.isfinite(value) else None
-
-
-def evaluate_policy(policy: Policy, model: dict[str, Any]) -> Verdict:
-    """Check every rule against `model`, one entry of the assessment JSON's "models" list (ModelAssessment.to_dict())."""
+def evaluate_policy(policy: Policy, model: ModelAssessment) -> Verdict:
+    """Check every rule against one model's results."""
     outcomes = [evaluate_rule(rule, model) for rule in policy.rules]
     if policy.require_checks:
         outcomes.append(checks_outcome(model))
-    sha256 = model.get("sha256")
-    return Verdict(policy, str(model.get("path", "<model>")), sha256 if isinstance(sha256, str) else None, tuple(outcomes))
+    return Verdict(policy, model.path, model.profile.sha256, tuple(outcomes))
 
 
-def evaluate_rule(rule: Rule, model: dict[str, Any]) -> Outcome:
+def evaluate_rule(rule: Rule, model: ModelAssessment) -> Outcome:
     measured, evidence = measure(rule, model)
     if measured is None:
         return Outcome(rule.name, rule.metric, rule.threshold_text(), None, "not measured", False, f"not measured: {evidence}", rule)
@@ -126,28 +121,25 @@ def evaluate_rule(rule: Rule, model: dict[str, Any]) -> Outcome:
     return Outcome(rule.name, rule.metric, rule.threshold_text(), measured, text, passed, message, rule, interval)
 
 
-def measured_interval(rule: Rule, model: dict[str, Any]) -> tuple[float, float] | None:
-    """The 95 % Wilson interval of a measured clean or robust accuracy: the assessment's `*_ci`, or for one from before
-    the intervals, computed from the share and its sample count; None for other metrics or without a count."""
+def measured_interval(rule: Rule, model: ModelAssessment) -> tuple[float, float] | None:
+    """The 95 % Wilson interval of a measured clean or robust accuracy; None for other metrics or when not measured."""
     if rule.metric == "clean_accuracy":
-        entry, count = model, model.get("clean_samples")
-    elif rule.metric == "robust_accuracy":
-        entry = robust_entry(rule, model)
-        count = entry.get("samples") if entry else None
-    else:
-        return None
-    if entry is None:
-        return None
-    given = entry.get(f"{rule.metric}_ci")
-    if isinstance(given, list) and len(given) == 2 and all(number(value) is not None for value in given):
-        return float(given[0]), float(given[1])
-    share = number(entry.get(rule.metric))
-    if share is None or not isinstance(count, int) or isinstance(count, bool) or count < 1 or not 0 <= share <= 1:
-        return None
-    return share_interval(share, count)
+        return wilson_interval(round(model.clean_accuracy * model.clean_samples), model.clean_samples)
+    if rule.metric == "robust_accuracy":
+        worst = worst_case_at(rule, model)
+        if worst is None or worst.samples < 1:
+            return None
+        robust = worst.robust_count if worst.robust_count is not None else round(worst.robust_accuracy * worst.samples)
+        return wilson_interval(robust, worst.samples)
+    return None
 
 
-def measure(rule: Rule, model: dict[str, Any]) -> tuple[float | None, str]:
+def finite(value: float | None) -> float | None:
+    """value when it is a finite number, else None (not measured)."""
+    return value if value is not None and math.isfinite(value) else None
+
+
+def measure(rule: Rule, model: ModelAssessment) -> tuple[float | None, str]:
     """(measured value or None, evidence: where it comes from, or why it is missing)."""
     if rule.metric == "robust_accuracy":
         return measure_robust(rule, model)
@@ -156,95 +148,78 @@ def measure(rule: Rule, model: dict[str, Any]) -> tuple[float | None, str]:
     if rule.metric == "latency_p99_ms":
         return measure_latency(rule, model)
     if rule.metric == "accuracy_drop":
-        drop = number(model.get("accuracy_drop"))
-        if drop is None:
+        drop, parent = finite(model.accuracy_drop), model.parent_clean_accuracy
+        if drop is None or parent is None:
             return None, "no parent model was assessed (the model's metadata names no parent .onnx beside it), so no accuracy drop"
-        parent, clean = number(model.get("parent_clean_accuracy")), number(model.get("clean_accuracy"))
-        return drop, (f"parent {parent:.4f}, model {clean:.4f}" if parent is not None and clean is not None else "")
-    value = number(model.get(rule.metric))
-    if value is None:
-        return None, f"the assessment holds no {rule.metric}"
+        return drop, f"parent {parent:.4f}, model {model.clean_accuracy:.4f}"
     if rule.metric == "clean_accuracy":
-        samples = model.get("clean_samples")
-        return value, f"on {samples:,} test images" if isinstance(samples, int) else ""
-    return value, ""
+        value = finite(model.clean_accuracy)
+        if value is None:
+            return None, "the assessment holds no clean_accuracy"
+        return value, f"on {model.clean_samples:,} test images"
+    value = finite(float(getattr(model.profile, rule.metric)))
+    return (value, "") if value is not None else (None, f"the assessment holds no {rule.metric}")
 
 
-def robust_entry(rule: Rule, model: dict[str, Any]) -> dict[str, Any] | None:
-    """The assessment's robustness entry (worst case) at the rule's norm and epsilon, None when none was run."""
+def worst_case_at(rule: Rule, model: ModelAssessment) -> WorstCase | None:
+    """The worst case at the rule's norm and epsilon, None when no attack ran there."""
     assert rule.epsilon is not None
-    for entry in model.get("robustness") or []:
-        if not isinstance(entry, dict):
-            continue
-        epsilon = number(entry.get("epsilon"))
-        if entry.get("norm") == rule.norm and epsilon is not None and math.isclose(epsilon, rule.epsilon, rel_tol=TOLERANCE):
-            return entry
+    for worst in model.worst_case:
+        if worst.norm == rule.norm and math.isclose(worst.epsilon, rule.epsilon, rel_tol=TOLERANCE):
+            return worst
     return None
 
 
-def measure_robust(rule: Rule, model: dict[str, Any]) -> tuple[float | None, str]:
-    entries = [entry for entry in model.get("robustness") or [] if isinstance(entry, dict)]
-    entry = robust_entry(rule, model)
-    if entry is not None:
-        value = number(entry.get("robust_accuracy"))
-        attacks = ", ".join(str(a) for a in entry.get("attacks") or []) or "?"
+def measure_robust(rule: Rule, model: ModelAssessment) -> tuple[float | None, str]:
+    worst = worst_case_at(rule, model)
+    if worst is not None:
+        value = finite(worst.robust_accuracy)
         if value is None:
             return None, f"the robustness entry at {rule.norm} eps={rule.epsilon_text} holds no robust_accuracy"
-        samples = entry.get("samples")
-        on = f" on {samples:,} samples" if isinstance(samples, int) else ""
-        return value, f"worst case of {attacks}{on}"
-    run = sorted({f"{e.get('norm')} {number(e.get('epsilon')) or 0:.4g}" for e in entries})
+        return value, f"worst case of {', '.join(worst.attacks) or '?'} on {worst.samples:,} samples"
+    run = sorted({f"{w.norm} {w.epsilon:.4g}" for w in model.worst_case})
     return None, (f"no attack ran at {rule.norm} eps={rule.epsilon_text} ({rule.epsilon:.6g}); "
                   f"measured: {', '.join(run) if run else 'no robustness at all'}")
 
 
-def measure_median(rule: Rule, model: dict[str, Any]) -> tuple[float | None, str]:
-    medians = model.get("median_distance") or {}
-    if not isinstance(medians, dict) or rule.norm not in medians:
+def measure_median(rule: Rule, model: ModelAssessment) -> tuple[float | None, str]:
+    medians = model.median_distances()
+    if rule.norm not in medians:
         return None, f"no minimal-norm attack in {rule.norm} was run"
-    value = number(medians[rule.norm])
+    value = medians[rule.norm]
     if value is None:
         return None, (f"more than half of the samples have no {rule.norm} adversarial example found, so the median is "
                       "unbounded; an unbounded attack that fails is no evidence of robustness (too few steps or "
                       "gradient masking: see the unbounded-success check)")
-    runs = [r for r in model.get("minimal_norm") or [] if isinstance(r, dict) and r.get("norm") == rule.norm]
-    names = ", ".join(str(r.get("name")) for r in runs)
-    return value, f"best of {names}" if names else ""
+    names = ", ".join(result.name for result in model.minimal if result.norm == rule.norm)
+    return value, f"best of {names}"
 
 
-def measure_latency(rule: Rule, model: dict[str, Any]) -> tuple[float | None, str]:
-    used = model.get("provider")
-    if rule.provider is not None and (not isinstance(used, str) or used.lower() != rule.provider.lower()):
-        return None, (f"the rule needs {rule.provider} but the model ran on {used}" if isinstance(used, str)
-                      else f"the rule needs {rule.provider} but the assessment records no provider")
-    by_batch = model.get("latency_by_batch")
-    stats: Any = None
-    if isinstance(by_batch, dict):
-        stats = by_batch.get(str(rule.batch), by_batch.get(rule.batch))
-    if stats is None and isinstance(model.get("latency"), dict) and model["latency"].get("batch_size") == rule.batch:
-        stats = model["latency"]  # an assessment from before latency_by_batch
-    if not by_batch and model.get("latency") is None:
-        return None, "latency was not measured (--no-latency)"
-    if not isinstance(stats, dict):
-        timed = sorted(int(k) for k in by_batch if str(k).isdigit()) if isinstance(by_batch, dict) else []
-        return None, (f"no latency at batch {rule.batch} (timed at batch {', '.join(map(str, timed)) or 'none'}; "
+def measure_latency(rule: Rule, model: ModelAssessment) -> tuple[float | None, str]:
+    used = model.runtime.used
+    if rule.provider is not None and used.lower() != rule.provider.lower():
+        return None, f"the rule needs {rule.provider} but the model ran on {used}"
+    if not model.latency_by_batch:
+        return None, "latency was not measured (switched off)"
+    stats = next((entry for entry in model.latency_by_batch if entry.batch_size == rule.batch), None)
+    if stats is None:
+        timed = sorted(entry.batch_size for entry in model.latency_by_batch)
+        return None, (f"no latency at batch {rule.batch} (timed at batch {', '.join(map(str, timed))}; "
                       "assess with the policy's latency_batches)")
-    value = number(stats.get("p99_ms"))
+    value = finite(stats.p99_ms)
     if value is None:
         return None, f"the latency at batch {rule.batch} holds no p99_ms"
-    runs = stats.get("runs")
-    return value, f"p99 of {runs:,} runs at batch {rule.batch} on {used}" if isinstance(runs, int) else f"on {used}"
+    return value, f"p99 of {stats.runs:,} runs at batch {rule.batch} on {used}"
 
 
-def checks_outcome(model: dict[str, Any]) -> Outcome:
-    checks = [check for check in model.get("checks") or [] if isinstance(check, dict)]
-    failed = [check for check in checks if check.get("passed") is not True]
+def checks_outcome(model: ModelAssessment) -> Outcome:
+    failed = [check for check in model.checks if not check.passed]
     name, threshold = "sanity checks", "all pass"
-    if not checks:
+    if not model.checks:
         return Outcome(name, "checks", threshold, None, "not measured", False, "not measured: the assessment holds no sanity checks")
-    text = f"{len(checks) - len(failed)}/{len(checks)} passed"
+    text = f"{len(model.checks) - len(failed)}/{len(model.checks)} passed"
     if failed:
-        message = "; ".join(f"{check.get('name')} failed: {check.get('detail')}" for check in failed)
+        message = "; ".join(f"{check.name} failed: {check.detail}" for check in failed)
     else:
-        message = ", ".join(str(check.get("name")) for check in checks)
+        message = ", ".join(check.name for check in model.checks)
     return Outcome(name, "checks", threshold, float(len(failed)), text, not failed, message)

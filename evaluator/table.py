@@ -1,7 +1,7 @@
-"""The size / speed / robustness table: one row per model, built from `evaluator assess --json` model entries.
+"""The size / speed / robustness table: one row per model (`table_row` of a ModelAssessment), as CSV and Markdown.
 
-Rows are built from the JSON (not from live objects) so that a sweep's table can be checked against, and
-rebuilt from, the per-model assessment files it cached.
+The rows are also the sweep's table.json and what its figures, HTML report and scenario analysis read; rows written
+before the intervals (table schema 1.0) still render.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import csv
 import io
 from typing import Any, Sequence
 
-from evaluator.stats import format_interval, share_interval
+from evaluator.results import ModelAssessment, curve_points, interval, worst_distances
+from evaluator.stats import format_interval
 
 TABLE_SCHEMA_VERSION = "1.1"  # 1.1: clean_accuracy_ci, attacked_samples, attacked_clean_accuracy(_ci), robust_accuracy_ci
 PARENT_METHOD = "none"  # the method of the unpruned parent's row
@@ -22,70 +23,45 @@ def budget_key(norm: str, epsilon: float) -> str:
     return f"{norm}@{epsilon:.4g}"
 
 
-def ci_of(entry: dict[str, Any], share_key: str, count: Any) -> Interval | None:
-    """entry[share_key + "_ci"], or for an assessment from before the intervals, the Wilson interval of the share out of
-    `count` samples; None when neither is known."""
-    given = entry.get(f"{share_key}_ci")
-    if isinstance(given, list) and len(given) == 2:
-        return [float(given[0]), float(given[1])]
-    share = entry.get(share_key)
-    if isinstance(share, (int, float)) and isinstance(count, int) and count > 0:
-        return list(share_interval(float(share), count))
-    return None
-
-
-def attacked_clean(model: dict[str, Any]) -> tuple[int | None, float | None, Interval | None]:
-    """(samples attacked, their clean accuracy, its interval): what robust accuracies are out of. From `samples`, or in an
-    assessment from before it, from the first attack result (every result holds the same samples)."""
-    samples = model.get("samples")
-    if isinstance(samples, dict) and isinstance(samples.get("count"), int):
-        return samples["count"], samples.get("clean_accuracy"), ci_of(samples, "clean_accuracy", samples["count"])
-    for result in [*(model.get("attacks") or []), *(model.get("minimal_norm") or [])]:
-        if isinstance(result, dict) and isinstance(result.get("samples"), int):
-            return result["samples"], result.get("clean_accuracy"), ci_of(result, "clean_accuracy", result["samples"])
-    return None, None, None
-
-
-def table_row(model: dict[str, Any], variant: str | None = None) -> dict[str, Any]:
-    """One row from one entry of an assessment's "models" list (also one written before the intervals and per-sample
-    results: their intervals are computed from the shares and sample counts). Accuracies are shares in [0, 1];
-    clean_accuracy is on the whole test set, robust accuracies out of the attacked_samples, whose clean accuracy is
-    attacked_clean_accuracy; *_ci are 95 % Wilson intervals [low, high]."""
-    pruning = model.get("pruning") or {}
-    latency = model.get("latency") or {}
-    throughput = model.get("throughput") or {}
+def table_row(model: ModelAssessment, variant: str | None = None) -> dict[str, Any]:
+    """One row of one model's results. Accuracies are shares in [0, 1]; clean_accuracy is on the whole test set,
+    robust accuracies out of the attacked_samples, whose clean accuracy is attacked_clean_accuracy; *_ci are 95 %
+    Wilson intervals [low, high]. The row is the table's own JSON form (table.json, TABLE_SCHEMA_VERSION)."""
+    pruning = (model.metadata or {}).get("pruning") or {}
     target = (pruning.get("target") or {}).get("rate")
-    attacked, attacked_accuracy, attacked_ci = attacked_clean(model)
-    robustness = model.get("robustness", [])
+    attacked = model.attacked
+    robust_counts = {budget_key(w.norm, w.epsilon): (w.robust_count if w.robust_count is not None
+                                                    else round(w.robust_accuracy * w.samples), w.samples)
+                     for w in model.worst_case}
     return {
-        "variant": variant or model["path"].rsplit("/", 1)[-1].removesuffix(".onnx"),
-        "method": pruning.get("method", "none"),
+        "variant": variant or model.path.rsplit("/", 1)[-1].removesuffix(".onnx"),
+        "method": pruning.get("method", PARENT_METHOD),
         "target_rate": float(target) if target is not None else 1.0,
         "achieved_rate": float(pruning.get("achieved_rate", 1.0)),
-        "params": model["params"],
-        "nonzero_params": model["nonzero_params"],
-        "macs": model["macs"],
-        "size_bytes": model["size_bytes"],
-        "gzip_bytes": model["gzip_bytes"],
-        "provider": model["provider"],
-        "latency_p50_ms": latency.get("p50_ms"),
-        "latency_p99_ms": latency.get("p99_ms"),
-        "throughput_per_s": throughput.get("throughput_per_s"),
-        "throughput_batch": throughput.get("batch_size"),
-        "clean_accuracy": model["clean_accuracy"],
-        "clean_accuracy_ci": ci_of(model, "clean_accuracy", model.get("clean_samples")),
-        "accuracy_drop": model.get("accuracy_drop"),
-        "attacked_samples": attacked,
-        "attacked_clean_accuracy": attacked_accuracy,
-        "attacked_clean_accuracy_ci": attacked_ci,
-        "robust_accuracy": {budget_key(w["norm"], w["epsilon"]): w["robust_accuracy"] for w in robustness},
-        "robust_accuracy_ci": {budget_key(w["norm"], w["epsilon"]): ci_of(w, "robust_accuracy", w.get("samples"))
-                               for w in robustness},
-        "median_distance": dict(model.get("median_distance") or {}),
-        "curves": dict(model.get("curves") or {}),
-        "checks_failed": [check["name"] for check in model.get("checks", []) if not check["passed"]],
-        "sha256": model["sha256"],
-        "path": model["path"],
+        "params": model.profile.params,
+        "nonzero_params": model.profile.nonzero_params,
+        "macs": model.profile.macs,
+        "size_bytes": model.profile.size_bytes,
+        "gzip_bytes": model.profile.gzip_bytes,
+        "provider": model.runtime.used,
+        "latency_p50_ms": model.latency.p50_ms if model.latency else None,
+        "latency_p99_ms": model.latency.p99_ms if model.latency else None,
+        "throughput_per_s": model.throughput.throughput_per_s if model.throughput else None,
+        "throughput_batch": model.throughput.batch_size if model.throughput else None,
+        "clean_accuracy": model.clean_accuracy,
+        "clean_accuracy_ci": interval(round(model.clean_accuracy * model.clean_samples), model.clean_samples),
+        "accuracy_drop": model.accuracy_drop,
+        "attacked_samples": len(attacked.indices) if attacked else None,
+        "attacked_clean_accuracy": attacked.clean_accuracy if attacked else None,
+        "attacked_clean_accuracy_ci": (interval(int(attacked.clean_correct.sum()), len(attacked.clean_correct))
+                                       if attacked else None),
+        "robust_accuracy": {budget_key(w.norm, w.epsilon): w.robust_accuracy for w in model.worst_case},
+        "robust_accuracy_ci": {key: interval(*counts) for key, counts in robust_counts.items()},
+        "median_distance": model.median_distances(),
+        "curves": {norm: curve_points(values) for norm, values in worst_distances(list(model.minimal)).items()},
+        "checks_failed": [check.name for check in model.checks if not check.passed],
+        "sha256": model.profile.sha256,
+        "path": model.path,
     }
 
 

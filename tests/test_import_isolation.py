@@ -13,8 +13,17 @@ from conftest import ROOT
 
 LIGHT_MODULES = ("evaluator.results", "evaluator.assess_config", "evaluator.report.terminal", "evaluator.report.html",
                  "evaluator.report.plots", "evaluator.report.signoff", "evaluator.table", "evaluator.policy",
-                 "evaluator.scenario", "evaluator.default_attacks", "evaluator.norms")
+                 "evaluator.scenario", "evaluator.default_attacks", "evaluator.norms", "evaluator.report.writers",
+                 "evaluator.report.json_report", "evaluator.report.csv_report", "evaluator.report.markdown_report",
+                 "evaluator.report.junit_report")
 HEAVY = ("evaluator.attacks", "evaluator.runtime", "onnxruntime", "onnx", "torch")  # packages and their submodules
+
+
+def test_every_report_format_loads_without_the_engine() -> None:
+    probe = (f"import json, sys; from evaluator.report.writers import report_writers; report_writers(); heavy = {HEAVY!r}; "
+             "print(json.dumps(sorted(n for n in sys.modules if any(n == h or n.startswith(h + '.') for h in heavy))))")
+    completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert json.loads(completed.stdout) == []
 
 
 @pytest.mark.parametrize("module", LIGHT_MODULES)

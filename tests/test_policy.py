@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from rich.console import Console
 
 from evaluator.errors import EvaluatorError
 from evaluator.policy import Policy, Verdict, evaluate_policy, exit_code, load_policy, policy_from_toml
-from evaluator.report.signoff import render_verdict_terminal, verdict_junit, verdict_markdown, verdict_to_dict
+from evaluator.report.junit_report import verdict_junit
+from evaluator.report.markdown_report import verdict_markdown
+from evaluator.report.signoff import render_verdict_terminal
+from evaluator.report.verdicts import verdict_to_dict
+from evaluator.results import Check, LatencyStats, MinimalNormResult, ModelAssessment, ModelProfile, RuntimeChoice, WorstCase
 from evaluator.stats import wilson_interval
 
 from conftest import ROOT, ZOO_CHILD
@@ -94,59 +99,60 @@ def write(tmp_path: Path, text: str, name: str = "policy.toml") -> Path:
 
 
 @pytest.fixture(scope="module")
-def zoo_model() -> dict[str, Any]:
+def zoo_model() -> ModelAssessment:
     """The real assessment of the zoo child, with the budgets and batch sizes the passing policy asks for."""
     from evaluator.assessment import AssessConfig, assess
 
     policy = policy_from_toml(PASSING)
     config = AssessConfig(samples=50, attacks=("square-linf:queries=50",), skip_latency=False,
                           epsilons=policy.epsilons()["Linf"], latency_batches=policy.latency_batches())
-    return assess([ZOO_CHILD], config).to_dict()["models"][0]
+    return assess([ZOO_CHILD], config).models[0]
 
 
-def model_dict(**overrides: Any) -> dict[str, Any]:
-    """A hand-made assessment entry shaped like ModelAssessment.to_dict() (the zoo child's numbers)."""
-    model: dict[str, Any] = {
-        "path": "models/lenet5_fmnist_filter-l1_cr4.onnx", "sha256": "5983" * 16, "size_bytes": 85242, "gzip_bytes": 63365,
-        "params": 15740, "nonzero_params": 15740, "macs": 133740, "provider": "CPUExecutionProvider",
-        "latency": {"batch_size": 1, "runs": 7215, "p50_ms": 0.022, "p90_ms": 0.039, "p99_ms": 0.133},
-        "latency_by_batch": {"1": {"batch_size": 1, "runs": 7215, "p50_ms": 0.022, "p90_ms": 0.039, "p99_ms": 0.133},
-                             "256": {"batch_size": 256, "runs": 52, "p50_ms": 19.6, "p90_ms": 24.2, "p99_ms": 41.0}},
-        "clean_accuracy": 0.8922, "parent_clean_accuracy": 0.9062, "accuracy_drop": 0.014000000000000012,
-        "clean_samples": 10000,
-        "robustness": [{"norm": "Linf", "epsilon": 8 / 255, "samples": 1000, "robust_accuracy": 0.244,
-                        "attacks": ["apgd-ce-linf", "apgd-t-linf", "square-linf"]}],
-        "minimal_norm": [{"name": "fmn-l2", "norm": "L2"}],
-        "median_distance": {"L2": 0.91},
-        "checks": [{"name": "logits-output", "passed": True, "detail": "the outputs are logits"},
-                   {"name": "deterministic", "passed": True, "detail": "max |difference| between two identical runs: 0"}],
-    }
-    model.update(overrides)
-    return model
+def hand_model(**changes: Any) -> ModelAssessment:
+    """A hand-made assessment of one model (the zoo child's numbers). changes: ModelAssessment fields, or for short
+    size_bytes / gzip_bytes (the profile), provider (the runtime used), median_l2=None (no L2 example found for most
+    samples)."""
+    fast = LatencyStats(1, 7215, 0.022, 0.039, 0.133, 0.03, 33_333.0)
+    batch = LatencyStats(256, 52, 19.6, 24.2, 41.0, 20.0, 12_800.0)
+    found = np.full(1000, np.inf) if changes.pop("median_l2", 0.91) is None else np.full(1000, 0.91)
+    minimal = MinimalNormResult("fmn-l2", "L2", "white-box", 1000, 0.88, 880, 0, 0, float(np.median(found)), None, {}, found)
+    profile = ModelProfile("5983" * 16, 85242, 63365, 15740, 15740, 133740, 2, 0)
+    profile = replace(profile, **{key: changes.pop(key) for key in ("size_bytes", "gzip_bytes") if key in changes})
+    runtime = RuntimeChoice("auto", changes.pop("provider", "CPUExecutionProvider"))
+    model = ModelAssessment(
+        path="models/lenet5_fmnist_filter-l1_cr4.onnx", dataset="fashion-mnist", profile=profile, runtime=runtime,
+        latency=fast, throughput=batch, latency_by_batch=(fast, batch), clean_accuracy=0.8922,
+        parent_clean_accuracy=0.9062, clean_samples=10000, attacks=(), minimal=(minimal,),
+        worst_case=(WorstCase("Linf", 8 / 255, 1000, 0.244, ("apgd-ce-linf", "apgd-t-linf", "square-linf"), 244),),
+        checks=(Check("logits-output", True, "the outputs are logits"),
+                Check("deterministic", True, "max |difference| between two identical runs: 0")),
+        source=None, metadata=None)
+    return replace(model, **changes)
 
 
-def one_rule(text: str, model: dict[str, Any], header: str = "") -> Verdict:
+def one_rule(text: str, model: ModelAssessment, header: str = "") -> Verdict:
     return evaluate_policy(policy_from_toml(f"{header}\n[[rule]]\n{text}"), model)
 
 
 # --- against the real zoo assessment ------------------------------------------------------------------------------
 
-def test_passing_policy_on_the_zoo_child(zoo_model: dict[str, Any], tmp_path: Path) -> None:
+def test_passing_policy_on_the_zoo_child(zoo_model: ModelAssessment, tmp_path: Path) -> None:
     policy = load_policy(write(tmp_path, PASSING))
     assert policy.latency_batches() == (8,) and policy.epsilons() == {"Linf": (4 / 255,)}
     verdict = evaluate_policy(policy, zoo_model)
     assert verdict.passed and exit_code([verdict]) == 0, [o.message for o in verdict.failures]
     measured = {o.metric: o.measured for o in verdict.outcomes}
-    assert measured["clean_accuracy"] == zoo_model["clean_accuracy"]
-    assert measured["robust_accuracy"] == zoo_model["robustness"][0]["robust_accuracy"]
-    assert measured["latency_p99_ms"] == zoo_model["latency_by_batch"]["8"]["p99_ms"]
-    assert measured["size_bytes"] == zoo_model["size_bytes"] and measured["accuracy_drop"] == zoo_model["accuracy_drop"]
+    assert measured["clean_accuracy"] == zoo_model.clean_accuracy
+    assert measured["robust_accuracy"] == zoo_model.worst_case[0].robust_accuracy
+    assert measured["latency_p99_ms"] == next(s.p99_ms for s in zoo_model.latency_by_batch if s.batch_size == 8)
+    assert measured["size_bytes"] == zoo_model.profile.size_bytes and measured["accuracy_drop"] == zoo_model.accuracy_drop
     assert measured["checks"] == 0 and verdict.outcomes[-1].name == "sanity checks"
     assert "square-linf on 50 samples" in verdict.outcomes[1].message
-    assert verdict.sha256 == zoo_model["sha256"] and verdict.model_name == ZOO_CHILD.name
+    assert verdict.sha256 == zoo_model.profile.sha256 and verdict.model_name == ZOO_CHILD.name
 
 
-def test_failing_policy_on_the_zoo_child(zoo_model: dict[str, Any], tmp_path: Path) -> None:
+def test_failing_policy_on_the_zoo_child(zoo_model: ModelAssessment, tmp_path: Path) -> None:
     verdict = evaluate_policy(load_policy(write(tmp_path, FAILING)), zoo_model)
     assert not verdict.passed and exit_code([verdict]) == 1
     outcomes = {o.metric: o for o in verdict.outcomes}
@@ -174,9 +180,9 @@ def test_edge_policy_ships_and_passes_the_zoo_child_numbers() -> None:
     assert {rule.metric for rule in policy.rules} == {"clean_accuracy", "accuracy_drop", "robust_accuracy", "latency_p99_ms",
                                                       "size_bytes", "gzip_bytes"}
     assert policy.latency_batches() == (1,) and policy.epsilons() == {"Linf": (8 / 255,)}
-    verdict = evaluate_policy(policy, model_dict())
+    verdict = evaluate_policy(policy, hand_model())
     assert verdict.passed, [o.message for o in verdict.failures]
-    parent = evaluate_policy(policy, model_dict(size_bytes=267_776, accuracy_drop=None, parent_clean_accuracy=None))
+    parent = evaluate_policy(policy, hand_model(size_bytes=267_776, parent_clean_accuracy=None))
     assert [o.name for o in parent.failures] == ["accuracy lost to pruning", "model file size"]
 
 
@@ -184,85 +190,85 @@ def test_edge_policy_ships_and_passes_the_zoo_child_numbers() -> None:
 
 @pytest.mark.parametrize("epsilon", ['"8/255"', '" 8 / 255 "', "0.0313725490196", "0.03137254901960784"])
 def test_fraction_and_decimal_epsilons_match_the_measured_one(epsilon: str) -> None:
-    verdict = one_rule(f'metric = "robust_accuracy"\nnorm = "linf"\nepsilon = {epsilon}\nmin = 0.22', model_dict())
+    verdict = one_rule(f'metric = "robust_accuracy"\nnorm = "linf"\nepsilon = {epsilon}\nmin = 0.22', hand_model())
     assert verdict.passed and verdict.outcomes[0].measured == 0.244
     assert "apgd-ce-linf, apgd-t-linf, square-linf on 1,000 samples" in verdict.outcomes[0].message
 
 
 @pytest.mark.parametrize("epsilon", ['"8/256"', "0.0314", '"4/255"'])
 def test_an_epsilon_the_assessment_did_not_run_fails(epsilon: str) -> None:
-    verdict = one_rule(f'metric = "robust_accuracy"\nnorm = "Linf"\nepsilon = {epsilon}\nmin = 0.0', model_dict())
+    verdict = one_rule(f'metric = "robust_accuracy"\nnorm = "Linf"\nepsilon = {epsilon}\nmin = 0.0', hand_model())
     outcome = verdict.outcomes[0]
     assert not verdict.passed and outcome.measured is None and outcome.measured_text == "not measured"
     assert "no attack ran at Linf" in outcome.message and "measured: Linf 0.03137" in outcome.message
 
 
 def test_robust_accuracy_needs_the_same_norm() -> None:
-    verdict = one_rule('metric = "robust_accuracy"\nnorm = "L2"\nepsilon = 0.03137254901960784\nmin = 0.0', model_dict())
+    verdict = one_rule('metric = "robust_accuracy"\nnorm = "L2"\nepsilon = 0.03137254901960784\nmin = 0.0', hand_model())
     assert not verdict.passed and "no attack ran at L2" in verdict.outcomes[0].message
 
 
 @pytest.mark.parametrize(("provider", "passed"), [("cpu", True), ("CPUExecutionProvider", True), ("cuda", False),
                                                   ("CUDAExecutionProvider", False), ("tensorrt", False)])
 def test_latency_provider(provider: str, passed: bool) -> None:
-    verdict = one_rule(f'metric = "latency_p99_ms"\nbatch = 256\nprovider = "{provider}"\nmax = 50', model_dict())
+    verdict = one_rule(f'metric = "latency_p99_ms"\nbatch = 256\nprovider = "{provider}"\nmax = 50', hand_model())
     assert verdict.passed is passed
     if not passed:
         assert "but the model ran on CPUExecutionProvider" in verdict.outcomes[0].message
 
 
 def test_latency_without_provider_accepts_any_and_compares() -> None:
-    model = model_dict(provider="CUDAExecutionProvider")
+    model = hand_model(provider="CUDAExecutionProvider")
     assert one_rule('metric = "latency_p99_ms"\nbatch = 1\nmax = 0.2', model).passed
     failed = one_rule('metric = "latency_p99_ms"\nbatch = 256\nmax = 20', model)
     assert not failed.passed and failed.outcomes[0].message.startswith("41 ms > max 20 ms")
 
 
 def test_missing_evidence_fails_with_the_reason() -> None:
-    skipped = model_dict(latency=None, throughput=None, latency_by_batch={})
+    skipped = hand_model(latency=None, throughput=None, latency_by_batch=())
     outcome = one_rule('metric = "latency_p99_ms"\nbatch = 1\nmax = 1e6', skipped).outcomes[0]
-    assert not outcome.passed and "--no-latency" in outcome.message
-    outcome = one_rule('metric = "latency_p99_ms"\nbatch = 64\nmax = 1e6', model_dict()).outcomes[0]
+    assert not outcome.passed and "latency was not measured" in outcome.message
+    outcome = one_rule('metric = "latency_p99_ms"\nbatch = 64\nmax = 1e6', hand_model()).outcomes[0]
     assert not outcome.passed and "no latency at batch 64 (timed at batch 1, 256" in outcome.message
-    no_parent = model_dict(parent_clean_accuracy=None, accuracy_drop=None)
+    no_parent = hand_model(parent_clean_accuracy=None)
     outcome = one_rule('metric = "accuracy_drop"\nmax = 1', no_parent).outcomes[0]
     assert not outcome.passed and "no parent model" in outcome.message
-    outcome = one_rule('metric = "median_distance"\nnorm = "L2"\nmin = 0', model_dict(median_distance={"L2": None})).outcomes[0]
+    outcome = one_rule('metric = "median_distance"\nnorm = "L2"\nmin = 0', hand_model(median_l2=None)).outcomes[0]
     assert not outcome.passed and "more than half of the samples" in outcome.message
-    outcome = one_rule('metric = "median_distance"\nnorm = "L0"\nmax = 1e9', model_dict()).outcomes[0]
+    outcome = one_rule('metric = "median_distance"\nnorm = "L0"\nmax = 1e9', hand_model()).outcomes[0]
     assert not outcome.passed and "no minimal-norm attack in L0" in outcome.message
-    outcome = one_rule('metric = "clean_accuracy"\nmin = 0', model_dict(clean_accuracy=float("nan"))).outcomes[0]
+    outcome = one_rule('metric = "clean_accuracy"\nmin = 0', hand_model(clean_accuracy=float("nan"))).outcomes[0]
     assert not outcome.passed and outcome.measured is None
 
 
 def test_median_distance_and_sizes() -> None:
-    passed = one_rule('metric = "median_distance"\nnorm = "L2"\nmin = 0.5', model_dict())
+    passed = one_rule('metric = "median_distance"\nnorm = "L2"\nmin = 0.5', hand_model())
     assert passed.passed and passed.outcomes[0].measured == 0.91 and "fmn-l2" in passed.outcomes[0].message
-    gzip = one_rule('metric = "gzip_bytes"\nmax = 60_000', model_dict())
+    gzip = one_rule('metric = "gzip_bytes"\nmax = 60_000', hand_model())
     assert not gzip.passed and gzip.outcomes[0].message == "63,365 B (61.9 KiB) > max 60,000 B (58.6 KiB)"
 
 
 def test_thresholds_are_inclusive_with_float_rounding() -> None:
-    assert one_rule('metric = "accuracy_drop"\nmax = 0.014', model_dict()).passed  # measured 0.014000000000000012
-    assert one_rule('metric = "clean_accuracy"\nmin = 0.8922', model_dict()).passed
-    assert not one_rule('metric = "clean_accuracy"\nmin = 0.8923', model_dict()).passed
-    assert one_rule('metric = "size_bytes"\nmin = 85242', model_dict()).passed
+    assert one_rule('metric = "accuracy_drop"\nmax = 0.014', hand_model()).passed  # measured 0.014000000000000012
+    assert one_rule('metric = "clean_accuracy"\nmin = 0.8922', hand_model()).passed
+    assert not one_rule('metric = "clean_accuracy"\nmin = 0.8923', hand_model()).passed
+    assert one_rule('metric = "size_bytes"\nmin = 85242', hand_model()).passed
 
 
 def test_require_checks() -> None:
     header = "[policy]\nrequire_checks = true"
     rule = 'metric = "clean_accuracy"\nmin = 0.5'
-    assert one_rule(rule, model_dict(), header).passed
-    broken = model_dict()
-    broken["checks"] = copy.deepcopy(broken["checks"]) + [{"name": "source-agrees", "passed": False,
-                                                           "detail": "source and deployed graph disagree on 3 of 50 inputs"}]
+    assert one_rule(rule, hand_model(), header).passed
+    broken = hand_model()
+    broken = replace(broken, checks=(*broken.checks, Check("source-agrees", False,
+                                                           "source and deployed graph disagree on 3 of 50 inputs")))
     verdict = one_rule(rule, broken, header)
     checks = verdict.outcomes[-1]
     assert not verdict.passed and checks.name == "sanity checks" and checks.measured_text == "2/3 passed"
     assert checks.message == "source-agrees failed: source and deployed graph disagree on 3 of 50 inputs"
     assert one_rule(rule, broken).passed  # without require_checks the checks do not gate
-    assert not one_rule(rule, model_dict(checks=[]), header).passed
-    only_checks = evaluate_policy(policy_from_toml(header), model_dict())
+    assert not one_rule(rule, hand_model(checks=()), header).passed
+    only_checks = evaluate_policy(policy_from_toml(header), hand_model())
     assert only_checks.passed and len(only_checks.outcomes) == 1
 
 
@@ -271,7 +277,7 @@ def test_require_checks() -> None:
 def test_a_threshold_inside_the_95_interval_is_said_and_the_verdict_stands() -> None:
     """The edge policy's robust min 0.22 lies inside the interval of 244 robust out of 1,000: a pass, but not a clear
     one; its clean min 0.88 lies below the interval of 8,922 out of 10,000: a clear pass."""
-    verdict = evaluate_policy(load_policy(EDGE), model_dict())
+    verdict = evaluate_policy(load_policy(EDGE), hand_model())
     assert verdict.passed and exit_code([verdict]) == 0
     outcomes = {o.metric: o for o in verdict.outcomes}
     robust, clean = outcomes["robust_accuracy"], outcomes["clean_accuracy"]
@@ -292,25 +298,26 @@ def test_a_threshold_inside_the_95_interval_is_said_and_the_verdict_stands() -> 
 
 
 def test_a_failure_inside_the_interval_still_fails() -> None:
-    verdict = one_rule('metric = "robust_accuracy"\nnorm = "Linf"\nepsilon = "8/255"\nmin = 0.26', model_dict())
+    verdict = one_rule('metric = "robust_accuracy"\nnorm = "Linf"\nepsilon = "8/255"\nmin = 0.26', hand_model())
     outcome = verdict.outcomes[0]
     assert not verdict.passed and exit_code([verdict]) == 1 and outcome.threshold_within_interval is True
     assert outcome.message.startswith("0.244 < min 0.26; worst case of") and outcome.message.endswith(
         "min 0.26 lies inside the 95% interval 0.2184-0.2716 of the measured value: not a clear failure (decided on the "
         "measured value)")
-    clear = one_rule('metric = "robust_accuracy"\nnorm = "Linf"\nepsilon = "8/255"\nmin = 0.35', model_dict()).outcomes[0]
+    clear = one_rule('metric = "robust_accuracy"\nnorm = "Linf"\nepsilon = "8/255"\nmin = 0.35', hand_model()).outcomes[0]
     assert not clear.passed and clear.threshold_within_interval is False and clear.message.endswith("95% interval 0.2184-0.2716")
 
 
-def test_the_assessments_own_interval_is_used_when_it_has_one() -> None:
-    entry = {**model_dict()["robustness"][0], "robust_accuracy_ci": [0.25, 0.27]}
+def test_intervals_follow_the_sample_counts() -> None:
+    """Fewer samples, wider intervals: 13 robust of 50 puts min 0.22 inside; 5,461 of 10,000 clean puts min 0.55 inside."""
+    worst = replace(hand_model().worst_case[0], samples=50, robust_accuracy=0.26, robust_count=13)
     outcome = one_rule('metric = "robust_accuracy"\nnorm = "Linf"\nepsilon = "8/255"\nmin = 0.22',
-                       model_dict(robustness=[entry], clean_accuracy_ci=[0.5, 0.6])).outcomes[0]
-    assert outcome.interval == (0.25, 0.27) and outcome.threshold_within_interval is False
-    clean = one_rule('metric = "clean_accuracy"\nmin = 0.55', model_dict(clean_accuracy_ci=[0.5, 0.6])).outcomes[0]
-    assert clean.interval == (0.5, 0.6) and clean.threshold_within_interval is True
-    unknown = one_rule('metric = "clean_accuracy"\nmin = 0.5', model_dict(clean_samples=None)).outcomes[0]
-    assert unknown.interval is None and unknown.threshold_within_interval is None and unknown.message == ""
+                       hand_model(worst_case=(worst,))).outcomes[0]
+    assert outcome.interval == pytest.approx(wilson_interval(13, 50)) and outcome.threshold_within_interval is True
+    clean = one_rule('metric = "clean_accuracy"\nmin = 0.55', hand_model(clean_accuracy=0.5461)).outcomes[0]
+    assert clean.interval == pytest.approx(wilson_interval(5461, 10_000)) and clean.threshold_within_interval is True
+    size = one_rule('metric = "size_bytes"\nmax = 1e9', hand_model()).outcomes[0]
+    assert size.interval is None and size.threshold_within_interval is None and size.message == ""
 
 
 # --- malformed policies -------------------------------------------------------------------------------------------
@@ -421,8 +428,8 @@ min = 0.5
 
 
 def test_junit_escapes_and_parses_back() -> None:
-    failing = evaluate_policy(policy_from_toml(TRICKY), model_dict())
-    passing = evaluate_policy(policy_from_toml(RULE), model_dict(path="other/model.v2.onnx"))
+    failing = evaluate_policy(policy_from_toml(TRICKY), hand_model())
+    passing = evaluate_policy(policy_from_toml(RULE), hand_model(path="other/model.v2.onnx"))
     text = verdict_junit([failing, passing])
     assert text.startswith('<?xml version="1.0" encoding="UTF-8"?>')
     root = ET.fromstring(text)
@@ -441,7 +448,7 @@ def test_junit_escapes_and_parses_back() -> None:
 
 
 def test_markdown_has_heading_table_and_reasons() -> None:
-    text = verdict_markdown(evaluate_policy(policy_from_toml(TRICKY), model_dict()))
+    text = verdict_markdown(evaluate_policy(policy_from_toml(TRICKY), hand_model()))
     lines = text.splitlines()
     assert lines[0].startswith("### ❌ FAIL: lenet5\\_fmnist\\_filter-l1\\_cr4.onnx against sign-off policy edge &lt;&amp;&gt;")
     table = [line for line in lines if line.startswith("| ")]
@@ -449,12 +456,12 @@ def test_markdown_has_heading_table_and_reasons() -> None:
     assert all(line.count("|") - line.count("\\|") == 5 for line in table)  # escaped pipes keep four columns
     assert "❌ fail" in table[1] and "✅ pass" in table[2] and "&lt;b&gt;" in table[1]
     assert any(line.startswith("- ") and "&gt; max 1,000 B" in line for line in lines)
-    passing = verdict_markdown(evaluate_policy(policy_from_toml(RULE), model_dict()))
+    passing = verdict_markdown(evaluate_policy(policy_from_toml(RULE), hand_model()))
     assert passing.startswith("### ✅ PASS") and "rules failed" not in passing
 
 
 def test_terminal_and_json() -> None:
-    verdict = evaluate_policy(policy_from_toml(TRICKY), model_dict())
+    verdict = evaluate_policy(policy_from_toml(TRICKY), hand_model())
     console = Console(record=True, width=240)
     render_verdict_terminal(verdict, console)
     output = console.export_text()
@@ -465,5 +472,5 @@ def test_terminal_and_json() -> None:
     first = data["outcomes"][0]
     assert first["measured"] == 85242 and first["threshold"] == 1000 and first["comparator"] == "max" and not first["passed"]
     assert data["model"]["sha256"] == "5983" * 16 and data["policy"]["name"] == 'edge <&> "quoted"'
-    missing = verdict_to_dict(one_rule('metric = "accuracy_drop"\nmax = 0.1', model_dict(accuracy_drop=None)))
+    missing = verdict_to_dict(one_rule('metric = "accuracy_drop"\nmax = 0.1', hand_model(parent_clean_accuracy=None)))
     assert missing["outcomes"][0]["measured"] is None and missing["outcomes"][0]["measured_text"] == "not measured"

@@ -330,19 +330,16 @@ def test_rows_from_before_the_intervals_still_render(rows: list[dict[str, Any]])
     assert [s.clear for s in scenario(old, LINF).best] == [None, None]
 
 
-def test_table_row_from_an_assessment_before_the_intervals() -> None:
-    """An assessment JSON of schema 1.1 (a cached sweep assessment): the intervals follow from shares and counts."""
-    model = {"path": "m.onnx", "params": 1, "nonzero_params": 1, "macs": 1, "size_bytes": 1, "gzip_bytes": 1,
-             "provider": "CPUExecutionProvider", "sha256": "0", "clean_accuracy": 0.9, "clean_samples": 10_000,
-             "attacks": [{"name": "pgd-linf", "samples": 1000, "clean_accuracy": 0.91, "robust_accuracy": 0.3}],
-             "robustness": [{"norm": "Linf", "epsilon": 8 / 255, "samples": 1000, "robust_accuracy": 0.3}]}
+def test_table_row_of_a_model_without_attacks() -> None:
+    """A model assessed with no attack and no latency: the robustness and speed cells are empty, not made up."""
+    from evaluator.results import ModelAssessment, ModelProfile, RuntimeChoice
+
+    model = ModelAssessment("m.onnx", "fashion-mnist", ModelProfile("0", 1, 1, 1, 1, 1, 0, 0), RuntimeChoice("cpu", "CPUExecutionProvider"),
+                            None, None, (), 0.9, None, 10_000, (), (), (), (), None, None)
     row = table_row(model)
-    assert row["clean_accuracy_ci"] == list(share_interval(0.9, 10_000))
-    assert (row["attacked_samples"], row["attacked_clean_accuracy"]) == (1000, 0.91)
-    assert row["attacked_clean_accuracy_ci"] == list(share_interval(0.91, 1000))
-    assert row["robust_accuracy_ci"] == {LINF: list(share_interval(0.3, 1000))}
-    bare = table_row({**model, "attacks": [], "robustness": [], "clean_samples": None})
-    assert bare["clean_accuracy_ci"] is None and bare["attacked_samples"] is None and bare["robust_accuracy_ci"] == {}
+    assert row["clean_accuracy_ci"] == list(share_interval(0.9, 10_000)) and row["accuracy_drop"] is None
+    assert row["attacked_samples"] is None and row["robust_accuracy"] == {} and row["robust_accuracy_ci"] == {}
+    assert row["latency_p99_ms"] is None and row["method"] == "none" and row["variant"] == "m"
 
 
 def test_html_scenario_says_when_a_lead_is_not_clear(rows: list[dict[str, Any]]) -> None:

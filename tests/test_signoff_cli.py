@@ -87,3 +87,27 @@ def test_the_shipped_edge_policy_loads() -> None:
 
     edge = load_policy(ROOT / "policies" / "edge.toml")
     assert edge.latency_batches() == (1,) and "Linf" in edge.epsilons()
+
+
+def test_report_formats_by_name(tmp_path: Path) -> None:
+    """--report FORMAT=PATH writes any registered format; the CSV is the table's, one row per model."""
+    import csv
+
+    from evaluator.report.writers import report_writers
+
+    assert {"json", "csv", "markdown", "junit"} <= set(report_writers())
+    table, verdict = tmp_path / "t.csv", tmp_path / "v.md"
+    exit_code, output = run(ZOO_CHILD, *QUICK, "--policy", policy(tmp_path, 0.5), "--report", f"csv={table}",
+                            "--report", f"markdown={verdict}")
+    assert exit_code == 0, output
+    rows = list(csv.DictReader(table.open()))
+    assert len(rows) == 1 and rows[0]["variant"] == ZOO_CHILD.stem and float(rows[0]["clean_accuracy"]) > 0.8
+    assert "PASS" in verdict.read_text()
+
+
+@pytest.mark.parametrize(("report", "message"), [("html=x.html", "report format 'html' is unknown: use one of csv, json"),
+                                                 ("csv", "--report takes FORMAT=PATH"),
+                                                 ("junit=v.xml", "writes a sign-off verdict: it needs --policy")])
+def test_bad_report_requests_are_one_line_and_exit_2(tmp_path: Path, report: str, message: str) -> None:
+    exit_code, output = run(ZOO_CHILD, *QUICK, "--report", report.replace("=", f"={tmp_path}/", 1))
+    assert exit_code == 2 and message in output and not list(tmp_path.iterdir())

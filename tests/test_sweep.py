@@ -74,6 +74,7 @@ def test_small_sweep_writes_every_result(uninterrupted: Path) -> None:
 
 @pytest.mark.train
 def test_rows_match_assess_json_of_the_same_artifacts(uninterrupted: Path, tmp_path: Path) -> None:
+    from evaluator.results import Assessment
     from evaluator.table import table_row
 
     table = json.loads((uninterrupted / "table.json").read_text())
@@ -81,7 +82,8 @@ def test_rows_match_assess_json_of_the_same_artifacts(uninterrupted: Path, tmp_p
     result = CliRunner().invoke(app, ["assess", row["path"], "--samples", "60", "--attacks", "pgd-linf:steps=5,square-linf:queries=40",
                                       "--eps", "4/255,8/255", "--no-latency", "--json", str(tmp_path / "a.json")])
     assert result.exit_code == 0, result.output
-    assert table_row(json.loads((tmp_path / "a.json").read_text())["models"][0]) == row
+    assessment = Assessment.from_dict(json.loads((tmp_path / "a.json").read_text()))
+    assert json.loads(json.dumps(table_row(assessment.models[0]))) == row
 
 
 @pytest.mark.train
@@ -163,3 +165,18 @@ def test_reproduction_page_shows_the_sweeps_numbers(uninterrupted: Path, tmp_pat
         cells = [f"{100 * parent['clean_accuracy']:.1f}"] + [f"{100 * row['clean_accuracy']:.1f}" for row in rows if row["method"] == method]
         assert f"| {method} | " + " | ".join(cells) + " |" in text
     assert (tmp_path / "reproduction" / parent["variant"] / "grid.svg").read_bytes() == (uninterrupted / "figures" / "grid.svg").read_bytes()
+
+
+def test_a_sweep_passes_every_assessment_setting_on() -> None:
+    """Every AssessConfig field but the per-model ones is a sweep setting of the same name and default, and reaches
+    the variants' assessments (cascade and batch sizes too)."""
+    from dataclasses import fields
+
+    from evaluator.app.sweep_config import ASSESS_FIELDS, PER_MODEL_FIELDS, SweepConfig, make_config
+    from evaluator.assess_config import AssessConfig
+
+    assert set(ASSESS_FIELDS) == {f.name for f in fields(AssessConfig)} - set(PER_MODEL_FIELDS)
+    defaults = SweepConfig().assess_config()
+    assert all(getattr(defaults, name) == getattr(AssessConfig(), name) for name in ASSESS_FIELDS if name != "dataset")
+    config = make_config({"cascade": False, "batch_size": 64, "throughput_batch": 32, "samples": 7}).assess_config()
+    assert (config.cascade, config.batch_size, config.throughput_batch, config.samples) == (False, 64, 32, 7)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -40,11 +40,14 @@ def assess(
     policy: Annotated[Optional[Path], typer.Option(help="Sign-off policy (TOML): exit 0 pass, 1 fail, 2 error.")] = None,
     markdown: Annotated[Optional[Path], typer.Option(help="With --policy: write the verdict as Markdown here.")] = None,
     junit: Annotated[Optional[Path], typer.Option(help="With --policy: write the verdict as JUnit XML here.")] = None,
+    report: Annotated[Optional[list[str]], typer.Option(help="Write a report format to a file, as FORMAT=PATH (repeatable); "
+                                                        "formats: json, csv (the table), markdown and junit (the sign-off, "
+                                                        "with --policy).")] = None,
 ) -> None:
     """Measure size, latency, clean accuracy and robust accuracy of each ONNX model; with --policy, sign them off."""
     from evaluator.assess_config import BUDGET_FIELDS, AssessConfig, check_budgets
     from evaluator.assessment import assess as run_assessment
-    from evaluator.files import json_text, write_text_atomic
+    from evaluator.files import write_text_atomic
     from evaluator.report.terminal import render_table
 
     if dataset is not None and not dataset.strip():
@@ -58,10 +61,7 @@ def assess(
         **({} if attacks is None else {"attacks": tuple(a.strip() for a in attacks.split(",") if a.strip())}),
     )
     check_budgets(config)
-    for path, flag in ((json_path, "--json"), (markdown, "--markdown"), (junit, "--junit")):
-        check_output_path(path, flag)
-    if (markdown or junit) and policy is None:
-        raise EvaluatorError("--markdown and --junit write a sign-off verdict: they need --policy")
+    outputs = report_outputs(report or [], {"json": json_path, "markdown": markdown, "junit": junit}, policy is not None)
     gate = None
     if policy is not None:
         from evaluator.policy import load_policy
@@ -85,28 +85,43 @@ def assess(
     with task_progress(steps) as step:
         assessment = run_assessment(list(models), config, step)
     render_table(assessment, console)
-    data = assessment.to_dict()
     verdicts = []
     if gate is not None:
         from evaluator.policy import evaluate_policy
-        from evaluator.report.signoff import render_verdict_terminal, verdict_junit, verdict_markdown, verdict_to_dict
+        from evaluator.report.signoff import render_verdict_terminal
 
-        for model in data["models"]:
-            verdict = evaluate_policy(gate, model)
-            model["signoff"] = verdict_to_dict(verdict)
-            render_verdict_terminal(verdict, console)
-            verdicts.append(verdict)
-        for path, text in ((markdown, verdict_markdown(verdicts)), (junit, verdict_junit(verdicts))):
-            if path is not None:
-                write_text_atomic(path, text)
-                console.print(f"wrote {path}")
-    if json_path is not None:
-        write_text_atomic(json_path, json_text(data) + "\n")
-        console.print(f"wrote {json_path}")
+        for model in assessment.models:
+            verdicts.append(evaluate_policy(gate, model))
+            render_verdict_terminal(verdicts[-1], console)
+    for writer, path in outputs:
+        write_text_atomic(path, writer.render(assessment, verdicts))
+        console.print(f"wrote {path}")
     if verdicts:
         from evaluator.policy import exit_code
 
         raise typer.Exit(exit_code(verdicts))
+
+
+def report_outputs(reports: list[str], flags: dict[str, Optional[Path]], with_policy: bool) -> list[tuple[Any, Path]]:
+    """(writer, path) for every --report FORMAT=PATH and the --json / --markdown / --junit short forms, checked before
+    any work: a known format, a writable path, a policy for the sign-off formats."""
+    from evaluator.report.writers import report_writer
+
+    asked = [(name, path) for name, path in flags.items() if path is not None]
+    for item in reports:
+        name, separator, path = item.partition("=")
+        if not separator or not name.strip() or not path.strip():
+            raise EvaluatorError(f"--report takes FORMAT=PATH, got {item!r}")
+        asked.append((name.strip(), Path(path.strip())))
+    outputs = []
+    for name, path in asked:
+        writer = report_writer(name)
+        flag = f"--{name}" if name in flags else f"--report {name}="
+        check_output_path(path, flag)
+        if writer.needs_verdict and not with_policy:
+            raise EvaluatorError(f"{flag} writes a sign-off verdict: it needs --policy")
+        outputs.append((writer, path))
+    return outputs
 
 
 def list_attacks_command() -> None:

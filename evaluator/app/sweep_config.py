@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluator.assess_config import BUDGET_FIELDS, AssessConfig, check_budgets
-from evaluator.default_attacks import DEFAULT_ATTACKS, DEFAULT_CASCADES, default_attacks
+from evaluator.default_attacks import DEFAULT_CASCADES, default_attacks
 from evaluator.errors import EvaluatorError
 from evaluator.files import read_text_file
 from evaluator.limits import MAX_EPOCHS
@@ -42,23 +42,26 @@ class SweepConfig:
     finetune_epochs: int = 10
     patience: int = 3
     learning_rate: float = 1e-3
-    attacks: tuple[str, ...] = DEFAULT_ATTACKS  # make_config: the default cascades of the norms whose budgets are given
-    epsilons: tuple[float, ...] = (8 / 255,)
-    epsilons_l2: tuple[float, ...] = (1.0,)
-    epsilons_l1: tuple[float, ...] = (10.0,)
-    epsilons_l0: tuple[float, ...] = (10.0,)
-    samples: int = 1000
-    provider: str = "auto"
-    skip_latency: bool = False
+    # The assessment settings of every variant: the AssessConfig fields of the same names (and defaults), passed on
+    # as they are; the per-model ones (source, surrogate, latency_batches) a sweep decides itself.
+    attacks: tuple[str, ...] = AssessConfig.attacks  # make_config: the default cascades of the norms whose budgets are given
+    epsilons: tuple[float, ...] = AssessConfig.epsilons
+    epsilons_l2: tuple[float, ...] = AssessConfig.epsilons_l2
+    epsilons_l1: tuple[float, ...] = AssessConfig.epsilons_l1
+    epsilons_l0: tuple[float, ...] = AssessConfig.epsilons_l0
+    cascade: bool = AssessConfig.cascade
+    samples: int = AssessConfig.samples
+    provider: str = AssessConfig.provider
+    batch_size: int = AssessConfig.batch_size
+    throughput_batch: int = AssessConfig.throughput_batch
+    skip_latency: bool = AssessConfig.skip_latency
     retime_rounds: int = 0  # > 0: after assessing, time every variant again in this many interleaved rounds
     threads: int | None = None  # torch's and ONNX Runtime's; None: the free cores (evaluator.threads); not in any cache key
     seed: int = 0
 
     def assess_config(self) -> AssessConfig:
-        return AssessConfig(dataset=self.dataset, data_dir=self.data_dir, samples=self.samples, epsilons=self.epsilons,
-                            epsilons_l2=self.epsilons_l2, epsilons_l1=self.epsilons_l1, epsilons_l0=self.epsilons_l0,
-                            attacks=self.attacks, provider=self.provider, threads=self.threads, seed=self.seed,
-                            skip_latency=self.skip_latency)
+        """The assessment of every variant: each AssessConfig field this config shares by name."""
+        return AssessConfig(**{name: getattr(self, name) for name in ASSESS_FIELDS})
 
     def to_dict(self) -> dict[str, Any]:
         return {key: str(value) if isinstance(value, Path) else value for key, value in asdict(self).items()}
@@ -90,7 +93,8 @@ class SweepConfig:
         if not 0 <= self.retime_rounds <= MAX_RETIME_ROUNDS:
             raise EvaluatorError(f"retime_rounds must be 0 (keep the latency of each assessment) to {MAX_RETIME_ROUNDS}, "
                                  f"got {self.retime_rounds}")
-        for name, least in (("samples", 1), ("train_epochs", 1), ("patience", 1), ("finetune_epochs", 0)):
+        for name, least in (("samples", 1), ("train_epochs", 1), ("patience", 1), ("finetune_epochs", 0), ("batch_size", 1),
+                            ("throughput_batch", 1)):
             if getattr(self, name) < least:
                 raise EvaluatorError(f"{name} must be a whole number >= {least}, got {getattr(self, name)}")
         for name in ("train_epochs", "finetune_epochs"):
@@ -138,6 +142,12 @@ class SweepConfig:
         if not 0 < validation < len(dataset.train):
             raise EvaluatorError(f"dataset {dataset.name!r} has {len(dataset.train)} training samples: training and "
                                  f"fine-tuning hold out {validation} for validation and need more than that")
+
+
+PER_MODEL_FIELDS = ("source", "surrogate", "latency_batches")  # AssessConfig fields a sweep sets per variant, or not
+# (a sweep's own `source` is the parent to train or prune, not a variant's PyTorch source)
+ASSESS_FIELDS = tuple(f.name for f in fields(AssessConfig)
+                      if f.name in {g.name for g in fields(SweepConfig)} and f.name not in PER_MODEL_FIELDS)
 
 
 def check_out(out: Path) -> None:

@@ -40,6 +40,7 @@ from evaluator.assess_config import AssessConfig
 from evaluator.assessment import assess
 from evaluator.errors import EvaluatorError
 from evaluator.threads import training_threads
+from evaluator.results import Assessment, ModelAssessment
 from evaluator.files import (is_inside, json_text, read_json_object, sha256_of, stem_file, write_bytes_atomic,
                              write_text_atomic)
 
@@ -100,7 +101,7 @@ def sweep_locked(config: SweepConfig, out: Path, progress: Any, say: Say) -> Swe
         assessments = retime_variants(config, variants, assessments, out / "assessments", progress, say)
     from evaluator.table import table_row, with_parent_drop
 
-    rows = with_parent_drop([table_row(model) for assessment in assessments for model in assessment["models"]])
+    rows = with_parent_drop([table_row(model) for assessment in assessments for model in assessment.models])
     files = write_outputs(config, out, rows, assessments, failures)
     return SweepResult(out, rows, failures, files)
 
@@ -213,23 +214,29 @@ def assessment_key(assess_config: AssessConfig, onnx: Path) -> str:
     return digest(inputs)
 
 
-def assess_variant(config: SweepConfig, onnx: Path, folder: Path, say: Say) -> dict[str, Any]:
-    """`evaluator assess --json` of one variant, cached under folder/NAME.json by a hash of every input."""
+def assess_variant(config: SweepConfig, onnx: Path, folder: Path, say: Say) -> Assessment:
+    """`evaluator assess --json` of one variant, cached under folder/NAME.json with a hash of every input."""
     assess_config = config.assess_config()
     key = assessment_key(assess_config, onnx)
     cached = folder / f"{onnx.stem}.json"
     data = read_json_object(cached)
-    if data is not None and data.get("sweep_key") == key and isinstance(data.get("models"), list) and data["models"]:
-        say(f"assess {onnx.stem}: cached")
-        return data
+    if data is not None and data.get("sweep_key") == key:
+        try:
+            assessment = Assessment.from_dict(data)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            pass  # written by another version: assessed again
+        else:
+            if len(assessment.models) == 1:
+                say(f"assess {onnx.stem}: cached")
+                return assessment
     say(f"assessing {onnx.stem}")
-    data = {**assess([onnx], assess_config).to_dict(), "sweep_key": key}
-    write_text_atomic(cached, json_text(data) + "\n")
-    return data
+    assessment = assess([onnx], assess_config)
+    write_text_atomic(cached, json_text({**assessment.to_dict(), "sweep_key": key}) + "\n")
+    return assessment
 
 
-def retime_variants(config: SweepConfig, variants: list[Path], assessments: list[dict[str, Any]], folder: Path,
-                    progress: Any, say: Say) -> list[dict[str, Any]]:
+def retime_variants(config: SweepConfig, variants: list[Path], assessments: list[Assessment], folder: Path,
+                    progress: Any, say: Say) -> list[Assessment]:
     """Latency of every variant measured again in config.retime_rounds rounds, each visiting every variant once at
     every batch size its assessment timed (odd rounds in reverse order). Each variant keeps its round with the lowest
     median: other work on a shared machine only ever adds time, and a slow spell then costs a variant one round
@@ -240,9 +247,9 @@ def retime_variants(config: SweepConfig, variants: list[Path], assessments: list
 
     rounds = config.retime_rounds
     say(f"re-timing {len(variants)} variants in {rounds} interleaved rounds")
-    runs: list[dict[int, list[list[float]]]] = [{int(batch): [] for batch in assessment["models"][0]["latency_by_batch"]}
+    runs: list[dict[int, list[list[float]]]] = [{stats.batch_size: [] for stats in assessment.models[0].latency_by_batch}
                                                 for assessment in assessments]
-    threads = [(assessment.get("environment") or {}).get("threads") for assessment in assessments]  # as each was timed
+    threads = [assessment.environment.get("threads") for assessment in assessments]  # as each was timed
     task = progress.add_task("re-timing latency", total=rounds * len(variants)) if progress else None
     for round_index in range(rounds):
         order = list(zip(variants, runs, threads))
@@ -256,25 +263,26 @@ def retime_variants(config: SweepConfig, variants: list[Path], assessments: list
                 progress.advance(task)
     updated = []
     for onnx, assessment, collected in zip(variants, assessments, runs):
-        model = dict(assessment["models"][0])
-        stats = {batch: latency_stats(batch, min(per_round, key=lambda times: float(np.median(times)))).to_dict()
+        model = assessment.models[0]
+        stats = {batch: latency_stats(batch, min(per_round, key=lambda times: float(np.median(times))))
                  for batch, per_round in collected.items()}
-        model["latency_by_batch"] = {str(batch): value for batch, value in stats.items()}
-        for key in ("latency", "throughput"):
-            if model.get(key):
-                model[key] = stats[int(model[key]["batch_size"])]
-        data = {**assessment, "models": [model], "latency_retimed": {"rounds": rounds, "variants": len(variants)}}
-        write_text_atomic(folder / f"{onnx.stem}.json", json_text(data) + "\n")
-        updated.append(data)
+        model = replace(model, latency_by_batch=tuple(stats.values()),
+                        latency=stats[model.latency.batch_size] if model.latency else None,
+                        throughput=stats[model.throughput.batch_size] if model.throughput else None)
+        retimed = replace(assessment, models=(model,))
+        record = {**retimed.to_dict(), "sweep_key": assessment_key(config.assess_config(), onnx),
+                  "latency_retimed": {"rounds": rounds, "variants": len(variants)}}
+        write_text_atomic(folder / f"{onnx.stem}.json", json_text(record) + "\n")
+        updated.append(retimed)
     return updated
 
 
-def write_outputs(config: SweepConfig, out: Path, rows: list[dict[str, Any]], assessments: list[dict[str, Any]],
+def write_outputs(config: SweepConfig, out: Path, rows: list[dict[str, Any]], assessments: list[Assessment],
                   failures: list[str]) -> list[Path]:
     """table.csv/json/md, figures and report.html from the rows."""
     from evaluator.table import TABLE_SCHEMA_VERSION, table_csv, table_markdown
 
-    environment = assessments[0]["environment"] if assessments else {}
+    environment = assessments[0].environment if assessments else {}
     table = {"schema_version": TABLE_SCHEMA_VERSION, "config": config.to_dict(), "environment": environment,
              "failures": failures, "rows": rows}
     written = [out / "table.json", out / "table.csv", out / "table.md"]
@@ -285,7 +293,7 @@ def write_outputs(config: SweepConfig, out: Path, rows: list[dict[str, Any]], as
     return written
 
 
-def write_report(config: SweepConfig, out: Path, rows: list[dict[str, Any]], assessments: list[dict[str, Any]],
+def write_report(config: SweepConfig, out: Path, rows: list[dict[str, Any]], assessments: list[Assessment],
                  failures: list[str], environment: dict[str, Any]) -> list[Path]:
     """Figures and the HTML report (needs matplotlib: the `report` extra)."""
     try:
@@ -294,10 +302,15 @@ def write_report(config: SweepConfig, out: Path, rows: list[dict[str, Any]], ass
         return []
     from evaluator.report.html import write_report as write_html_report
 
-    variant = lambda model: model["path"].rsplit("/", 1)[-1].removesuffix(".onnx")  # noqa: E731
-    models = [model for assessment in assessments for model in assessment["models"]]
+    models = [model for assessment in assessments for model in assessment.models]
     context = {"title": f"evaluator sweep: {config.source} on {config.dataset}", "config": config.to_dict(),
-               "environment": environment, "checks": {variant(m): m["checks"] for m in models},
-               "notes": {variant(m): m["notes"] + (failures if m.get("pruning") is None else []) for m in models}}  # the parent carries the sweep's
+               "environment": environment,
+               "checks": {variant_name(m): [check.to_dict() for check in m.checks] for m in models},
+               "notes": {variant_name(m): [*m.notes, *(failures if not (m.metadata or {}).get("pruning") else [])]
+                         for m in models}}  # the parent carries the sweep's failures
     report, figures = write_html_report(out / "report.html", rows, context, figure_dir=out / "figures")
     return [*(path for figure in figures for path in (figure.png, figure.svg)), report]
+
+
+def variant_name(model: ModelAssessment) -> str:
+    return model.path.rsplit("/", 1)[-1].removesuffix(".onnx")

@@ -38,6 +38,16 @@ def codes_text(codes: np.ndarray | None) -> str | None:
     return None if codes is None else "".join(codes.tolist())
 
 
+def codes_array(text: str | None) -> np.ndarray | None:
+    """The inverse of codes_text: (N,) one-character codes, None for None."""
+    return None if text is None else np.array(list(text), dtype="<U1")
+
+
+def distance_array(values: list[float | None]) -> np.ndarray:
+    """The inverse of distance_list: (N,) float64, inf where JSON holds null."""
+    return np.array([np.inf if d is None else d for d in values], dtype=np.float64)
+
+
 def interval(successes: int, trials: int) -> list[float]:
     """The 95 % Wilson interval of successes / trials as JSON's [low, high]."""
     return list(wilson_interval(successes, trials))
@@ -77,6 +87,15 @@ class AttackResult:
         data["outcomes"] = codes_text(self.outcome)
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "AttackResult":
+        """The result to_dict wrote; the per-sample robust mask comes back from `outcomes` (R: robust)."""
+        outcome = codes_array(data["outcomes"])
+        if outcome is None:
+            raise ValueError(f"the {data['name']} result holds no per-sample outcomes")
+        plain = {f.name: data[f.name] for f in fields(cls) if f.name not in ("robust", "outcome")}
+        return cls(**plain, robust=outcome == "R", outcome=outcome)
+
 
 @dataclass(frozen=True)
 class WorstCase:
@@ -97,6 +116,13 @@ class WorstCase:
         return {"norm": self.norm, "epsilon": self.epsilon, "samples": self.samples,
                 "robust_accuracy": self.robust_accuracy, "robust_accuracy_ci": interval(robust, self.samples),
                 "attacks": list(self.attacks), "outcomes": codes_text(self.outcome)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "WorstCase":
+        outcome = codes_array(data["outcomes"])
+        robust = int((outcome == "R").sum()) if outcome is not None else None
+        return cls(data["norm"], data["epsilon"], data["samples"], data["robust_accuracy"], tuple(data["attacks"]),
+                   robust, outcome)
 
 
 @dataclass(frozen=True)
@@ -167,6 +193,15 @@ class MinimalNormResult:
         data["distances"] = distance_list(self.distances)
         data["curve"] = self.curve_points()
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "MinimalNormResult":
+        """The result to_dict wrote; per-sample queries and clean correctness are not in the JSON (None)."""
+        hidden = ("distances", "sample_queries", "clean_correct", "median_distance")
+        plain = {f.name: data[f.name] for f in fields(cls) if f.name not in hidden}
+        median = data["median_distance"]
+        return cls(**plain, median_distance=float("inf") if median is None else median,
+                   distances=distance_array(data["distances"]))
 
 
 def distance_list(values: np.ndarray) -> list[float | None]:

@@ -4,7 +4,7 @@ attacks, the runtime or torch."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol
 
 import numpy as np
@@ -12,6 +12,7 @@ import numpy as np
 from evaluator.results.attacks import (
     OUTCOME_CODES, AttackResult, MinimalNormResult, WorstCase, curve_points, distance_list, interval, worst_distances,
 )
+from evaluator.results.schema import check_schema
 
 
 class ConfigRecord(Protocol):
@@ -37,6 +38,10 @@ class LatencyStats:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "LatencyStats":
+        return cls(**{f.name: data[f.name] for f in fields(cls)})
+
 
 @dataclass(frozen=True)
 class ModelProfile:
@@ -53,6 +58,11 @@ class ModelProfile:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelProfile":
+        """From a model entry, where the profile's fields sit beside the others."""
+        return cls(**{f.name: data[f.name] for f in fields(cls)})
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,10 @@ class Check:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Check":
+        return cls(data["name"], data["passed"], data["detail"])
 
 
 # 1.2: per-sample results (`samples`, `outcomes`, per-norm `distances`) and 95 % intervals (`*_ci`); the attacked
@@ -110,6 +124,11 @@ class AttackedSamples:
             "clean_accuracy_ci": interval(int(self.clean_correct.sum()), len(self.clean_correct)),
             "outcome_codes": dict(OUTCOME_CODES),
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "AttackedSamples":
+        return cls(data["seed"], np.array(data["indices"], dtype=np.int64), np.array(data["labels"], dtype=np.int64),
+                   np.array(data["clean_correct"], dtype=bool))
 
 
 @dataclass(frozen=True)
@@ -164,6 +183,27 @@ class ModelAssessment:
             "notes": list(self.notes),
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelAssessment":
+        """One entry of an assessment's "models" list as to_dict wrote it. What the JSON does not hold comes back
+        empty: the metadata beyond architecture and pruning, the runtime's CUDA-graph flag and note."""
+        metadata = {key: data[key] for key in ("architecture", "pruning") if data.get(key) is not None}
+        latency = lambda entry: None if entry is None else LatencyStats.from_dict(entry)  # noqa: E731
+        return cls(
+            path=data["path"], dataset=data["dataset"], profile=ModelProfile.from_dict(data),
+            runtime=RuntimeChoice(data["provider_requested"], data["provider"]),
+            latency=latency(data["latency"]), throughput=latency(data["throughput"]),
+            latency_by_batch=tuple(LatencyStats.from_dict(entry) for entry in data["latency_by_batch"].values()),
+            clean_accuracy=data["clean_accuracy"], parent_clean_accuracy=data["parent_clean_accuracy"],
+            clean_samples=data["clean_samples"],
+            attacks=tuple(AttackResult.from_dict(entry) for entry in data["attacks"]),
+            minimal=tuple(MinimalNormResult.from_dict(entry) for entry in data["minimal_norm"]),
+            worst_case=tuple(WorstCase.from_dict(entry) for entry in data["robustness"]),
+            checks=tuple(Check.from_dict(entry) for entry in data["checks"]),
+            source=data["source"], metadata=metadata or None, notes=tuple(data["notes"]),
+            attacked=None if data["samples"] is None else AttackedSamples.from_dict(data["samples"]),
+        )
+
     @property
     def accuracy_drop(self) -> float | None:
         """Parent's clean accuracy minus this model's, on the same test set (points as a share; None without a parent)."""
@@ -192,3 +232,25 @@ class Assessment:
             "environment": self.environment,
             "models": [model.to_dict() for model in self.models],
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Assessment":
+        """An assessment as to_dict wrote it (schema SCHEMA_VERSION; an older one raises ValueError). Keys beside
+        the schema's (a sweep's cache key) are ignored."""
+        check_schema(data, SCHEMA_VERSION, "assessment")
+        return cls(tuple(ModelAssessment.from_dict(model) for model in data["models"]), RecordedConfig(data["config"]),
+                   data["environment"])
+
+
+@dataclass(frozen=True)
+class RecordedConfig:
+    """The options of an assessment read back from its JSON (the AssessConfig that made it is not rebuilt)."""
+
+    options: dict[str, Any]
+
+    @property
+    def cascade(self) -> bool:
+        return bool(self.options.get("cascade", True))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.options)

@@ -41,7 +41,7 @@ import torch
 
 from evaluator.assessment import attack_subset
 from evaluator.attacks import AttackTarget, create_attack
-from evaluator.data import load_dataset
+from evaluator.datasets import load_dataset
 from evaluator.norms import Norm, distances
 from evaluator.runtime import OnnxClassifier
 

@@ -37,7 +37,7 @@ def main() -> None:
     import autoattack
 
     from evaluator.assessment import attack_subset
-    from evaluator.data import load_dataset
+    from evaluator.datasets import load_dataset
     from evaluator.source import load_source
 
     torch.set_num_threads(args.threads)

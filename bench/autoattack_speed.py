@@ -49,7 +49,7 @@ import torch
 from evaluator.assessment import attack_subset
 from evaluator.attacks import AttackTarget
 from evaluator.attacks.base import parse_attack_spec
-from evaluator.data import load_dataset
+from evaluator.datasets import load_dataset
 from evaluator.default_attacks import DEFAULT_CASCADES
 from evaluator.norms import Norm, distances
 from evaluator.results import BUDGET_SLACK, AttackResult

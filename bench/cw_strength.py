@@ -27,7 +27,7 @@ import torch
 from evaluator.assessment import attack_subset
 from evaluator.attacks import AttackTarget, create_attack
 from evaluator.attacks import cw  # noqa: F401  (registers cw-l2)
-from evaluator.data import Split, load_dataset
+from evaluator.datasets import Split, load_dataset
 from evaluator.norms import Norm
 from evaluator.robustness import evaluate_minimal, judge_candidates
 from evaluator.runtime import OnnxClassifier

@@ -27,7 +27,7 @@ import numpy as np
 
 from evaluator.attacks import AttackTarget, Norm
 from evaluator.attacks.decision import L2HopSkipJump, LinfHopSkipJump
-from evaluator.data import load_dataset
+from evaluator.datasets import load_dataset
 from evaluator.norms import distances
 from evaluator.runtime import OnnxClassifier
 

@@ -27,7 +27,7 @@ import torch
 from evaluator.attacks import AttackTarget, create_attack
 from evaluator.attacks import fmn  # noqa: F401  (registration)
 from evaluator.attacks.base import Norm
-from evaluator.data import Split, load_dataset
+from evaluator.datasets import Split, load_dataset
 from evaluator.robustness import evaluate_minimal, judge_candidates
 from evaluator.runtime import OnnxClassifier
 

@@ -14,7 +14,7 @@ from evaluator.checks import (
     deterministic, epsilon_monotone, gradients_nonzero, output_is_logits, source_agrees, unbounded_attacks_succeed,
     white_box_strongest,
 )
-from evaluator.data import Dataset, Split, load_dataset
+from evaluator.datasets import Dataset, Split, load_dataset
 from evaluator.errors import EvaluatorError
 from evaluator.files import check_name, file_beside, sha256_of
 from evaluator.latency import measure_latency

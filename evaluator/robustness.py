@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from evaluator.attacks.base import Attack, AttackTarget, MinimalNormAttack
-from evaluator.data import Split
+from evaluator.datasets import Split
 from evaluator.norms import Norm, distances, project
 from evaluator.runtime import OnnxClassifier
 from evaluator.results import AttackResult, BUDGET_SLACK, MinimalNormResult, WorstCase, outcome_codes

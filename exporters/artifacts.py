@@ -20,7 +20,7 @@ import onnx
 import torch
 from torch import nn
 
-from evaluator.data import Split
+from evaluator.datasets import Split
 from evaluator.errors import EvaluatorError
 from evaluator.files import sha256_of, stem_file, write_bytes_atomic, write_text_atomic
 from evaluator.metadata import write_metadata

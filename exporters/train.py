@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from rich.progress import Progress
 
-from evaluator.data import Split
+from evaluator.datasets import Split
 from evaluator.errors import EvaluatorError
 from evaluator.limits import MAX_EPOCHS
 

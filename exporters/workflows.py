@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.progress import Progress
 
-from evaluator.data import Dataset, load_dataset, train_validation_split
+from evaluator.datasets import Dataset, load_dataset, train_validation_split
 from evaluator.errors import EvaluatorError
 from exporters.architectures import ArchSpec, build_model
 from exporters.artifacts import Artifacts, save_artifacts

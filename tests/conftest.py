@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evaluator.data import Dataset, load_dataset
+from evaluator.datasets import Dataset, load_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO_PARENT = ROOT / "models" / "lenet5_fmnist.onnx"

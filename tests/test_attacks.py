@@ -11,7 +11,7 @@ import pytest
 from evaluator.assessment import AssessConfig, run_attacks
 from evaluator.attacks import AttackTarget, create_attack, is_minimal, list_attacks
 from evaluator.attacks.base import AttackKind, AttackOutput, MinimalNormAttack, Norm, parse_attack_spec
-from evaluator.data import Dataset
+from evaluator.datasets import Dataset
 from evaluator.errors import EvaluatorError
 from evaluator.limits import MAX_ATTACK_COUNT, MAX_BATCH
 from evaluator.norms import distances, project

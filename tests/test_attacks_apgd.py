@@ -12,7 +12,7 @@ import torch
 
 from evaluator.attacks import AttackTarget, create_attack
 from evaluator.attacks import apgd
-from evaluator.data import Dataset
+from evaluator.datasets import Dataset
 from evaluator.errors import EvaluatorError
 from evaluator.robustness import evaluate_attack
 from evaluator.runtime import OnnxClassifier

@@ -7,7 +7,7 @@ import pytest
 
 from evaluator.attacks import AttackTarget, create_attack
 from evaluator.attacks import cw  # noqa: F401  (registers cw-l2)
-from evaluator.data import Dataset
+from evaluator.datasets import Dataset
 from evaluator.norms import Norm, distances
 from evaluator.results import MinimalNormResult
 from evaluator.robustness import evaluate_attack, evaluate_minimal

@@ -7,7 +7,7 @@ import pytest
 
 from evaluator.attacks.base import AttackKind, AttackTarget, Norm, create_attack
 from evaluator.attacks.decision import LabelOracle, hop_skip_jump
-from evaluator.data import Dataset
+from evaluator.datasets import Dataset
 from evaluator.norms import distances
 from evaluator.robustness import evaluate_minimal
 from evaluator.runtime import OnnxClassifier

@@ -10,7 +10,7 @@ from evaluator.attacks import AttackTarget, create_attack
 from evaluator.attacks import fmn  # noqa: F401  (registration)
 from evaluator.attacks.base import Norm
 from evaluator.attacks.fmn import keep_largest_pixels, lp_norm, project_ball
-from evaluator.data import Dataset
+from evaluator.datasets import Dataset
 from evaluator.norms import distances
 from evaluator.robustness import evaluate_minimal
 from evaluator.runtime import OnnxClassifier

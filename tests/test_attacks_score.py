@@ -17,7 +17,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from evaluator.attacks.base import AttackTarget, create_attack
 from evaluator.attacks.score import RandomSearch, SquareL2, flat_positions, gather, random_squares, rectangle_bump, scatter, square_pattern
-from evaluator.data import Dataset, Split
+from evaluator.datasets import Dataset, Split
 from evaluator.norms import Norm, distances
 from evaluator.robustness import evaluate_attack
 from evaluator.runtime import OnnxClassifier

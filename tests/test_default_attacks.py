@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from evaluator.assessment import AssessConfig, attack_subset, run_attacks
 from evaluator.attacks import AttackTarget, parse_attack_spec
 from evaluator.app.cli import app
-from evaluator.data import Dataset
+from evaluator.datasets import Dataset
 from evaluator.default_attacks import DEFAULT_ATTACKS, DEFAULT_CASCADES, default_attacks
 from evaluator.errors import EvaluatorError
 from evaluator.runtime import OnnxClassifier

@@ -2,7 +2,8 @@
 
 Classes: usage mistakes, names and paths that would escape the output folder, metadata that lies about its types
 or points outside its folder, broken .pt2 metadata, numbers out of range. Crafted archives that would run code are
-in test_pt2_safety.py, header bombs in test_data.py / test_runtime.py, sweeps in test_sweep_resilience.py.
+in test_pt2_safety.py, header bombs in test_datasets_idx.py, test_datasets_npz.py and test_runtime.py, sweeps in
+test_sweep_resilience.py.
 """
 
 from __future__ import annotations

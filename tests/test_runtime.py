@@ -8,7 +8,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from evaluator.data import Dataset
+from evaluator.datasets import Dataset
 from evaluator.errors import EvaluatorError
 from evaluator.latency import measure_latency
 from evaluator.limits import MAX_BATCH, MAX_INPUT_VALUES, check_batch

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from evaluator.assessment import attack_indices, attack_subset
 from evaluator.app.cli import app
-from evaluator.data import Dataset
+from evaluator.datasets import Dataset
 from evaluator.files import json_text
 from evaluator.results import OUTCOME_CODES
 from evaluator.stats import wilson_interval

@@ -20,7 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from evaluator.app.cli import app
-from evaluator.data import Dataset
+from evaluator.datasets import Dataset
 from evaluator.errors import EvaluatorError
 from evaluator.app.sweep_config import SweepConfig, make_config
 from evaluator.app.sweep_run import LOCK_FILE, run_sweep

@@ -121,7 +121,7 @@ class SweepConfig:
     def check_data(self) -> None:
         """The dataset loads, has a training split larger than the validation split where the sweep trains, and a
         .pt2 source loads (checked as every .pt2) and takes the dataset's inputs."""
-        from evaluator.data import load_dataset
+        from evaluator.datasets import load_dataset
         from exporters.workflows import VALIDATION_SIZE, recorded_validation_size
 
         dataset = load_dataset(self.dataset, self.data_dir)

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import torch
 from rich.progress import Progress
 
-from evaluator.data import Dataset, Split
+from evaluator.datasets import Dataset, Split
 from evaluator.errors import EvaluatorError
 from evaluator.files import read_json_object, sha256_of, stem_file
 from exporters.architectures import ArchSpec

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from evaluator.default_attacks import DEFAULT_ATTACKS
 from evaluator.errors import EvaluatorError
@@ -84,3 +84,14 @@ def check_budgets(config: AssessConfig, pixels: int | None = None) -> None:
     for epsilon in config.epsilons_l0:
         if not (epsilon >= 1 and float(epsilon).is_integer()):
             raise EvaluatorError(f"L0 epsilon counts changed pixels: a whole number >= 1, got {epsilon}")
+
+
+def check_attack_norms(config: AssessConfig, asked: Iterable[str]) -> None:
+    """Every norm in `asked` (those whose budgets the user gave) has a selected attack working in it: budgets no attack
+    uses would silently measure nothing. The error names the budget setting (e.g. epsilons_l2)."""
+    norms = {attack.norm.value for attack in config.create_attacks()}
+    for norm in asked:
+        if norm not in norms:
+            raise EvaluatorError(f"{BUDGET_FIELDS[norm]} gives {norm} budgets but no selected attack works in {norm} "
+                                 f"(selected: {', '.join(config.attacks) or 'none'}): choose attacks in {norm} "
+                                 "(see `evaluator attacks`)", field=BUDGET_FIELDS[norm])

@@ -75,7 +75,7 @@ def test_a_budget_without_a_default_cascade_is_refused_with_advice(tmp_path: Pat
     result = CliRunner().invoke(app, ["assess", str(ZOO_PARENT), "--eps-l1", "5", "--json", str(tmp_path / "out.json")])
     assert result.exit_code == 2
     assert "--eps-l1 gives L1 budgets but no selected attack works in L1" in result.output
-    assert "name them with --attacks" in result.output and not (tmp_path / "out.json").exists()
+    assert "choose attacks in L1 (see `evaluator attacks`)" in result.output and not (tmp_path / "out.json").exists()
 
 
 def test_sweep_defaults_are_the_same_cascades() -> None:
@@ -86,6 +86,8 @@ def test_sweep_defaults_are_the_same_cascades() -> None:
     assert make_config({"epsilons_l2": "0.5", "attacks": "pgd-l2"}).attacks == ("pgd-l2",)
     with pytest.raises(EvaluatorError, match="L0 budgets are given but no default attack works in L0"):
         make_config({"epsilons_l0": "5"})
+    with pytest.raises(EvaluatorError, match="sweep.toml: epsilons_l2 gives L2 budgets but no selected attack works in L2"):
+        make_config({"epsilons_l2": "0.5", "attacks": "pgd-linf"}, "sweep.toml")
 
 
 def test_attacks_a_model_has_too_few_classes_for_are_skipped_with_a_note(tmp_path: Path, fmnist: Dataset) -> None:

@@ -45,7 +45,7 @@ def assess(
                                                         "with --policy).")] = None,
 ) -> None:
     """Measure size, latency, clean accuracy and robust accuracy of each ONNX model; with --policy, sign them off."""
-    from evaluator.assess_config import BUDGET_FIELDS, AssessConfig, check_budgets
+    from evaluator.assess_config import BUDGET_FIELDS, AssessConfig, check_attack_norms, check_budgets
     from evaluator.assessment import assess as run_assessment
     from evaluator.files import write_text_atomic
     from evaluator.report.terminal import render_table
@@ -72,13 +72,7 @@ def assess(
     asked = [norm for norm, text in budgets.items() if text is not None]
     if attacks is None:
         config = replace(config, attacks=default_attacks([*asked, *(gate.epsilons() if gate else ())]))
-    norms = {attack.norm.value for attack in config.create_attacks()}
-    for norm in asked:
-        if norm not in norms:
-            flag = {"Linf": "--eps"}.get(norm, f"--eps-{norm.lower()}")
-            advice = "" if attacks is not None else ": name them with --attacks (see `evaluator attacks`)"
-            raise EvaluatorError(f"{flag} gives {norm} budgets but no selected attack works in {norm} "
-                                 f"(selected: {', '.join(config.attacks) or 'none'}){advice}")
+    check_attack_norms(config, asked)
     if len(models) > 1 and source is not None:
         raise EvaluatorError("--source names one model's source: assess one model at a time with it")
     steps = len(models) * (2 + (0 if no_latency else 1) + config.progress_steps())

@@ -92,11 +92,16 @@ def error_line(error: Exception) -> str:
             "(a bug, or an input the evaluator does not check yet: --debug shows the traceback)")
 
 
+# Settings whose flag is not their name with dashes.
+FLAGS = {"epsilons": "--eps", "epsilons_l2": "--eps-l2", "epsilons_l1": "--eps-l1", "epsilons_l0": "--eps-l0",
+         "skip_latency": "--no-latency", "cascade": "--no-cascade"}
+
+
 def with_flag(error: EvaluatorError) -> str:
     """The library names a setting as it knows it ("samples must be ..."); the command line shows its flag."""
     message = str(error)
     if error.field and message.startswith(error.field):
-        return "--" + error.field.replace("_", "-") + message[len(error.field):]
+        return FLAGS.get(error.field, "--" + error.field.replace("_", "-")) + message[len(error.field):]
     return message
 
 

@@ -10,7 +10,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from evaluator.assess_config import BUDGET_FIELDS, AssessConfig, check_budgets
+from evaluator.assess_config import BUDGET_FIELDS, AssessConfig, check_attack_norms, check_budgets
 from evaluator.default_attacks import DEFAULT_CASCADES, default_attacks
 from evaluator.errors import EvaluatorError
 from evaluator.files import read_text_file
@@ -205,7 +205,13 @@ def make_config(values: dict[str, Any], origin: str = "options") -> SweepConfig:
             converted[key] = convert(value, default, key)
         except (TypeError, ValueError, ZeroDivisionError, OverflowError):
             raise EvaluatorError(f"{origin}: sweep setting {key} = {value!r} is not a valid {describe(default, key)}") from None
-    return replace(defaults, **converted)
+    config = replace(defaults, **converted)
+    if "attacks" in values:
+        try:
+            check_attack_norms(config.assess_config(), [norm for norm, key in BUDGET_FIELDS.items() if key in values])
+        except EvaluatorError as error:
+            raise EvaluatorError(f"{origin}: {error}") from None
+    return config
 
 
 def convert(value: Any, default: Any, key: str) -> Any:

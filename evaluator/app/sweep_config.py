@@ -109,8 +109,9 @@ class SweepConfig:
             choose_threads(self.threads)
         if self.provider not in PROVIDERS:
             raise EvaluatorError(f"unknown provider {self.provider!r}: expected {', '.join(PROVIDERS)}")
-        check_budgets(self.assess_config())
-        self.assess_config().create_attacks()
+        assess = self.assess_config()
+        check_budgets(assess)
+        assess.create_attacks()
         check_out(Path(self.out))
         self.check_data()
 

@@ -51,9 +51,9 @@ from evaluator.attacks import AttackTarget
 from evaluator.attacks.base import parse_attack_spec
 from evaluator.datasets import load_dataset
 from evaluator.default_attacks import DEFAULT_CASCADES
-from evaluator.norms import Norm, distances
+from evaluator.norms import Norm
 from evaluator.results import BUDGET_SLACK, AttackResult
-from evaluator.robustness import evaluate_attack
+from evaluator.robustness import evaluate_attack, judge_candidates
 from evaluator.runtime import OnnxClassifier
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,13 +78,11 @@ class Row:
 
 def robust_after(deployed: OnnxClassifier, x: np.ndarray, y: np.ndarray, x_adv: np.ndarray, norm: Norm,
                  epsilon: float) -> np.ndarray:
-    """(N,) bool: x (N, C, H, W) still classified as y by the deployed graph, given candidates x_adv; a candidate that
-    is not finite, leaves [0, 1] or the budget (the evaluator's distance, BUDGET_SLACK) counts as no attack."""
-    flat = x_adv.reshape(len(x), -1)
-    valid = np.isfinite(flat).all(axis=1) & (np.nan_to_num(flat, nan=-1).min(axis=1) >= 0) & (flat.max(axis=1) <= 1)
-    valid &= distances(x, np.where(valid[:, None, None, None], x_adv, x), norm) <= epsilon * (1 + BUDGET_SLACK) + BUDGET_SLACK
-    fooled = valid & (deployed.predict(np.where(valid[:, None, None, None], x_adv, x).astype(np.float32)) != y)
-    return ~fooled
+    """(N,) bool: x (N, C, H, W) still classified as y by the deployed graph, given candidates x_adv, judged as the
+    evaluator judges every candidate (judge_candidates: a candidate that is not finite or leaves [0, 1] is no attack)
+    and within the budget (the evaluator's distance, BUDGET_SLACK)."""
+    judged, _ = judge_candidates(deployed, x, y, x_adv, norm)
+    return ~(judged <= epsilon * (1 + BUDGET_SLACK) + BUDGET_SLACK)
 
 
 def timed(run: Callable[[], Any]) -> tuple[Any, float]:

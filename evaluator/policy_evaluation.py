@@ -224,7 +224,7 @@ def measure_latency(rule: Rule, model: dict[str, Any]) -> tuple[float | None, st
     if stats is None and isinstance(model.get("latency"), dict) and model["latency"].get("batch_size") == rule.batch:
         stats = model["latency"]  # an assessment from before latency_by_batch
     if not by_batch and model.get("latency") is None:
-        return None, "latency was not measured (--no-latency)"
+        return None, "latency was not measured (latency off)"
     if not isinstance(stats, dict):
         timed = sorted(int(k) for k in by_batch if str(k).isdigit()) if isinstance(by_batch, dict) else []
         return None, (f"no latency at batch {rule.batch} (timed at batch {', '.join(map(str, timed)) or 'none'}; "

@@ -221,7 +221,7 @@ def test_latency_without_provider_accepts_any_and_compares() -> None:
 def test_missing_evidence_fails_with_the_reason() -> None:
     skipped = model_dict(latency=None, throughput=None, latency_by_batch={})
     outcome = one_rule('metric = "latency_p99_ms"\nbatch = 1\nmax = 1e6', skipped).outcomes[0]
-    assert not outcome.passed and "--no-latency" in outcome.message
+    assert not outcome.passed and "latency was not measured (latency off)" in outcome.message
     outcome = one_rule('metric = "latency_p99_ms"\nbatch = 64\nmax = 1e6', model_dict()).outcomes[0]
     assert not outcome.passed and "no latency at batch 64 (timed at batch 1, 256" in outcome.message
     no_parent = model_dict(parent_clean_accuracy=None, accuracy_drop=None)

@@ -48,7 +48,7 @@ def resolve_pt2(model_path: Path, record: dict[str, Any] | None, role: str) -> t
 
 
 def resolve_source(model_path: Path, metadata: dict[str, Any] | None, override: Path | None) -> tuple[Path | None, list[str]]:
-    """The .pt2 behind a deployed model: --source, else the file named in its metadata."""
+    """The .pt2 behind a deployed model: the `source` given, else the file named in its metadata."""
     if override is not None:
         if not override.is_file():
             raise EvaluatorError(f"source file not found: {override}")
@@ -57,7 +57,8 @@ def resolve_source(model_path: Path, metadata: dict[str, Any] | None, override: 
 
 
 def resolve_surrogate(model_path: Path, metadata: dict[str, Any] | None, override: Path | None) -> tuple[Path | None, list[str]]:
-    """The transfer surrogate: --surrogate (a .pt2, or an .onnx through its source), else the unpruned root's source."""
+    """The transfer surrogate: the `surrogate` given (a .pt2, or an .onnx through its source), else the unpruned root's
+    source."""
     if override is not None:
         if override.suffix == ".onnx":
             from evaluator.runtime import load_onnx
@@ -65,7 +66,7 @@ def resolve_surrogate(model_path: Path, metadata: dict[str, Any] | None, overrid
 
             source, notes = resolve_pt2(override, (read_metadata(load_onnx(override)) or {}).get("source"), "surrogate source")
             if source is None:
-                raise EvaluatorError(f"--surrogate {override} names no PyTorch source beside it: pass its .pt2")
+                raise EvaluatorError(f"surrogate {override} names no PyTorch source beside it: pass its .pt2", field="surrogate")
             return source, notes
         if not override.is_file():
             raise EvaluatorError(f"surrogate file not found: {override}")
@@ -104,7 +105,8 @@ def attack_subset(test: Split, samples: int, seed: int) -> Split:
 def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset], progress: Progress) -> ModelAssessment:
     classifier = OnnxClassifier(path, config.provider, config.batch_size, config.threads)  # type: ignore[arg-type]
     for batch in {config.throughput_batch, *config.latency_batches}:  # before the data is loaded or anything timed
-        check_batch(batch, classifier.input_shape, "--throughput-batch" if batch == config.throughput_batch else "latency batch")
+        setting = "throughput_batch" if batch == config.throughput_batch else None
+        check_batch(batch, classifier.input_shape, setting or "latency batch", setting)
     metadata = classifier.metadata
     name = config.dataset or (metadata or {}).get("dataset") or DEFAULT_DATASET
     if name not in datasets:
@@ -213,11 +215,12 @@ def assess(paths: list[Path], config: AssessConfig, progress: Progress = lambda 
     from evaluator.environment import environment_record
 
     if config.samples < 1:
-        raise EvaluatorError(f"--samples must be at least 1, got {config.samples}")
+        raise EvaluatorError(f"samples must be at least 1, got {config.samples}", field="samples")
     if not 0 <= config.seed < 2**63:
-        raise EvaluatorError(f"--seed must be a whole number from 0 to 2**63 - 1, got {config.seed}")
-    if config.batch_size < 1 or config.throughput_batch < 1:
-        raise EvaluatorError("--batch-size and --throughput-batch must be at least 1")
+        raise EvaluatorError(f"seed must be a whole number from 0 to 2**63 - 1, got {config.seed}", field="seed")
+    for setting in ("batch_size", "throughput_batch"):
+        if getattr(config, setting) < 1:
+            raise EvaluatorError(f"{setting} must be at least 1, got {getattr(config, setting)}", field=setting)
     check_budgets(config)
     config.create_attacks()  # unknown attacks and options fail before any work
     with assessment_threads(config.threads) as threads:  # torch's and ONNX Runtime's, one number

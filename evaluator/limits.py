@@ -18,16 +18,18 @@ MAX_EPOCHS = 10_000  # training or fine-tuning epochs
 MAX_BUDGETS = 1_000  # epsilons of one norm in one assessment
 
 
-def check_batch(batch: int, input_shape: tuple[int, ...], what: str) -> int:
+def check_batch(batch: int, input_shape: tuple[int, ...], what: str, field: str | None = None) -> int:
     """`batch` when a float32 batch of `batch` inputs of input_shape (C, H, W) is at most MAX_BATCH samples and
-    MAX_BATCH_BYTES; else an EvaluatorError naming `what` ("batch size", "latency batch", ...), the value and the limit."""
+    MAX_BATCH_BYTES; else an EvaluatorError naming `what` ("batch size", "latency batch", ...), the value and the limit
+    (`field`: the setting at fault, when `what` is its name)."""
     if batch < 1:
-        raise EvaluatorError(f"{what} must be at least 1, got {batch}")
+        raise EvaluatorError(f"{what} must be at least 1, got {batch}", field)
     if batch > MAX_BATCH:
-        raise EvaluatorError(f"{what} {batch:,} is over the limit of {MAX_BATCH:,} samples")
+        raise EvaluatorError(f"{what} {batch:,} is over the limit of {MAX_BATCH:,} samples", field)
     values = math.prod(input_shape)
     if batch * values * 4 > MAX_BATCH_BYTES:
         shape = "x".join(str(d) for d in input_shape)
         raise EvaluatorError(f"{what} {batch:,} of {shape} float32 inputs takes {batch * values * 4 / 2**30:.1f} GiB, over "
-                             f"the limit of {MAX_BATCH_BYTES / 2**30:g} GiB (at most {MAX_BATCH_BYTES // (values * 4):,} such inputs)")
+                             f"the limit of {MAX_BATCH_BYTES / 2**30:g} GiB (at most {MAX_BATCH_BYTES // (values * 4):,} such inputs)",
+                             field)
     return batch

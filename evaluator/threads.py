@@ -78,11 +78,11 @@ def default_threads(cores: int | None = None, load: float | None = None) -> Thre
 
 
 def choose_threads(threads: int | None) -> ThreadChoice:
-    """The user's --threads (1 to MAX_THREADS), else default_threads()."""
+    """The requested thread count (1 to MAX_THREADS), else default_threads()."""
     if threads is None:
         return default_threads()
     if isinstance(threads, bool) or not 1 <= threads <= MAX_THREADS:
-        raise EvaluatorError(f"--threads must be a whole number from 1 to {MAX_THREADS}, got {threads}")
+        raise EvaluatorError(f"threads must be a whole number from 1 to {MAX_THREADS}, got {threads}", field="threads")
     return ThreadChoice(threads, "--threads")
 
 

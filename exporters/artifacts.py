@@ -29,9 +29,8 @@ from evaluator.source import PT2_METADATA_FILE, load_program
 from exporters.architectures import ArchSpec, build_model, reshape_to_state
 
 MAX_LOGIT_DIFF = 1e-4  # absolute, plus MAX_LOGIT_RELATIVE x the largest |logit|: float32 rounding grows with magnitude
-# and depth, with the activations inside the graph more than with the logits (two dead kernel-pruned VGG-11s: 1.0e-2
-# at logits up to ~1500, 7.9e-3 at ~570, i.e. 7e-6 and 1.4e-5 relative, top-1 agreement 100%). An export bug is off
-# by a share of the logits, far above this.
+# and depth, with the activations inside the graph more than with the logits (dead kernel-pruned models with large
+# logits differ most). An export bug is off by a share of the logits, far above this.
 MAX_LOGIT_RELATIVE = 1e-4
 
 

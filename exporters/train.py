@@ -9,11 +9,11 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
-from rich.progress import Progress
 
 from evaluator.datasets import Split
 from evaluator.errors import EvaluatorError
 from evaluator.limits import MAX_EPOCHS
+from evaluator.progress import Progress, SilentProgress
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return padded[:, :, dy:dy + h, dx:dx + w]
 
 
-def train_model(model: nn.Module, train: Split, validation: Split, config: TrainConfig, progress: Progress | None = None,
+def train_model(model: nn.Module, train: Split, validation: Split, config: TrainConfig, progress: Progress = SilentProgress(),
                 description: str = "training", after_step: Callable[[], None] | None = None) -> TrainResult:
     """Train `model` in place; at the end it holds the weights of its best validation epoch.
 
@@ -79,7 +79,7 @@ def train_model(model: nn.Module, train: Split, validation: Split, config: Train
     loss_fn = nn.CrossEntropyLoss()
     x_all, y_all = torch.from_numpy(train.x), torch.from_numpy(train.y)
     batches = (len(train) + config.batch_size - 1) // config.batch_size
-    task = progress.add_task(description, total=config.epochs * batches) if progress else None
+    task = progress.task(description, config.epochs * batches)
     best_accuracy, best_epoch, best_state = -1.0, 0, copy.deepcopy(model.state_dict())
     epoch = 0
     for epoch in range(1, config.epochs + 1):
@@ -95,17 +95,14 @@ def train_model(model: nn.Module, train: Split, validation: Split, config: Train
             optimizer.step()
             if after_step is not None:
                 after_step()
-            if progress is not None and task is not None:
-                progress.advance(task)
+            task.advance()
         validation_accuracy = accuracy(model, validation)
-        if progress is not None and task is not None:
-            progress.update(task, description=f"{description} (epoch {epoch}, val {validation_accuracy:.3f})")
+        task.describe(f"{description} (epoch {epoch}, val {validation_accuracy:.3f})")
         if validation_accuracy > best_accuracy:
             best_accuracy, best_epoch, best_state = validation_accuracy, epoch, copy.deepcopy(model.state_dict())
         elif epoch - best_epoch >= config.patience:
             break
-    if progress is not None and task is not None:
-        progress.update(task, completed=config.epochs * batches)
+    task.finish()
     model.load_state_dict(best_state)
     model.eval()
     return TrainResult(epoch, best_epoch, best_accuracy)

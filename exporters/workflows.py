@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.progress import Progress
-
-from evaluator.datasets import Dataset, load_dataset, train_validation_split
+from evaluator.datasets import Dataset, Split, load_dataset, train_validation_split
 from evaluator.errors import EvaluatorError
+from evaluator.progress import Progress, SilentProgress
 from exporters.architectures import ArchSpec, build_model
 from exporters.artifacts import Artifacts, save_artifacts
 from exporters.train import TrainConfig, TrainResult, accuracy, seed_everything, train_model
@@ -25,12 +24,32 @@ class DataOptions:
     validation_size: int = VALIDATION_SIZE
 
 
-def load_training_data(options: DataOptions, seed: int) -> tuple[Dataset, Any, Any]:
+@dataclass(frozen=True)
+class TrainingData:
+    """A dataset with its training split cut into train and validation (`options` says how)."""
+
+    dataset: Dataset
+    train: Split
+    validation: Split
+    options: DataOptions
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """Everything that decides a trained parent: architecture, width multiplier, data and recipe."""
+
+    arch: str
+    data: DataOptions = field(default_factory=DataOptions)
+    config: TrainConfig = field(default_factory=TrainConfig)
+    width: float = 1.0
+
+
+def load_training_data(options: DataOptions, seed: int) -> TrainingData:
     dataset = load_dataset(options.dataset, options.data_dir)
     if dataset.train is None:
         raise EvaluatorError(f"dataset {dataset.name!r} has no training split (an .npz needs x_train, y_train, x_test, y_test)")
     train, validation = train_validation_split(dataset.train, options.validation_size, seed)
-    return dataset, train, validation
+    return TrainingData(dataset, train, validation, options)
 
 
 def recorded_validation_size(metadata: dict[str, Any]) -> int:
@@ -53,21 +72,23 @@ def training_record(config: TrainConfig, result: TrainResult, options: DataOptio
     return {**asdict(config), **asdict(result), "validation_size": options.validation_size, "optimizer": "adam"}
 
 
-def train_architecture(arch: str, out_stem: Path, options: DataOptions, config: TrainConfig, width: float,
-                       progress: Progress | None = None,
+def train_architecture(request: TrainRequest, out_stem: Path, progress: Progress = SilentProgress(),
                        card_extra: dict[str, Any] | None = None) -> tuple[Artifacts, dict[str, Any]]:
-    """Train `arch` from scratch on the dataset and write verified artifacts at `out_stem`; `card_extra` goes into the
-    card with the test accuracy (one write, so a card is never seen without it)."""
-    dataset, train, validation = load_training_data(options, config.seed)
+    """Train `request.arch` from scratch on the dataset and write verified artifacts at `out_stem`; `card_extra` goes
+    into the card with the test accuracy (one write, so a card is never seen without it)."""
+    config = request.config
+    data = load_training_data(request.data, config.seed)
+    dataset, train = data.dataset, data.train
     channels, size, _ = dataset.input_shape
     mean = tuple(float(train.x[:, c].mean()) for c in range(channels))
     std = tuple(float(train.x[:, c].std()) for c in range(channels))
-    spec = ArchSpec(arch, channels, size, len(dataset.classes), width, mean, std)
+    spec = ArchSpec(request.arch, channels, size, len(dataset.classes), request.width, mean, std)
     seed_everything(config.seed)
     model = build_model(spec)
     config = TrainConfig(**{**asdict(config), "augment": config.augment or channels == 3})
-    result = train_model(model, train, validation, config, progress, f"training {arch}")
-    metadata = {**base_metadata(dataset, spec), "training": training_record(config, result, options), "pruning": None, "parent": None}
+    result = train_model(model, train, data.validation, config, progress, f"training {request.arch}")
+    metadata = {**base_metadata(dataset, spec), "training": training_record(config, result, request.data),
+                "pruning": None, "parent": None}
     artifacts = save_artifacts(model, out_stem, metadata, dataset.test,
                                {**(card_extra or {}), "test_accuracy": accuracy(model, dataset.test)})
     return artifacts, metadata

@@ -33,10 +33,10 @@ def small_npz(fmnist: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Path
 def train_small(small_npz: Path, out: Path, arch: str, width: float, epochs: int) -> Path:
     """Train `arch` on the small subset with the real workflow; returns the ONNX path."""
     from exporters.train import TrainConfig
-    from exporters.workflows import DataOptions, train_architecture
+    from exporters.workflows import DataOptions, TrainRequest, train_architecture
 
-    artifacts, _ = train_architecture(arch, out / out.name, DataOptions(str(small_npz), None, 500),
-                                      TrainConfig(epochs=epochs, seed=0), width=width)
+    request = TrainRequest(arch, DataOptions(str(small_npz), None, 500), TrainConfig(epochs=epochs, seed=0), width)
+    artifacts, _ = train_architecture(request, out / out.name)
     return artifacts.onnx
 
 

@@ -97,6 +97,18 @@ def test_the_applications_are_where_the_library_meets_the_pytorch_side() -> None
     assert users, "no module of evaluator.app imports exporters: are the package names in this test still right?"
 
 
+def test_only_the_applications_import_rich() -> None:
+    """Library and PyTorch side report progress through evaluator.progress; rich bars are the applications' (evaluator/app)
+    and the reports' (evaluator/report)."""
+    offenders = {}
+    for module, path in source_files().items():
+        if not (in_package(module, APP) or in_package(module, "evaluator.report")):
+            names = imports_of_package(path, "rich")
+            if names:
+                offenders[str(path.relative_to(ROOT))] = names
+    assert offenders == {}, f"modules importing rich outside evaluator.app and evaluator.report: {offenders}"
+
+
 def line_count(path: Path) -> int:
     return len(path.read_text().splitlines())
 

@@ -31,6 +31,12 @@ def test_width_multiplier_scales_the_model() -> None:
     assert count_params(build_model(ArchSpec("vgg11", width=0.25))) < count_params(build_model(ArchSpec("vgg11"))) / 10
 
 
+def test_the_train_command_offers_every_architecture() -> None:
+    from evaluator.app.options import Architecture
+
+    assert [choice.value for choice in Architecture] == list(ARCHITECTURES)
+
+
 def test_bad_specs_are_user_errors() -> None:
     with pytest.raises(EvaluatorError, match="unknown architecture"):
         build_model(ArchSpec("alexnet"))

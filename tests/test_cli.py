@@ -228,6 +228,44 @@ def test_numbers_out_of_range_are_usage_errors(args: tuple[str, ...]) -> None:
     one_error_line(invoke(*args))
 
 
+@pytest.mark.parametrize(
+    ("args", "choices"),
+    [
+        (("train", "alexnet"), "'lenet5', 'resnet8', 'vgg11'"),
+        (("assess", str(ZOO_PARENT), "--provider", "tpu"), "'auto', 'cpu', 'cuda'"),
+        (("prune", str(ZOO_PARENT.with_suffix(".pt2")), "--target", "flops"), "'weights', 'macs'"),
+        (("prune", str(ZOO_PARENT.with_suffix(".pt2")), "--rate-basis", "some"), "'all', 'pruned'"),
+        (("sweep", "--schedule", "sometimes"), "'iterative', 'oneshot'"),
+    ],
+)
+def test_words_outside_their_choices_are_usage_errors(args: tuple[str, ...], choices: str) -> None:
+    assert f"is not one of {choices}" in one_error_line(invoke(*args))
+
+
+def test_help_lists_the_choices() -> None:
+    assert "<iterative|oneshot>" in invoke("prune", "--help").output
+
+
+def test_rich_progress_adapts_the_library_protocol() -> None:
+    from rich.progress import Progress
+
+    from evaluator.app.console import RichProgress
+
+    bar = Progress(disable=True)
+    task = RichProgress(bar).task("training", 10)
+    task.advance(3)
+    task.describe("training (epoch 1)")
+    (state,) = bar.tasks
+    assert (state.description, state.completed, state.total) == ("training (epoch 1)", 3, 10)
+    task.finish()
+    assert state.completed == 10
+
+
+def test_library_settings_are_shown_as_flags() -> None:
+    assert "--samples must be at least 1, got 0" in one_error_line(invoke("assess", ZOO_PARENT, "--samples", "0"))
+    assert "--batch-size must be at least 1, got 0" in one_error_line(invoke("assess", ZOO_PARENT, "--batch-size", "0"))
+
+
 def test_json_target_is_checked_before_the_work(tmp_path: Path) -> None:
     line = one_error_line(invoke("assess", ZOO_PARENT, "--json", tmp_path))
     assert "is a directory" in line

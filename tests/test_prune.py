@@ -187,7 +187,8 @@ def test_a_step_never_writes_over_its_source(tiny_model: Path, tmp_path: Path) -
     (("--finetune-epochs", "1000000000000"), "epochs must be at most 10,000"),
     (("--rate", "two"), "cannot read rates"),
     (("--method", "unstructured-global-magnitude", "--scope", "local"), "global by definition"),
-    (("--schedule", "sometimes"), "--schedule must be one of"),
+    (("--schedule", "sometimes"), "'sometimes' is not one of 'iterative', 'oneshot'"),
+    (("--scope", "everywhere"), "'everywhere' is not one of 'local', 'global'"),
     (("--method", "kernel-local-random", "--round-to", "4"), "filter methods only"),
 ])
 def test_bad_prune_options(tiny_model: Path, args: tuple[str, ...], message: str) -> None:

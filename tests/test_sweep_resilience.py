@@ -285,7 +285,7 @@ def bad_config_cases(tmp_path: Path, tiny_npz: Path) -> dict[str, tuple[list[str
         handle.truncate(2 << 30)  # sparse: takes no disk
     config = lambda name: ["--config", str(tmp_path / name)]  # noqa: E731
     return {
-        "unknown provider": (["--provider", "tpu"], "unknown provider 'tpu'"),
+        "unknown provider": (["--provider", "tpu"], "'tpu' is not one of 'auto', 'cpu', 'cuda'"),
         "unknown dataset": (["--dataset", "cifar-99"], "unknown dataset 'cifar-99'"),
         "missing dataset file": (["--dataset", str(tmp_path / "missing.npz")], "dataset file not found"),
         "dataset without training split": (["--dataset", str(test_only)], "has no training split"),

@@ -30,7 +30,7 @@ def test_a_container_quota_caps_the_cores(tmp_path: Path, monkeypatch: pytest.Mo
 
 @pytest.mark.parametrize("value", [0, -1, 1025, True])
 def test_bad_thread_counts_are_refused(value: int) -> None:
-    with pytest.raises(EvaluatorError, match="--threads must be a whole number from 1 to 1024"):
+    with pytest.raises(EvaluatorError, match="^threads must be a whole number from 1 to 1024"):
         choose_threads(value)
 
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from evaluator.app.console import console, task_progress
-from evaluator.app.options import THREADS_HELP, check_output_path, parse_epsilons
+from evaluator.app.options import THREADS_HELP, Provider, check_output_path, parse_epsilons
 from evaluator.default_attacks import DEFAULT_CASCADES, default_attacks
 from evaluator.errors import EvaluatorError
 
@@ -30,7 +30,7 @@ def assess(
     no_cascade: Annotated[bool, typer.Option("--no-cascade", help="Attack every sample with every attack (default: only what is still robust).")] = False,
     samples: Annotated[int, typer.Option(help="Test samples attacked: the first N of a seeded permutation of the test set, so a smaller N "
                                                "attacks a subset (clean accuracy uses the whole test set).")] = 1000,
-    provider: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    provider: Annotated[Provider, typer.Option(help="Where ONNX Runtime runs.")] = Provider.auto,
     batch_size: Annotated[int, typer.Option(help="ONNX Runtime batch size for accuracy and black-box queries.")] = 256,
     throughput_batch: Annotated[int, typer.Option(help="Batch size of the throughput measurement.")] = 256,
     threads: Annotated[Optional[int], typer.Option(help=THREADS_HELP)] = None,

@@ -1,15 +1,73 @@
-"""Checks and parsing of command-line values shared by the commands: output paths, seeds, numbers, budgets, rates."""
+"""Checks and parsing of command-line values shared by the commands: output paths, seeds, numbers, budgets, rates,
+and the choices of the options that take one of a fixed set of words (typer checks them and --help lists them)."""
 
 from __future__ import annotations
 
 import math
 import os
+from enum import Enum
 from fractions import Fraction
 from pathlib import Path
 
 from evaluator.errors import EvaluatorError
 
 THREADS_HELP = "Threads of torch and ONNX Runtime, 1 to 1024 (default: the free cores, see README)."
+
+
+class Choice(str, Enum):
+    """A word from a fixed set: typer checks it and --help lists the set; it prints as the word itself."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class Provider(Choice):
+    """Where ONNX Runtime runs (evaluator.runtime.Provider)."""
+
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Architecture(Choice):
+    """The architectures `train` builds (exporters.architectures.ARCHITECTURES)."""
+
+    lenet5 = "lenet5"
+    resnet8 = "resnet8"
+    vgg11 = "vgg11"
+
+
+class Schedule(Choice):
+    """iterative: prune, fine-tune, prune further; oneshot: prune the source to each rate."""
+
+    iterative = "iterative"
+    oneshot = "oneshot"
+
+
+class RateTarget(Choice):
+    """What a rate compresses: weights or MACs."""
+
+    weights = "weights"
+    macs = "macs"
+
+
+class RateBasis(Choice):
+    """The weights a compression rate counts: all of them or the pruned layers'."""
+
+    all = "all"
+    pruned = "pruned"
+
+
+class Scope(Choice):
+    """Where a channel criterion ranks units: per layer or across layers."""
+
+    local = "local"
+    global_ = "global"
+
+
+def choice(value: Enum | None) -> str | None:
+    """The plain string of a chosen option (None stays None), for the library."""
+    return None if value is None else str(value.value)
 
 
 def check_output_path(path: Path | None, flag: str) -> None:

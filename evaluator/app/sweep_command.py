@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from evaluator.app.console import console, progress_bar
-from evaluator.app.options import THREADS_HELP
+from evaluator.app.console import RichProgress, console, progress_bar
+from evaluator.app.options import THREADS_HELP, Provider, Schedule, choice
 
 
 def sweep(
@@ -19,7 +19,7 @@ def sweep(
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the dataset's IDX files.")] = None,
     methods: Annotated[Optional[str], typer.Option(help="Pruning methods, comma separated. \\[default: the study's nine]")] = None,
     rates: Annotated[Optional[str], typer.Option(help="Compression rates, comma separated; 1 is the parent. \\[default: 1,2,4,8,16,32,64]")] = None,
-    schedule: Annotated[Optional[str], typer.Option(help="iterative or oneshot.")] = None,
+    schedule: Annotated[Optional[Schedule], typer.Option(help="Pruning schedule. \\[default: iterative]")] = None,
     rate_tolerance: Annotated[Optional[float], typer.Option(help="Accepted relative distance of an achieved rate from its "
                                                             "target. \\[default: 0.05]")] = None,
     finetune_epochs: Annotated[Optional[int], typer.Option(help="Most fine-tuning epochs per pruning step. \\[default: 10]")] = None,
@@ -31,7 +31,7 @@ def sweep(
     eps_l1: Annotated[Optional[str], typer.Option(help="L1 budgets. \\[default: 10]")] = None,
     eps_l0: Annotated[Optional[str], typer.Option(help="L0 budgets in pixels. \\[default: 10]")] = None,
     samples: Annotated[Optional[int], typer.Option(help="Test samples attacked per variant. \\[default: 1000]")] = None,
-    provider: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
+    provider: Annotated[Optional[Provider], typer.Option(help="Where ONNX Runtime runs. \\[default: auto]")] = None,
     no_latency: Annotated[bool, typer.Option("--no-latency", help="Skip the latency measurement.")] = False,
     retime_rounds: Annotated[Optional[int], typer.Option(help="After assessing, time every variant again in this many "
                                                          "interleaved rounds (steadier ratios on a shared machine). \\[default: 0]")] = None,
@@ -43,14 +43,14 @@ def sweep(
     from evaluator.app.sweep_run import run_sweep
 
     given = {"source": source, "out": out, "dataset": dataset, "data_dir": data_dir, "methods": methods, "rates": rates,
-             "schedule": schedule, "rate_tolerance": rate_tolerance, "finetune_epochs": finetune_epochs, "train_epochs": train_epochs, "width": width,
+             "schedule": choice(schedule), "rate_tolerance": rate_tolerance, "finetune_epochs": finetune_epochs, "train_epochs": train_epochs, "width": width,
              "attacks": attacks, "epsilons": eps, "epsilons_l2": eps_l2, "epsilons_l1": eps_l1, "epsilons_l0": eps_l0,
-             "samples": samples, "provider": provider, "seed": seed, "skip_latency": True if no_latency else None,
+             "samples": samples, "provider": choice(provider), "seed": seed, "skip_latency": True if no_latency else None,
              "retime_rounds": retime_rounds, "threads": threads}
     overrides = {key: value for key, value in given.items() if value is not None}
     config = load_sweep_file(config_file, overrides) if config_file else make_config(overrides, "command line")
     with progress_bar() as bar:
-        result = run_sweep(config, bar, lambda message: bar.console.print(message))
+        result = run_sweep(config, RichProgress(bar), lambda message: bar.console.print(message))
     from evaluator.table import table_markdown
 
     console.print(table_markdown(result.rows), markup=False, highlight=False)

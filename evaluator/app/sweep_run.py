@@ -39,6 +39,7 @@ from evaluator.app.sweep_config import SweepConfig
 from evaluator.assess_config import AssessConfig
 from evaluator.assessment import assess
 from evaluator.errors import EvaluatorError
+from evaluator.progress import Progress, SilentProgress
 from evaluator.threads import training_threads
 from evaluator.results import Assessment, ModelAssessment
 from evaluator.files import (is_inside, json_text, read_json_object, sha256_of, stem_file, write_bytes_atomic,
@@ -69,8 +70,8 @@ class SweepResult:
 Say = Callable[[str], None]
 
 
-def run_sweep(config: SweepConfig, progress: Any = None, say: Say = lambda message: None) -> SweepResult:
-    """The whole study for one parent; `progress` is a rich Progress for the long steps."""
+def run_sweep(config: SweepConfig, progress: Progress = SilentProgress(), say: Say = lambda message: None) -> SweepResult:
+    """The whole study for one parent; `progress` shows the long steps."""
     config.validate()
     out = Path(config.out)
     make_folder(out)
@@ -83,7 +84,7 @@ def run_sweep(config: SweepConfig, progress: Any = None, say: Say = lambda messa
             return sweep_locked(config, out, progress, say)
 
 
-def sweep_locked(config: SweepConfig, out: Path, progress: Any, say: Say) -> SweepResult:
+def sweep_locked(config: SweepConfig, out: Path, progress: Progress, say: Say) -> SweepResult:
     """run_sweep's work, with the configuration checked and OUT locked."""
     models = out / "models"
     make_folder(models)
@@ -150,7 +151,7 @@ def remove_stale_temporaries(out: Path) -> None:
                 path.unlink(missing_ok=True)  # a link itself, never what it points to
 
 
-def prepare_parent(config: SweepConfig, models: Path, progress: Any, say: Say) -> Path:
+def prepare_parent(config: SweepConfig, models: Path, progress: Progress, say: Say) -> Path:
     """The parent's .onnx in models/: trained (cached by a hash of the training inputs) or copied from a given .pt2."""
     if config.source.endswith(".pt2"):
         source = Path(config.source)
@@ -163,7 +164,7 @@ def prepare_parent(config: SweepConfig, models: Path, progress: Any, say: Say) -
                 write_bytes_atomic(copy, original.read_bytes())  # a fresh file renamed over whatever was there
         return models / source.with_suffix(".onnx").name
     from exporters.train import TrainConfig
-    from exporters.workflows import DataOptions, train_architecture
+    from exporters.workflows import DataOptions, TrainRequest, train_architecture
 
     stem = models / f"{config.source}_{Path(config.dataset).stem}"
     train = TrainConfig(epochs=config.train_epochs, learning_rate=config.learning_rate, patience=config.patience, seed=config.seed)
@@ -172,8 +173,8 @@ def prepare_parent(config: SweepConfig, models: Path, progress: Any, say: Say) -
         say(f"parent {stem.name}: cached")
         return stem_file(stem, ".onnx")
     say(f"training the parent {config.source} on {config.dataset}")
-    artifacts, _ = train_architecture(config.source, stem, DataOptions(config.dataset, config.data_dir), train, config.width,
-                                      progress, card_extra={"sweep_key": key})
+    request = TrainRequest(config.source, DataOptions(config.dataset, config.data_dir), train, config.width)
+    artifacts, _ = train_architecture(request, stem, progress, card_extra={"sweep_key": key})
     return artifacts.onnx
 
 
@@ -189,10 +190,10 @@ def trained_parent_matches(stem: Path, key: str) -> bool:
     return True
 
 
-def prune_method(config: SweepConfig, parent: Path, method: str, progress: Any, say: Say) -> tuple[list[Path], str | None]:
+def prune_method(config: SweepConfig, parent: Path, method: str, progress: Progress, say: Say) -> tuple[list[Path], str | None]:
     """Every rate > 1 of one method; each step resumes from its cache. An unreachable rate ends the method with a reason
     (an iterative schedule cannot go past it) and keeps the steps before it."""
-    from exporters.pruning.schedule import PruneRequest, run_schedule
+    from exporters.pruning.schedule import PruneJob, PruneRequest, run_schedule
     from exporters.train import TrainConfig
 
     rates = tuple(sorted(rate for rate in set(config.rates) if rate > 1))
@@ -202,8 +203,8 @@ def prune_method(config: SweepConfig, parent: Path, method: str, progress: Any, 
     request = PruneRequest(method, rates, schedule=config.schedule, finetune=finetune, tolerance=config.rate_tolerance)  # type: ignore[arg-type]
     say(f"pruning {method} to rates {', '.join(f'{rate:g}' for rate in rates)}")
     stopped: list[str] = []
-    steps = run_schedule(parent.with_suffix(".pt2"), request, parent.parent, None, config.dataset, config.data_dir,
-                         config.seed, progress, stopped)
+    job = PruneJob(parent.with_suffix(".pt2"), parent.parent, dataset=config.dataset, data_dir=config.data_dir, seed=config.seed)
+    steps = run_schedule(job, request, progress, stopped)
     return [step.artifacts.onnx for step in steps], (stopped[0] if stopped else None)
 
 
@@ -236,7 +237,7 @@ def assess_variant(config: SweepConfig, onnx: Path, folder: Path, say: Say) -> A
 
 
 def retime_variants(config: SweepConfig, variants: list[Path], assessments: list[Assessment], folder: Path,
-                    progress: Any, say: Say) -> list[Assessment]:
+                    progress: Progress, say: Say) -> list[Assessment]:
     """Latency of every variant measured again in config.retime_rounds rounds, each visiting every variant once at
     every batch size its assessment timed (odd rounds in reverse order). Each variant keeps its round with the lowest
     median: other work on a shared machine only ever adds time, and a slow spell then costs a variant one round
@@ -250,7 +251,7 @@ def retime_variants(config: SweepConfig, variants: list[Path], assessments: list
     runs: list[dict[int, list[list[float]]]] = [{stats.batch_size: [] for stats in assessment.models[0].latency_by_batch}
                                                 for assessment in assessments]
     threads = [assessment.environment.get("threads") for assessment in assessments]  # as each was timed
-    task = progress.add_task("re-timing latency", total=rounds * len(variants)) if progress else None
+    task = progress.task("re-timing latency", rounds * len(variants))
     for round_index in range(rounds):
         order = list(zip(variants, runs, threads))
         for onnx, collected, count in (order if round_index % 2 == 0 else order[::-1]):
@@ -259,8 +260,7 @@ def retime_variants(config: SweepConfig, variants: list[Path], assessments: list
             for batch, per_round in collected.items():
                 per_round.append(time_batch(classifier, batch, warmup=3, min_runs=20, min_seconds=0.25, max_seconds=3.0,
                                             seed=config.seed))
-            if progress:
-                progress.advance(task)
+            task.advance()
     updated = []
     for onnx, assessment, collected in zip(variants, assessments, runs):
         model = assessment.models[0]

@@ -8,14 +8,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from evaluator.app.console import console, progress_bar
-from evaluator.app.options import THREADS_HELP, check_output_folder, check_seed, parse_rates, positive_finite
+from evaluator.app.console import RichProgress, console, progress_bar
+from evaluator.app.options import (THREADS_HELP, Architecture, RateBasis, RateTarget, Schedule, Scope, check_output_folder,
+                                   check_seed, choice, parse_rates, positive_finite)
 from evaluator.errors import EvaluatorError
 from evaluator.files import check_name
 
 
 def train(
-    arch: Annotated[str, typer.Argument(help="lenet5, resnet8 or vgg11.")],
+    arch: Annotated[Architecture, typer.Argument(help="Architecture to train.")],
     dataset: Annotated[str, typer.Option(help="fashion-mnist, mnist or a .npz with x_train/y_train/x_test/y_test.")] = "fashion-mnist",
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the dataset's IDX files.")] = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("."),
@@ -32,19 +33,20 @@ def train(
     """Train an architecture and write NAME.pt2, NAME.onnx (verified) and NAME.json."""
     from evaluator.threads import training_threads
     from exporters.train import TrainConfig
-    from exporters.workflows import DataOptions, train_architecture
+    from exporters.workflows import DataOptions, TrainRequest, train_architecture
 
     positive_finite(epochs=epochs, width=width, lr=lr, batch_size=batch_size, validation_size=validation_size, patience=patience)
     check_seed(seed)
     check_output_folder(out)
-    default_name = f"{arch}_{Path(dataset).stem if dataset.endswith('.npz') else dataset}"
+    default_name = f"{arch.value}_{Path(dataset).stem if dataset.endswith('.npz') else dataset}"
     stem = out / check_name(default_name if name is None else name, "--name")
     config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, patience=patience, seed=seed)
+    request = TrainRequest(arch.value, DataOptions(dataset, data_dir, validation_size), config, width)
     with training_threads(threads), progress_bar() as bar:
-        artifacts, metadata = train_architecture(arch, stem, DataOptions(dataset, data_dir, validation_size), config, width, bar)
+        artifacts, metadata = train_architecture(request, stem, RichProgress(bar))
     card = json.loads(artifacts.card.read_text())
     check = card["export_check"]
-    console.print(f"trained {arch}: validation accuracy {metadata['training']['validation_accuracy']:.4f}, "
+    console.print(f"trained {arch.value}: validation accuracy {metadata['training']['validation_accuracy']:.4f}, "
                   f"test accuracy on ORT {check['onnx_accuracy']:.4f} (max |logit diff| vs torch {check['max_abs_logit_diff']:.1e})")
     console.print(f"wrote {artifacts.pt2}, {artifacts.onnx}, {artifacts.card}")
 
@@ -66,12 +68,12 @@ def prune(
     source: Annotated[Optional[Path], typer.Argument(help="The parent's .pt2 (written by `evaluator train` or `prune`).")] = None,
     method: Annotated[str, typer.Option(help="Pruning method (see --list).")] = "filter-l1",
     rate: Annotated[str, typer.Option(help="Compression rates, comma separated: weights before / non-zero weights after.")] = "4",
-    target: Annotated[str, typer.Option(help="weights (compression rate) or macs (MAC reduction).")] = "weights",
-    rate_basis: Annotated[Optional[str], typer.Option(help="all weights or the pruned layers' (default: the method's).")] = None,
-    scope: Annotated[Optional[str], typer.Option(help="local or global ranking, for torch-pruning criteria.")] = None,
+    target: Annotated[RateTarget, typer.Option(help="weights (compression rate) or macs (MAC reduction).")] = RateTarget.weights,
+    rate_basis: Annotated[Optional[RateBasis], typer.Option(help="all weights or the pruned layers' (default: the method's).")] = None,
+    scope: Annotated[Optional[Scope], typer.Option(help="local or global ranking, for torch-pruning criteria.")] = None,
     round_to: Annotated[Optional[int], typer.Option(help="Keep channel counts multiples of this (filter methods); "
                                                     "default: 8 for models whose channels are multiples of 8, where the rate allows; 1 = never.")] = None,
-    schedule: Annotated[str, typer.Option(help="iterative (prune, retrain, prune further) or oneshot.")] = "iterative",
+    schedule: Annotated[Schedule, typer.Option(help="iterative (prune, retrain, prune further) or oneshot.")] = Schedule.iterative,
     finetune_epochs: Annotated[int, typer.Option(help="Most fine-tuning epochs per step (early stopping on validation).")] = 10,
     patience: Annotated[int, typer.Option()] = 3,
     lr: Annotated[float, typer.Option(help="Adam learning rate of the fine-tuning.")] = 1e-3,
@@ -89,16 +91,11 @@ def prune(
     if list_methods:
         print_methods()
         return
-    from exporters.pruning.schedule import PruneRequest, run_schedule
+    from exporters.pruning.schedule import PruneJob, PruneRequest, run_schedule
     from exporters.train import TrainConfig
 
     if source is None:
         raise EvaluatorError("prune needs the parent's .pt2 (or --list)")
-    choices = {"--target": (target, ("weights", "macs")), "--rate-basis": (rate_basis, ("all", "pruned", None)),
-               "--scope": (scope, ("local", "global", None)), "--schedule": (schedule, ("iterative", "oneshot"))}
-    for flag, (value, allowed) in choices.items():
-        if value not in allowed:
-            raise EvaluatorError(f"{flag} must be one of {', '.join(a for a in allowed if a)}, got {value!r}")
     if finetune_epochs < 0:
         raise EvaluatorError("--finetune-epochs must be >= 0")
     positive_finite(lr=lr, patience=patience)
@@ -107,12 +104,14 @@ def prune(
         check_name(name, "--name")
     if out is not None:
         check_output_folder(out)
-    request = PruneRequest(method, parse_rates(rate), target, rate_basis, scope, round_to, schedule,  # type: ignore[arg-type]
-                           TrainConfig(epochs=finetune_epochs, learning_rate=lr, patience=patience, seed=seed), tolerance)
+    finetune = TrainConfig(epochs=finetune_epochs, learning_rate=lr, patience=patience, seed=seed)
+    request = PruneRequest(method, parse_rates(rate), metric=target.value, basis=choice(rate_basis), scope=choice(scope),  # type: ignore[arg-type]
+                           round_to=round_to, schedule=schedule.value, finetune=finetune, tolerance=tolerance)  # type: ignore[arg-type]
+    job = PruneJob(source, out or source.parent, name=name, dataset=dataset, data_dir=data_dir, seed=seed)
     from evaluator.threads import training_threads
 
     with training_threads(threads), progress_bar() as bar:
-        steps = run_schedule(source, request, out or source.parent, name, dataset, data_dir, seed, bar)
+        steps = run_schedule(job, request, RichProgress(bar))
     for step in steps:
         record = step.outcome
         rates = record["rates"]

@@ -45,7 +45,8 @@ class AttackTarget:
         """The source as a torch module (imports torch on first use)."""
         if self._source is None:
             if self.source_path is None:
-                raise EvaluatorError("this attack needs the PyTorch source (.pt2): pass --source or use a model made by the exporters")
+                raise EvaluatorError("source (the PyTorch .pt2) is needed by this attack: give one or use a model made by the "
+                                     "exporters", field="source")
             from evaluator.source import load_source
 
             self._source = load_source(self.source_path)
@@ -55,7 +56,8 @@ class AttackTarget:
         """The transfer surrogate as a torch module (by default the unpruned parent's source)."""
         if self._surrogate is None:
             if self.surrogate_path is None:
-                raise EvaluatorError("this attack needs a surrogate (.pt2): pass --surrogate or assess a pruned model whose parent is beside it")
+                raise EvaluatorError("surrogate (a .pt2) is needed by this attack: give one or assess a pruned model whose parent is "
+                                     "beside it", field="surrogate")
             from evaluator.source import load_source
 
             self._surrogate = load_source(self.surrogate_path)

@@ -1,9 +1,9 @@
-"""The pruning methods behind `evaluator prune --method`, listed by `evaluator prune --list`.
+"""The pruning methods a PruneRequest names (`evaluator prune --method`; `evaluator prune --list` lists them).
 
 The study's nine: granularity {unstructured, kernel, filter} x criterion {global magnitude, local
 magnitude, local random}; structured variants prune conv layers only, as the study did. The
 torch-pruning channel criteria prune conv filters and hidden dense units (the classifier's outputs
-are protected), locally or globally (`--scope`). Filter methods remove channels physically;
+are protected), locally or globally (the request's scope). Filter methods remove channels physically;
 unstructured and kernel methods keep dense shapes and zero weights.
 """
 
@@ -20,7 +20,7 @@ Scope = Literal["global", "local"]
 
 @dataclass(frozen=True)
 class PruningMethod:
-    """name: CLI name; criterion: what ranks units; scope: None when the user picks it with --scope."""
+    """name: as requested; criterion: what ranks units; scope: None when the request picks it."""
 
     name: str
     granularity: Granularity
@@ -76,5 +76,5 @@ METHODS: dict[str, PruningMethod] = {method.name: method for method in [*study_m
 
 def get_method(name: str) -> PruningMethod:
     if name not in METHODS:
-        raise EvaluatorError(f"unknown pruning method {name!r}: see `evaluator prune --list`")
+        raise EvaluatorError(f"unknown pruning method {name!r} (known: {', '.join(METHODS)})", field="method")
     return METHODS[name]

@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from rich.progress import Progress
 
-from evaluator.datasets import Dataset, Split
 from evaluator.errors import EvaluatorError
 from evaluator.files import read_json_object, sha256_of, stem_file
+from evaluator.progress import Progress, SilentProgress
 from exporters.architectures import ArchSpec
 from exporters.artifacts import Artifacts, load_trainable, save_artifacts
 from exporters.pruning.census import Census, prunable_layers, take_census
@@ -27,7 +26,8 @@ from exporters.pruning.engine import RATE_TOLERANCE, StepOutcome, Target, prune_
 from exporters.pruning.masks import MaskKeeper
 from exporters.pruning.methods import PruningMethod, get_method
 from exporters.train import TrainConfig, accuracy, seed_everything, train_model
-from exporters.workflows import DataOptions, base_metadata, load_training_data, recorded_validation_size, training_record
+from exporters.workflows import (DataOptions, TrainingData, base_metadata, load_training_data, recorded_validation_size,
+                                 training_record)
 
 CALIBRATION_SAMPLES = 256
 ENGINE_VERSION = 3  # part of every step key: bump when pruning or fine-tuning would give other results
@@ -51,13 +51,14 @@ class PruneRequest:
         """Method defaults filled in; errors for choices the method does not allow."""
         method = get_method(self.method)
         if method.scope is not None and self.scope not in (None, method.scope):
-            raise EvaluatorError(f"{method.name} is {method.scope} by definition: drop --scope or pick the {self.scope} variant")
+            raise EvaluatorError(f"scope {self.scope} does not apply to {method.name}: it is {method.scope} by definition "
+                                 f"(leave scope out or pick the {self.scope} variant)", field="scope")
         if not self.rates or any(rate < 1 for rate in self.rates):
             raise EvaluatorError(f"rates must be >= 1, got {', '.join(f'{r:g}' for r in self.rates) or 'none'}")
         if self.round_to is not None and (self.round_to < 1 or not method.physical):
-            raise EvaluatorError("--round-to takes a positive channel count and applies to filter methods only")
+            raise EvaluatorError("round_to takes a positive channel count and applies to filter methods only", field="round_to")
         if not 0 < self.tolerance < 1:
-            raise EvaluatorError(f"the rate tolerance must be a share between 0 and 1, got {self.tolerance:g}")
+            raise EvaluatorError(f"tolerance must be a share between 0 and 1, got {self.tolerance:g}", field="tolerance")
         return PruneRequest(self.method, tuple(sorted(set(self.rates))), self.metric, self.basis or method.default_basis,  # type: ignore[arg-type]
                             self.scope or method.scope or "local", self.round_to, self.schedule, self.finetune, self.tolerance)
 
@@ -121,19 +122,44 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def run_schedule(source: Path, request: PruneRequest, out_dir: Path, name: str | None, dataset_name: str | None,
-                 data_dir: Path | None, seed: int, progress: Progress | None = None,
+@dataclass(frozen=True)
+class PruneJob:
+    """Where a schedule reads and writes: the parent's .pt2, the output folder and name prefix (default
+    SOURCE_METHOD), the data (default: the dataset in the source's metadata) and the seed."""
+
+    source: Path
+    out_dir: Path
+    name: str | None = None
+    dataset: str | None = None
+    data_dir: Path | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class FinetuneOptions:
+    """What every step of one schedule fine-tunes with: the resolved request, its method, the data and the seed."""
+
+    request: PruneRequest
+    method: PruningMethod
+    data: TrainingData
+    seed: int
+
+
+def run_schedule(job: PruneJob, request: PruneRequest, progress: Progress = SilentProgress(),
                  stopped: list[str] | None = None) -> list[StepResult]:
     """Every step of the schedule. An unreachable rate raises EvaluatorError, unless `stopped` is given: then the
     reason is appended to it and the steps done so far are returned (an iterative schedule cannot go past it)."""
     request = request.resolved()
     method: PruningMethod = get_method(request.method)
-    base = name or f"{source.stem}_{method.name}"
-    stems = [out_dir / f"{base}_cr{rate:g}{'_macs' if request.metric == 'macs' else ''}" for rate in request.rates]
+    source, seed = job.source, job.seed
+    base = job.name or f"{source.stem}_{method.name}"
+    stems = [job.out_dir / f"{base}_cr{rate:g}{'_macs' if request.metric == 'macs' else ''}" for rate in request.rates]
     check_stems_spare_source(stems, source)
     parent_model, spec, parent_metadata = load_trainable(source)
-    options = DataOptions(dataset_name or parent_metadata["dataset"], data_dir, recorded_validation_size(parent_metadata))
-    dataset, train, validation = load_training_data(options, seed)
+    data_options = DataOptions(job.dataset or parent_metadata["dataset"], job.data_dir, recorded_validation_size(parent_metadata))
+    data = load_training_data(data_options, seed)
+    dataset, train = data.dataset, data.train
+    options = FinetuneOptions(request, method, data, seed)
     if dataset.input_shape != (spec.in_channels, spec.image_size, spec.image_size):
         raise EvaluatorError(f"{source} expects inputs {(spec.in_channels, spec.image_size, spec.image_size)}, "
                              f"dataset {dataset.name!r} has {dataset.input_shape}")
@@ -166,8 +192,7 @@ def run_schedule(source: Path, request: PruneRequest, out_dir: Path, name: str |
                 stopped.append(f"{method.name} stops before rate {rate:g}: {error}")
                 return results
             context = StepContext(index, key, root_record, start_path, stem, spec, parent_metadata.get("training"))
-            artifacts, record = finetune_and_save(pruned, outcome, method, request, context, dataset, train, validation,
-                                                  options, seed, progress)
+            artifacts, record = finetune_and_save(pruned, outcome, options, context, progress)
             card = json.loads(artifacts.card.read_text())
             results.append(StepResult(rate, artifacts, record, card["test_accuracy"], False))
         current, current_path, previous_key = pruned, stem_file(stem, ".pt2"), key
@@ -182,7 +207,7 @@ def check_stems_spare_source(stems: list[Path], source: Path) -> None:
             output, original = stem_file(stem, suffix), source.with_suffix(suffix)
             if output.resolve() == original.resolve():
                 raise EvaluatorError(f"the step written to {output} would replace the source's own {original.name}: "
-                                     "choose another --name or --out")
+                                     "choose another name or output folder")
 
 
 @dataclass(frozen=True)
@@ -198,22 +223,23 @@ class StepContext:
     training: dict[str, Any] | None
 
 
-def finetune_and_save(pruned: torch.nn.Module, outcome: StepOutcome, method: PruningMethod, request: PruneRequest,
-                      context: StepContext, dataset: Dataset, train: Split, validation: Split, options: DataOptions,
-                      seed: int, progress: Progress | None) -> tuple[Artifacts, dict[str, Any]]:
+def finetune_and_save(pruned: torch.nn.Module, outcome: StepOutcome, options: FinetuneOptions, context: StepContext,
+                      progress: Progress = SilentProgress()) -> tuple[Artifacts, dict[str, Any]]:
     """Fine-tune a pruned model (keeping zeroed weights at zero) and write its verified artifacts."""
+    method, request, seed, data = options.method, options.request, options.seed, options.data
+    dataset, validation = data.dataset, data.validation
     before = accuracy(pruned, validation)
     keeper = None if method.physical else MaskKeeper(pruned, outcome.layers)
     config = TrainConfig(**{**asdict(request.finetune), "seed": seed})
     result = None
     if config.epochs:
-        result = train_model(pruned, train, validation, config, progress, f"fine-tuning {method.name} CR {outcome.target['rate']:g}",
+        result = train_model(pruned, data.train, validation, config, progress, f"fine-tuning {method.name} CR {outcome.target['rate']:g}",
                              after_step=keeper)
     record = {
         **outcome.to_dict(), "schedule": request.schedule, "step": context.index + 1, "rates_requested": list(request.rates),
         "seed": seed, "step_key": context.key, "root_source": context.root_record,
         "validation_accuracy_before_finetune": before,
-        "finetune": training_record(config, result, options) if result else None,
+        "finetune": training_record(config, result, data.options) if result else None,
     }
     parent_onnx = context.parent_path.with_suffix(".onnx")
     parent = {

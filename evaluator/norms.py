@@ -1,5 +1,7 @@
-"""The norms of the perturbation budgets, and the distances between inputs the evaluator computes itself (every
-candidate of every attack is judged with these). Inputs are (N, C, H, W) arrays.
+"""The norms of the perturbation budgets, and what the evaluator and the black-box attacks compute with them in
+numpy: distances between inputs (every candidate of every attack is judged with these), the projection onto a
+budget and the steepest-ascent step. Inputs are (N, C, H, W) arrays. The white-box attacks' torch twin is
+evaluator.attacks.torch_norms; this module never imports torch.
 
 L0 counts changed pixel positions (a pixel counts once whatever its channels); L1, L2 and Linf run
 over all input values.
@@ -13,14 +15,24 @@ import numpy as np
 
 
 class Norm(str, Enum):
+    """A budget's norm; the value is its name in JSON and on the command line."""
+
     L0 = "L0"
     L1 = "L1"
     L2 = "L2"
     LINF = "Linf"
 
+    @property
+    def dual(self) -> Norm:
+        """The dual norm (L1 and Linf are each other's, L2 its own): |<g, d>| <= ||g||_dual x ||d||, so |margin| /
+        ||grad||_dual is the linearised distance to the boundary. L0 is not a norm and has none (ValueError)."""
+        if self is Norm.L0:
+            raise ValueError("L0 has no dual norm")
+        return {Norm.L1: Norm.LINF, Norm.L2: Norm.L2, Norm.LINF: Norm.L1}[self]
+
 
 def distances(x: np.ndarray, x_adv: np.ndarray, norm: Norm) -> np.ndarray:
-    """Per-sample distance (N,) float64 between x and x_adv in `norm`."""
+    """Per-sample distance (N,) float64 between x and x_adv (N, C, H, W) in `norm`."""
     n, channels, pixels = x.shape[0], x.shape[1], int(np.prod(x.shape[2:]))  # explicit sizes: N may be 0
     delta = (x_adv.astype(np.float64) - x.astype(np.float64)).reshape(n, channels, pixels)
     if norm is Norm.L0:
@@ -34,7 +46,7 @@ def distances(x: np.ndarray, x_adv: np.ndarray, norm: Norm) -> np.ndarray:
 
 
 def project(x: np.ndarray, x_adv: np.ndarray, norm: Norm, epsilon: float) -> np.ndarray:
-    """x_adv moved into the `epsilon` ball around x (L2, Linf) and into [0, 1]; float32 (N, C, H, W)."""
+    """x_adv (N, C, H, W) moved into the `epsilon` ball around x (L2, Linf) and into [0, 1]; float32 (N, C, H, W)."""
     if norm is Norm.LINF:
         projected = np.clip(x_adv, x - epsilon, x + epsilon)
     elif norm is Norm.L2:
@@ -45,3 +57,15 @@ def project(x: np.ndarray, x_adv: np.ndarray, norm: Norm, epsilon: float) -> np.
     else:
         projected = x_adv  # L0 and L1 budgets are checked, not projected
     return np.clip(projected, 0.0, 1.0).astype(np.float32)
+
+
+def steepest_direction(grad: np.ndarray, norm: Norm) -> np.ndarray:
+    """The steepest-ascent step of unit length per row of grad (N, ...), same shape and dtype: sign(grad) in Linf,
+    grad / (||grad||_2 + 1e-12) in L2 (0 where grad is 0)."""
+    if norm is Norm.LINF:
+        return np.sign(grad)
+    if norm is not Norm.L2:
+        raise ValueError(f"no steepest direction in {norm.value} here")
+    flat = grad.reshape(len(grad), int(np.prod(grad.shape[1:])))  # explicit sizes: N may be 0
+    length = np.sqrt((flat**2).sum(axis=1)).reshape(-1, *[1] * (grad.ndim - 1))
+    return grad / (length + 1e-12)

@@ -113,12 +113,13 @@ def test_pgd_linf_matches_foolbox(target: AttackTarget, fmnist: Dataset) -> None
 def test_pgd_stopping_fooled_samples_early_fools_the_same_samples(target: AttackTarget, fmnist: Dataset, norm: Norm,
                                                                    epsilon: float) -> None:
     """Dropping settled samples from the batch saves steps without changing which samples the deployed graph gets wrong."""
-    from evaluator.attacks.whitebox import projected_gradient
+    from evaluator.attacks.whitebox import PGDOptions, projected_gradient
 
     x, y = fmnist.test.x[:300], fmnist.test.y[:300]
     fooled = {}
     for stop in (False, True):
-        x_adv = projected_gradient(target.source(), x, y, epsilon, norm, 20, 0.05, True, 0, 128, stop)
+        options = PGDOptions(norm, steps=20, rel_stepsize=0.05, random_start=True, batch_size=128, stop_when_fooled=stop)
+        x_adv = projected_gradient(target.source(), x, y, epsilon, options, seed=0)
         assert distances(x, x_adv, norm).max() <= epsilon * (1 + 1e-5)
         fooled[stop] = target.deployed.predict(x_adv) != y
     assert 0 < fooled[True].sum() < len(x) or epsilon == 2.0

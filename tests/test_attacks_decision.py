@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from evaluator.attacks.base import AttackKind, AttackTarget, Norm, create_attack
-from evaluator.attacks.decision import LabelOracle, hop_skip_jump
+from evaluator.attacks.decision import HopSkipJumpOptions, LabelOracle, hop_skip_jump
 from evaluator.datasets import Dataset
 from evaluator.norms import distances
 from evaluator.robustness import evaluate_minimal
@@ -96,13 +96,18 @@ def test_same_seed_same_numbers(name: str, deployed: OnnxClassifier, correct: tu
 def test_tiny_budgets_and_lone_samples(deployed: OnnxClassifier, correct: tuple[np.ndarray, np.ndarray]) -> None:
     """A budget too small to finish anything still stays within budget; a batch of one starts from noise."""
     x, y = correct
+
+    def options(norm: Norm, queries: int) -> HopSkipJumpOptions:
+        return HopSkipJumpOptions(norm, queries, max_iterations=64, init_evals=100, max_evals=10000, init_attempts=4,
+                                  noise_draws=20, gamma=1.0)
+
     for norm in (Norm.L2, Norm.LINF):
         for budget in (0, 1, 3, 20):
-            output = hop_skip_jump(deployed, x[:8], y[:8], norm, budget, 64, 100, 10000, 4, 20, 1.0, seed=0)
+            output = hop_skip_jump(deployed, x[:8], y[:8], options(norm, budget), seed=0)
             assert output.queries is not None and output.queries.max() <= budget
             fooled = deployed.predict(output.x_adv) != y[:8]
             assert (output.x_adv[~fooled] == x[:8][~fooled]).all()
-        lone = hop_skip_jump(deployed, x[:1], y[:1], norm, 200, 64, 100, 10000, 4, 20, 1.0, seed=0)
+        lone = hop_skip_jump(deployed, x[:1], y[:1], options(norm, 200), seed=0)
         assert lone.queries is not None and lone.queries[0] <= 200
         assert deployed.predict(lone.x_adv)[0] != y[0]  # noise start (no other class in the batch), then HSJ
 

@@ -9,7 +9,7 @@ import torch
 from evaluator.attacks import AttackTarget, create_attack
 from evaluator.attacks import fmn  # noqa: F401  (registration)
 from evaluator.attacks.base import Norm
-from evaluator.attacks.fmn import keep_largest_pixels, lp_norm, project_ball
+from evaluator.attacks.torch_norms import keep_largest_pixels, lengths, project
 from evaluator.datasets import Dataset
 from evaluator.norms import distances
 from evaluator.robustness import evaluate_minimal
@@ -90,13 +90,13 @@ def test_projections_land_in_the_ball() -> None:
     delta = torch.randn(6, 3, 5, 5, generator=generator)
     radius = torch.tensor([0.1, 0.5, 1.0, 3.0, 10.0, 1e3])
     for norm in (Norm.L1, Norm.L2, Norm.LINF):
-        projected = project_ball(delta, radius, norm)
-        assert (lp_norm(projected, norm) <= radius * (1 + 1e-5)).all()
-        untouched = lp_norm(delta, norm) <= radius
+        projected = project(delta, radius, norm)
+        assert (lengths(projected, norm) <= radius * (1 + 1e-5)).all()
+        untouched = lengths(delta, norm) <= radius
         assert torch.equal(projected[untouched], delta[untouched])  # points inside stay put
     # L1: the projection is soft thresholding, so it is the closest point - no random point of the ball is closer
-    projected = project_ball(delta, radius, Norm.L1)
-    others = project_ball(projected + 0.05 * torch.randn(delta.shape, generator=generator), radius, Norm.L1)
+    projected = project(delta, radius, Norm.L1)
+    others = project(projected + 0.05 * torch.randn(delta.shape, generator=generator), radius, Norm.L1)
     assert ((delta - projected).flatten(1).norm(dim=1) <= (delta - others).flatten(1).norm(dim=1) + 1e-6).all()
 
 
@@ -105,9 +105,9 @@ def test_l0_projection_counts_pixel_positions() -> None:
     delta[:, :, 0, 0] = 0.5  # one pixel, three channels
     delta[:, 1, 1, 1] = -0.2
     delta[:, 0, 0, 1] = 0.1
-    assert lp_norm(delta, Norm.L0).tolist() == [3, 3]
+    assert lengths(delta, Norm.L0).tolist() == [3, 3]
     kept = keep_largest_pixels(delta, torch.tensor([1, 2]))
-    assert lp_norm(kept, Norm.L0).tolist() == [1, 2]
+    assert lengths(kept, Norm.L0).tolist() == [1, 2]
     assert torch.equal(kept[0, :, 0, 0], delta[0, :, 0, 0]) and torch.equal(kept[1, :, 1, 1], delta[1, :, 1, 1])
     assert distances(delta.numpy(), (delta + kept).numpy(), Norm.L0).tolist() == [1, 2]
 
@@ -116,7 +116,7 @@ def test_colour_images_count_pixel_positions_and_stay_in_the_box() -> None:
     """On a small random 3-channel model every attack stays in [0, 1], and the L0 attacks' distances are the
     evaluator's (pixel positions, not values)."""
     from evaluator.attacks.fmn import add_pixels, drop_pixels, fmn_batch
-    from evaluator.attacks.whitebox import margin_of
+    from evaluator.attacks.margins import margin_of
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 5))
@@ -129,10 +129,10 @@ def test_colour_images_count_pixel_positions_and_stay_in_the_box() -> None:
     for key, x_adv in candidates.items():
         assert 0 <= x_adv.min() and x_adv.max() <= 1, key
         with torch.no_grad():
-            fooled = margin_of(model(x_adv), y) > 0
+            fooled = margin_of(model(x_adv), y) < 0
         assert fooled.float().mean() >= 0.8, key
         norm = Norm.L0 if key == "greedy" else key
-        np.testing.assert_allclose(lp_norm(x_adv - x, norm).numpy(), distances(x.numpy(), x_adv.numpy(), norm), rtol=1e-4)
+        np.testing.assert_allclose(lengths(x_adv - x, norm).numpy(), distances(x.numpy(), x_adv.numpy(), norm), rtol=1e-4)
     l0 = distances(x.numpy(), candidates["greedy"].numpy(), Norm.L0)
     values = (candidates["greedy"] != x).flatten(1).sum(1).numpy()
     assert (values >= l0).all() and (values > l0).any()  # several channels of one pixel change together

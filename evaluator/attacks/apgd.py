@@ -4,9 +4,10 @@ difference of logits ratio (APGD-DLR) and its targeted form (APGD-T), AutoAttack
 APGD is PGD with momentum whose step size needs no tuning: it starts at 2 x epsilon and halves per sample at
 checkpoints when the loss has stopped rising, restarting from the highest-loss point. One loop (`apgd_batch`)
 serves every loss; a loss only maps logits (N, K), labels (N,) and, for APGD-T, target classes (N,) to a
-per-sample loss (N,) to ascend. Whatever the loss, each sample keeps the iterate with the largest margin seen
-(max_{j != y} z_j - z_y), so a success at any step is never lost. L1 is not offered: AutoAttack's L1 APGD is another algorithm (sparse steps, a projection
-onto the L1 ball inside the box, an epsilon schedule).
+per-sample loss (N,) to ascend. Whatever the loss, each sample keeps the iterate with the smallest margin seen
+(z_y - max_{j != y} z_j, evaluator.attacks.margins), so a success at any step is never lost. L1 is not offered:
+AutoAttack's L1 APGD is another algorithm (sparse steps, a projection onto the L1 ball inside the box, an epsilon
+schedule).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 
 from evaluator.attacks.base import Attack, AttackKind, AttackOutput, AttackTarget, Norm, register_attack
-from evaluator.attacks.whitebox import COMPACT_SHARE, in_batches, margin_of, project_to_ball, settled, steepest_direction
+from evaluator.attacks.margins import margin_of
+from evaluator.attacks.torch_norms import project_to_ball, steepest_direction
+from evaluator.attacks.whitebox import COMPACT_SHARE, in_batches, settled
 from evaluator.errors import EvaluatorError
 
 MOMENTUM = 0.75  # weight of the new projected step against the last move (AutoAttack's alpha)
@@ -48,7 +51,7 @@ def dlr_loss(logits: Any, y: Any, targets: Any = None) -> Any:
     logits (N, K) with K >= 3, y (N,); untargeted (targets are ignored)."""
     check_classes(logits.shape[1], 3, "DLR")
     ranked = logits.sort(dim=1, descending=True).values
-    return margin_of(logits, y) / (ranked[:, 0] - ranked[:, 2] + DLR_FLOOR)
+    return -margin_of(logits, y) / (ranked[:, 0] - ranked[:, 2] + DLR_FLOOR)
 
 
 def targeted_dlr_loss(logits: Any, y: Any, targets: Any) -> Any:
@@ -121,7 +124,7 @@ def apgd_batch(model: Any, x: Any, y: Any, epsilon: float, norm: Norm, steps: in
     fewer than rho of the steps since the last checkpoint, or when its step was not halved there and its best loss
     has not risen since. Random start: uniform in the Linf cube; in L2 on the sphere of radius epsilon
     (AutoAttack's). With `stop_when_fooled` a sample leaves the batch once it is misclassified by a settled margin,
-    as in PGD. Returns per sample the iterate with the largest margin seen (N, C, H, W) and that margin (N,).
+    as in PGD. Returns per sample the iterate with the smallest margin seen (N, C, H, W) and that margin (N,).
     """
     import torch
 
@@ -158,7 +161,7 @@ def apgd_batch(model: Any, x: Any, y: Any, epsilon: float, norm: Norm, steps: in
                                          walk.clean, epsilon, norm)
         new_loss, grad, margin, logits = loss_grad(x_next, walk.labels, walk.targets)
         with torch.no_grad():
-            improved = margin > best_margin[walk.index]
+            improved = margin < best_margin[walk.index]
             best[walk.index[improved]], best_margin[walk.index[improved]] = x_next[improved], margin[improved]
             walk.rises += (new_loss > walk.loss).float()
             better = new_loss > walk.top_loss
@@ -187,14 +190,14 @@ def apgd_targeted_batch(model: Any, x: Any, y: Any, epsilon: float, norm: Norm, 
                         target_classes: int, stop_when_fooled: bool = True) -> np.ndarray:
     """APGD-T on one batch x (N, C, H, W): one APGD run on the targeted DLR loss per target class, the classes other
     than y with the highest clean logits first, at most K - 1 of them; each run attacks only the samples that no run
-    before it misclassified by a settled margin (AutoAttack's). Returns the largest-margin iterate over all runs."""
+    before it misclassified by a settled margin (AutoAttack's). Returns the smallest-margin iterate over all runs."""
     import torch
 
     with torch.no_grad():
         clean = model(x)
     check_classes(clean.shape[1], 4, "targeted DLR")
     targets = target_ranking(clean, y, min(target_classes, clean.shape[1] - 1))
-    best, best_margin = x.clone(), torch.full((len(x),), -torch.inf)
+    best, best_margin = x.clone(), torch.full((len(x),), torch.inf)
     standing = torch.ones(len(x), dtype=torch.bool)
     for rank in range(targets.shape[1]):
         index = standing.nonzero().squeeze(1)
@@ -202,7 +205,7 @@ def apgd_targeted_batch(model: Any, x: Any, y: Any, epsilon: float, norm: Norm, 
             break
         found, margin = apgd_batch(model, x[index], y[index], epsilon, norm, steps, rho, generator, targeted_dlr_loss,
                                    targets[index, rank], stop_when_fooled)
-        better = margin > best_margin[index]
+        better = margin < best_margin[index]
         best[index[better]], best_margin[index[better]] = found[better], margin[better]
         with torch.no_grad():
             logits = model(best[index])

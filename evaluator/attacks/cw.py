@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from evaluator.attacks.base import AttackKind, AttackOutput, AttackTarget, MinimalNormAttack, Norm, register_attack
-from evaluator.attacks.whitebox import in_batches, margin_of
+from evaluator.attacks.margins import margin_of
+from evaluator.attacks.whitebox import in_batches
 
 TANH_SHRINK = 1 - 1e-6  # keeps arctanh finite at pixels 0 and 1
 MAX_CONST = 1e10
@@ -26,7 +27,8 @@ def cw_l2_batch(model: Any, x: Any, y: Any, binary_search_steps: int, steps: int
     its Adam run for this c when, over a tenth of `steps`, its loss fell by less than 0.01% (CW's rule) and its
     closest adversarial by less than 0.1% (so a run still sliding along the boundary goes on); stopped samples
     leave the batch.
-    Keeps per sample the closest candidate seen that the source misclassifies by more than `confidence`; x where none.
+    Keeps per sample the closest candidate seen that the source misclassifies by more than `confidence` (margin
+    below -confidence); x where none.
     """
     import torch
 
@@ -53,13 +55,13 @@ def cw_l2_batch(model: Any, x: Any, y: Any, binary_search_steps: int, steps: int
             w = (w_a + delta_a).requires_grad_(True)
             x_adv = (torch.tanh(w) + 1) / 2
             logits = model(x_adv)
-            margin = margin_of(logits, y_a)  # > 0: misclassified
+            margin = margin_of(logits, y_a)  # < 0: misclassified
             squared = (x_adv - x_a).flatten(1).square().sum(1)
-            losses = squared + c_a * (confidence - margin).clamp_min(0)
+            losses = squared + c_a * (margin + confidence).clamp_min(0)
             (grad,) = torch.autograd.grad(losses.sum(), w)
             with torch.no_grad():
                 margin, squared, losses = margin.detach(), squared.detach(), losses.detach()
-                adversarial = margin > confidence
+                adversarial = margin < -confidence
                 if step > 0 or search == 0 or not warm_start:  # a warm start's first point is the last c's work
                     found[index[adversarial]] = True
                 norm = squared.sqrt()
@@ -96,7 +98,7 @@ class L2CarliniWagner(MinimalNormAttack):
 
     Option names follow foolbox's L2CarliniWagnerAttack (stepsize = Adam's learning rate). The defaults (9 x 100
     steps, stepsize 0.02, warm start) are sized for LeNet-5 on 1000 Fashion-MNIST images on a small CPU; they
-    stop short of convergence (foolbox's defaults, 9 x 10000 steps, come ~5% closer at ~80x the time).
+    stop short of convergence (foolbox's defaults, 9 x 10000 steps, come a little closer at a far larger cost).
     warm_start=False with stepsize 0.01 and many more steps is closest to the original algorithm.
     """
 

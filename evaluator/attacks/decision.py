@@ -12,17 +12,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from evaluator.attacks.base import AttackKind, AttackOutput, AttackTarget, MinimalNormAttack, Norm, register_attack
+from evaluator.norms import distances, steepest_direction
 from evaluator.runtime import OnnxClassifier
 
 MAX_ROWS = 1 << 15  # gradient-estimation probes per predict call at most (memory: 4 bytes x rows x C*H*W per array)
 POOL = 512  # other-class images of the batch considered as starting points, at most
 MAX_HALVINGS = 30  # geometric step-size search: a step shrinks by 2**-30 at most before the sample waits
-
-
-def distances_in(x: np.ndarray, x_adv: np.ndarray, norm: Norm) -> np.ndarray:
-    """Per-row distance (M,) float64 in L2 or Linf between x and x_adv (M, C, H, W)."""
-    delta = (x_adv.astype(np.float64) - x.astype(np.float64)).reshape(len(x), int(np.prod(x.shape[1:])))
-    return np.sqrt((delta**2).sum(axis=1)) if norm is Norm.L2 else np.abs(delta).max(axis=1, initial=0.0)
 
 
 class LabelOracle:
@@ -69,7 +64,7 @@ def boundary_search(oracle: LabelOracle, x: np.ndarray, adv: np.ndarray, owners:
     """Binary search from the adversarial adv (M, C, H, W) towards x on `on_path`, per row, until the bracket is
     `tolerance` x its start width (L2: blend factor in [0, 1]; Linf: box half-width in [0, ||adv - x||inf]) or
     the owner's budget is spent. Returns the adversarial end of each bracket, exactly as queried."""
-    high = np.ones(len(x)) if norm is Norm.L2 else distances_in(x, adv, Norm.LINF)
+    high = np.ones(len(x)) if norm is Norm.L2 else distances(x, adv, Norm.LINF)
     low = np.zeros(len(x))
     width = tolerance * high
     best = adv.copy()
@@ -107,7 +102,7 @@ def starting_points(oracle: LabelOracle, rng: np.random.Generator, x: np.ndarray
         hit = oracle.adversarial(candidates, owners)
         owners, candidates = owners[hit], candidates[hit]
         points = boundary_search(oracle, x[owners], candidates, owners, norm, 1e-3)
-        gap = distances_in(x[owners], points, norm)
+        gap = distances(x[owners], points, norm)
         order = np.lexsort((gap, owners))  # by sample, then distance: the first row of each sample wins
         first = order[np.r_[True, owners[order][1:] != owners[order][:-1]]] if order.size else order
         starts[owners[first]], best[owners[first]] = points[first], gap[first]
@@ -118,7 +113,7 @@ def starting_points(oracle: LabelOracle, rng: np.random.Generator, x: np.ndarray
             break
         noise = rng.random((missing.size, *x.shape[1:]), dtype=np.float32)
         hit = oracle.adversarial(noise, missing)
-        starts[missing[hit]], best[missing[hit]] = noise[hit], distances_in(x[missing[hit]], noise[hit], norm)
+        starts[missing[hit]], best[missing[hit]] = noise[hit], distances(x[missing[hit]], noise[hit], norm)
     return starts, np.isfinite(best)
 
 
@@ -127,8 +122,8 @@ def estimate_direction(oracle: LabelOracle, rng: np.random.Generator, points: np
     """Monte-Carlo estimate of the boundary's normal at points (K, C, H, W), towards the adversarial side.
 
     Row k probes evals[k] >= 1 points at L2 distance delta[k] in random directions (Gaussian for L2, uniform
-    in [-1, 1] for Linf), ±1 by the label, baseline-subtracted (Chen et al. 2020, eq. 16). Returns (K, C, H, W):
-    unit L2 direction for L2, its sign for Linf.
+    in [-1, 1] for Linf), ±1 by the label, baseline-subtracted (Chen et al. 2020, eq. 16). Returns (K, C, H, W)
+    float32: the estimate's steepest-ascent step in `norm` (unit L2 direction for L2, its sign for Linf).
     """
     k, shape = len(points), points.shape[1:]
     flat = points.reshape(k, -1)
@@ -155,15 +150,24 @@ def estimate_direction(oracle: LabelOracle, rng: np.random.Generator, points: np
         offsets = np.r_[0, np.cumsum(counts)[:-1]]
         gradient[start:stop] = np.add.reduceat(weighted, offsets, axis=0) / counts[:, None]
         start = stop
-    if norm is Norm.L2:
-        direction = gradient / (np.sqrt((gradient**2).sum(axis=1, keepdims=True)) + 1e-12)
-    else:
-        direction = np.sign(gradient)
-    return direction.astype(np.float32).reshape(points.shape)
+    return steepest_direction(gradient, norm).astype(np.float32).reshape(points.shape)
 
 
-def hop_skip_jump(model: OnnxClassifier, x: np.ndarray, y: np.ndarray, norm: Norm, queries: int, max_iterations: int,
-                  init_evals: int, max_evals: int, init_attempts: int, noise_draws: int, gamma: float,
+@dataclass(frozen=True)
+class HopSkipJumpOptions:
+    """One HopSkipJump run's settings: the norm (L2, Linf) and the HopSkipJump attack's options, described there."""
+
+    norm: Norm
+    queries: int
+    max_iterations: int
+    init_evals: int
+    max_evals: int
+    init_attempts: int
+    noise_draws: int
+    gamma: float
+
+
+def hop_skip_jump(model: OnnxClassifier, x: np.ndarray, y: np.ndarray, options: HopSkipJumpOptions,
                   seed: int) -> AttackOutput:
     """Untargeted HopSkipJump on x (N, C, H, W) float32 in [0, 1], labels y (N,) (x assumed classified as y).
 
@@ -172,31 +176,32 @@ def hop_skip_jump(model: OnnxClassifier, x: np.ndarray, y: np.ndarray, norm: Nor
     from ||x_t - x|| / sqrt(t), and a binary search back to the boundary; all within `queries` labels per
     sample. Returns the closest adversarial seen per sample (x where none) and the queries used (N,).
     """
+    norm = options.norm
     rng = np.random.default_rng(seed)
     n, d = len(x), int(np.prod(x.shape[1:]))
-    oracle = LabelOracle(model, y, queries)
-    theta = gamma / d**1.5 if norm is Norm.L2 else gamma / d**2  # binary-search tolerance, relative
+    oracle = LabelOracle(model, y, options.queries)
+    theta = options.gamma / d**1.5 if norm is Norm.L2 else options.gamma / d**2  # binary-search tolerance, relative
     search_rounds = int(np.ceil(np.log2(1 / theta))) + 1  # a whole binary search at most
     best, best_distance = x.copy(), np.full(n, np.inf)
 
     def keep_closest(rows: np.ndarray, candidates: np.ndarray) -> None:
-        gap = distances_in(x[rows], candidates, norm)
+        gap = distances(x[rows], candidates, norm)
         closer = gap < best_distance[rows]
         best[rows[closer]], best_distance[rows[closer]] = candidates[closer], gap[closer]
 
-    starts, found = starting_points(oracle, rng, x, y, norm, init_attempts, noise_draws)
+    starts, found = starting_points(oracle, rng, x, y, norm, options.init_attempts, options.noise_draws)
     rows = np.flatnonzero(found)
     current = x.copy()
     current[rows] = boundary_search(oracle, x[rows], starts[rows], rows, norm, theta)
     keep_closest(rows, current[rows])
-    for t in range(1, max_iterations + 1):
+    for t in range(1, options.max_iterations + 1):
         rows = rows[oracle.remaining()[rows] > search_rounds + 1]
         if rows.size == 0:
             break
-        gap = distances_in(x[rows], current[rows], norm)
+        gap = distances(x[rows], current[rows], norm)
         delta = np.full(rows.size, 0.1) if t == 1 else (np.sqrt(d) if norm is Norm.L2 else d) * theta * gap
         delta = np.maximum(delta, 1e-6)
-        planned = max(1, min(int(init_evals * np.sqrt(t)), max_evals))
+        planned = max(1, min(int(options.init_evals * np.sqrt(t)), options.max_evals))
         evals = np.minimum(planned, oracle.remaining()[rows] - search_rounds - 1)
         direction = estimate_direction(oracle, rng, current[rows], rows, delta, evals, norm)
         step = gap / np.sqrt(t)
@@ -243,9 +248,8 @@ class HopSkipJump(MinimalNormAttack):
     gamma: float = 10.0
 
     def run_minimal(self, target: AttackTarget, x: np.ndarray, y: np.ndarray, seed: int) -> AttackOutput:
-        return hop_skip_jump(target.deployed, np.asarray(x, np.float32), np.asarray(y), self.norm, self.queries,
-                             self.max_iterations, self.init_evals, self.max_evals, self.init_attempts,
-                             self.noise_draws, self.gamma, seed)
+        options = HopSkipJumpOptions(norm=self.norm, **self.options())
+        return hop_skip_jump(target.deployed, np.asarray(x, np.float32), np.asarray(y), options, seed)
 
 
 @register_attack

@@ -1,14 +1,15 @@
 """Minimal-norm white-box attacks on the PyTorch source: Fast Minimum-Norm (FMN; Pintor et al., NeurIPS 2021) in
 L0, L1, L2 and Linf, and a greedy pixel attack in L0.
 
-FMN walks along the decision boundary. Each step moves the perturbation along the gradient of the logit margin
-and projects it onto an epsilon ball; epsilon shrinks by (1 - gamma) while the iterate is adversarial and grows
-by (1 + gamma) while it is not, and the step size and gamma decay on a cosine schedule. One loop serves every
-norm: a norm only picks the distance, the steepest-ascent direction, the projection onto the ball and the first
-guess of the distance to the boundary. Per sample the closest adversarial iterate is kept.
+FMN walks along the decision boundary. Each step moves the perturbation against the gradient of the logit margin
+(z_y - max_{j != y} z_j, evaluator.attacks.margins) and projects it onto an epsilon ball; epsilon shrinks by
+(1 - gamma) while the iterate is adversarial and grows by (1 + gamma) while it is not, and the step size and gamma
+decay on a cosine schedule. One loop serves every norm: a norm only picks the distance, the steepest-ascent
+direction (evaluator.attacks.torch_norms; L0 steps in L2), the projection onto the ball and the first guess of the
+distance to the boundary. Per sample the closest adversarial iterate is kept.
 
 The L0 attacks count changed pixel positions, as the evaluator does (a pixel counts once whatever its channels),
-and set pixels to corners of the [0, 1] box. l0-greedy adds, one at a time, the pixel whose change raises the
+and set pixels to corners of the [0, 1] box. l0-greedy adds, one at a time, the pixel whose change lowers the
 margin most, choosing among the candidates a linearisation ranks best by their exact margins; both L0 attacks
 end by resetting every changed pixel that is not needed (backward elimination, exact margins again).
 """
@@ -22,121 +23,46 @@ from typing import Any
 import numpy as np
 
 from evaluator.attacks.base import AttackKind, AttackOutput, AttackTarget, MinimalNormAttack, Norm, register_attack
-from evaluator.attacks.whitebox import in_batches, margin_of, steepest_direction
+from evaluator.attacks.margins import margin_of
+from evaluator.attacks.torch_norms import dual_lengths, lengths, project, steepest_direction
+from evaluator.attacks.whitebox import in_batches
 
 GAMMA_FINAL = 0.001  # FMN's epsilon step at the end of the cosine schedule
-L1_SHARE = 0.01  # the L1 step moves this share of the input values (the largest gradient entries)
-EVAL_CHUNK = 512  # inputs per forward pass when candidates are scored without gradients (CPU caches favour ~512)
-
-
-def lp_norm(delta: Any, norm: Norm) -> Any:
-    """Per-sample length (N,) of delta (N, C, H, W) in `norm`; L0 counts pixel positions with any channel changed."""
-    if norm is Norm.L0:
-        return (delta != 0).any(dim=1).flatten(1).sum(dim=1).to(delta.dtype)
-    flat = delta.flatten(1)
-    if norm is Norm.L1:
-        return flat.abs().sum(dim=1)
-    if norm is Norm.L2:
-        return flat.norm(dim=1)
-    return flat.abs().amax(dim=1)
-
-
-def dual_norm(grad: Any, norm: Norm) -> Any:
-    """Per-sample dual norm (N,) of grad (N, C, H, W): |margin| / dual norm is the linearised distance to the boundary."""
-    flat = grad.flatten(1)
-    if norm is Norm.L1:
-        return flat.abs().amax(dim=1)
-    if norm is Norm.L2:
-        return flat.norm(dim=1)
-    return flat.abs().sum(dim=1)
-
-
-def ascent_direction(grad: Any, norm: Norm) -> Any:
-    """Steepest-ascent direction (N, C, H, W) of unit length in `norm` (L0: FMN's L2-normalised gradient).
-
-    L1's steepest direction is a single coordinate; like SLIDE (Tramer & Boneh 2019) the step spreads over the
-    largest L1_SHARE of the gradient's entries instead.
-    """
-    import torch
-
-    if norm is not Norm.L1:
-        return steepest_direction(grad, Norm.LINF if norm is Norm.LINF else Norm.L2)
-    flat = grad.flatten(1)
-    count = max(1, int(L1_SHARE * flat.shape[1]))
-    threshold = flat.abs().topk(count, dim=1).values[:, -1:]
-    chosen = (flat.abs() >= threshold) & (flat != 0)
-    direction = torch.where(chosen, flat.sign(), torch.zeros_like(flat))
-    return (direction / chosen.sum(dim=1, keepdim=True).clamp_min(1)).view_as(grad)
-
-
-def project_l1(delta: Any, epsilon: Any) -> Any:
-    """Euclidean projection of delta (N, C, H, W) onto the L1 balls of radii epsilon (N,) (Duchi et al. 2008)."""
-    import torch
-
-    flat = delta.flatten(1)
-    size = flat.abs()
-    inside = size.sum(dim=1) <= epsilon
-    sorted_size = size.sort(dim=1, descending=True).values
-    cumulative = sorted_size.cumsum(dim=1)
-    ranks = torch.arange(1, flat.shape[1] + 1, dtype=flat.dtype)
-    support = (sorted_size * ranks > cumulative - epsilon[:, None]).sum(dim=1).clamp_min(1)
-    threshold = ((cumulative.gather(1, (support - 1)[:, None]).squeeze(1) - epsilon) / support).clamp_min(0)
-    projected = flat.sign() * (size - threshold[:, None]).clamp_min(0)
-    return torch.where(inside[:, None], flat, projected).view_as(delta)
-
-
-def keep_largest_pixels(delta: Any, count: Any) -> Any:
-    """delta (N, C, H, W) with all but the `count` (N,) pixel positions of largest change (max over channels) reset."""
-    size = delta.abs().amax(dim=1).flatten(1)
-    rank = size.argsort(dim=1, descending=True, stable=True).argsort(dim=1)
-    keep = (rank < count[:, None]) & (size > 0)
-    return delta * keep.view(len(delta), 1, *delta.shape[2:])
-
-
-def project_ball(delta: Any, epsilon: Any, norm: Norm) -> Any:
-    """delta (N, C, H, W) projected onto the `norm` balls of radii epsilon (N,)."""
-    import torch
-
-    radius = epsilon.view(-1, 1, 1, 1)
-    if norm is Norm.LINF:
-        return torch.max(torch.min(delta, radius), -radius)
-    if norm is Norm.L2:
-        length = delta.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
-        return delta * (radius / length).clamp(max=1)
-    if norm is Norm.L1:
-        return project_l1(delta, epsilon)
-    return keep_largest_pixels(delta, epsilon)
+EVAL_CHUNK = 512  # inputs per forward pass when candidates are scored without gradients (a size CPU caches favour)
 
 
 def within_box(grad: Any, x_adv: Any) -> Any:
-    """grad (N, C, H, W) with the entries that would push x_adv out of [0, 1] set to 0."""
+    """grad (N, C, H, W), the direction x_adv is about to move, with the entries that would push x_adv out of
+    [0, 1] set to 0."""
     import torch
 
     blocked = ((x_adv <= 0) & (grad < 0)) | ((x_adv >= 1) & (grad > 0))
     return torch.where(blocked, torch.zeros_like(grad), grad)
 
 
-def margin_and_gradient(model: Any, x_adv: Any, y: Any) -> tuple[Any, Any]:
-    """Margins (N,) (max_{j != y} z_j - z_y, positive when misclassified) and their gradients (N, C, H, W)."""
+def margin_and_descent(model: Any, x_adv: Any, y: Any) -> tuple[Any, Any]:
+    """Margins (N,) of x_adv (N, C, H, W) (z_y - max_{j != y} z_j, negative when misclassified) and the gradients
+    (N, C, H, W) of the negated margins: the attacks ascend these, lowering the margins."""
     import torch
 
     x_adv = x_adv.detach().clone().requires_grad_(True)
     margin = margin_of(model(x_adv), y)
-    (grad,) = torch.autograd.grad(margin.sum(), x_adv)
-    return margin.detach(), grad
+    (descent,) = torch.autograd.grad((-margin).sum(), x_adv)
+    return margin.detach(), descent
 
 
-def margins(model: Any, x: Any, y: Any) -> Any:
+def model_margins(model: Any, x: Any, y: Any) -> Any:
     """Margins (N,) of x (N, C, H, W) without gradients, EVAL_CHUNK inputs per forward pass."""
     import torch
 
     with torch.no_grad():
-        return torch.cat([margin_of(model(x[i:i + EVAL_CHUNK]), y[i:i + EVAL_CHUNK]) for i in range(0, len(x), EVAL_CHUNK)])
+        return torch.cat([margin_of(model(x[i:i + EVAL_CHUNK]), y[i:i + EVAL_CHUNK])
+                          for i in range(0, len(x), EVAL_CHUNK)])
 
 
 def fmn_batch(model: Any, x: Any, y: Any, norm: Norm, steps: int, alpha: float, gamma: float, min_margin: float) -> Any:
     """FMN on one batch x (N, C, H, W) in [0, 1], labels y (N,); returns the closest adversarial iterate per
-    sample (N, C, H, W), x where none had a margin above min_margin.
+    sample (N, C, H, W), x where none had a margin below -min_margin.
 
     The step is alpha x epsilon long in `norm` (L0: alpha in L2, FMN's step), both alpha and gamma annealed by
     a cosine to alpha / 100 and GAMMA_FINAL. Until a sample is first adversarial, epsilon is its linearised
@@ -150,7 +76,7 @@ def fmn_batch(model: Any, x: Any, y: Any, norm: Norm, steps: int, alpha: float, 
         worst = torch.full((n,), float(x[0, 0].numel()))
         epsilon = torch.ones(n)
     else:
-        worst = lp_norm(torch.max(x, 1 - x), norm)  # the farthest corner of the box
+        worst = lengths(torch.max(x, 1 - x), norm)  # the farthest corner of the box
         epsilon = torch.full((n,), math.inf)
     best, best_norm = x.clone(), torch.full((n,), math.inf)
     found = torch.zeros(n, dtype=torch.bool)
@@ -159,29 +85,30 @@ def fmn_batch(model: Any, x: Any, y: Any, norm: Norm, steps: int, alpha: float, 
         step = alpha / 100 + (alpha - alpha / 100) * cosine
         rate = GAMMA_FINAL + (gamma - GAMMA_FINAL) * cosine
         x_adv = x + delta
-        margin, grad = margin_and_gradient(model, x_adv, y)
+        margin, descent = margin_and_descent(model, x_adv, y)
         with torch.no_grad():
-            adversarial = margin > min_margin
-            length = lp_norm(delta, norm)
+            adversarial = margin < -min_margin
+            length = lengths(delta, norm)
             better = adversarial & (length < best_norm)
             best[better], best_norm[better] = x_adv[better], length[better]
             found |= adversarial
             if k == steps:
                 break
-            grad = within_box(grad, x_adv)
+            descent = within_box(descent, x_adv)
             if norm is Norm.L0:
                 epsilon = torch.where(adversarial,
                                       torch.minimum(torch.minimum(epsilon - 1, (epsilon * (1 - rate)).floor()), best_norm),
                                       torch.maximum(epsilon + 1, (epsilon * (1 + rate)).floor())).clamp_min(1)
             else:
-                guess = length + (margin - min_margin).abs() / dual_norm(grad, norm).clamp_min(1e-12)
+                guess = length + (margin + min_margin).abs() / dual_lengths(descent, norm).clamp_min(1e-12)
                 if k > 0:
                     guess = torch.maximum(guess, epsilon * (1 + rate))
                 epsilon = torch.where(adversarial, torch.minimum(epsilon * (1 - rate), best_norm),
                                       torch.where(found, epsilon * (1 + rate), guess))
             epsilon = torch.minimum(epsilon, worst)
             size = torch.full((n,), step) if norm is Norm.L0 else step * epsilon
-            delta = project_ball(delta + size.view(-1, 1, 1, 1) * ascent_direction(grad, norm), epsilon, norm)
+            direction = steepest_direction(descent, Norm.L2 if norm is Norm.L0 else norm)  # L0: FMN's L2 steps
+            delta = project(delta + size.view(-1, 1, 1, 1) * direction, epsilon, norm)
             delta = (x + delta).clamp(0, 1) - x
     return best
 
@@ -208,33 +135,33 @@ def score_trials(model: Any, x: Any, y: Any, pixels: Any, values: Any) -> Any:
 
     count = pixels.shape[1]
     per = max(1, EVAL_CHUNK // count)
-    return torch.cat([margins(model, with_pixels(x[i:i + per], pixels[i:i + per], values[i:i + per]).flatten(0, 1),
+    return torch.cat([model_margins(model, with_pixels(x[i:i + per], pixels[i:i + per], values[i:i + per]).flatten(0, 1),
                               y[i:i + per].repeat_interleave(count)).view(-1, count) for i in range(0, len(x), per)])
 
 
 def add_pixels(model: Any, x: Any, y: Any, candidates: int, max_pixels: int, min_margin: float) -> Any:
     """Greedy forward selection on x (N, C, H, W): each round, per sample not yet adversarial, the `candidates`
-    unchanged pixels whose move to the gradient-sign corner of the box raises the linearised margin most are
-    each tried, and the one with the largest exact margin is kept. At most max_pixels rounds; (N, C, H, W)."""
+    unchanged pixels whose move to a corner of the box lowers the linearised margin most are each tried, and the
+    one with the smallest exact margin is kept. At most max_pixels rounds; (N, C, H, W)."""
     import torch
 
     current = x.clone()
     changed = torch.zeros(len(x), x[0, 0].numel(), dtype=torch.bool)
-    margin = margins(model, current, y)
+    margin = model_margins(model, current, y)
     for _ in range(max_pixels):
-        active = (margin <= min_margin).nonzero().flatten()
+        active = (margin >= -min_margin).nonzero().flatten()
         if active.numel() == 0:
             break
         point = current[active]
-        _, grad = margin_and_gradient(model, point, y[active])
-        corner = (grad > 0).to(x.dtype)
-        gain = (grad * (corner - point)).sum(dim=1).flatten(1)
+        _, descent = margin_and_descent(model, point, y[active])
+        corner = (descent > 0).to(x.dtype)
+        gain = (descent * (corner - point)).sum(dim=1).flatten(1)
         gain[changed[active]] = -math.inf
         pixels = gain.topk(min(candidates, gain.shape[1]), dim=1).indices  # (K, M)
         values = pixel_values(corner, pixels)
         scores = score_trials(model, point, y[active], pixels, values)
-        scores[torch.gather(changed[active], 1, pixels)] = -math.inf  # fewer unchanged pixels than candidates
-        pick = scores.argmax(dim=1, keepdim=True)
+        scores[torch.gather(changed[active], 1, pixels)] = math.inf  # fewer unchanged pixels than candidates
+        pick = scores.argmin(dim=1, keepdim=True)
         current[active] = with_pixels(point, pixels.gather(1, pick), values.gather(1, pick[..., None].expand(-1, -1, values.shape[2]))).squeeze(1)
         changed[active, pixels.gather(1, pick).squeeze(1)] = True
         margin[active] = scores.gather(1, pick).squeeze(1)
@@ -243,12 +170,12 @@ def add_pixels(model: Any, x: Any, y: Any, candidates: int, max_pixels: int, min
 
 def drop_pixels(model: Any, x: Any, x_adv: Any, y: Any, candidates: int, min_margin: float) -> Any:
     """Backward elimination on x_adv (N, C, H, W): each round, per adversarial sample, the `candidates` changed
-    pixels whose reset to x lowers the linearised margin least are each tried, and the reset leaving the largest
-    exact margin is kept while that margin stays above min_margin. Samples that are not adversarial become x."""
+    pixels whose reset to x raises the linearised margin least are each tried, and the reset leaving the smallest
+    exact margin is kept while that margin stays below -min_margin. Samples that are not adversarial become x."""
     import torch
 
     current = x_adv.clone()
-    alive = margins(model, current, y) > min_margin
+    alive = model_margins(model, current, y) < -min_margin
     current[~alive] = x[~alive]
     while True:
         changed = (current != x).any(dim=1).flatten(1)
@@ -256,15 +183,15 @@ def drop_pixels(model: Any, x: Any, x_adv: Any, y: Any, candidates: int, min_mar
         if active.numel() == 0:
             return current
         point, clean = current[active], x[active]
-        _, grad = margin_and_gradient(model, point, y[active])
-        loss = (grad * (point - clean)).sum(dim=1).flatten(1)  # linearised margin lost by each reset
+        _, descent = margin_and_descent(model, point, y[active])
+        loss = (descent * (point - clean)).sum(dim=1).flatten(1)  # linearised margin regained by each reset
         loss[~changed[active]] = math.inf
         pixels = loss.topk(min(candidates, int(changed[active].sum(dim=1).max())), dim=1, largest=False).indices
         values = pixel_values(clean, pixels)
         scores = score_trials(model, point, y[active], pixels, values)
-        scores[~torch.gather(changed[active], 1, pixels)] = -math.inf
-        best, pick = scores.max(dim=1, keepdim=True)
-        kept = best.squeeze(1) > min_margin
+        scores[~torch.gather(changed[active], 1, pixels)] = math.inf
+        best, pick = scores.min(dim=1, keepdim=True)
+        kept = best.squeeze(1) < -min_margin
         reset = with_pixels(point, pixels.gather(1, pick), values.gather(1, pick[..., None].expand(-1, -1, values.shape[2])))
         current[active[kept]] = reset.squeeze(1)[kept]
         alive[active[~kept]] = False
@@ -275,8 +202,9 @@ class FastMinimumNorm(MinimalNormAttack):
     """FMN options and run, shared by the four norms (they differ only in `norm` and defaults).
 
     steps: gradient steps per sample; alpha: initial step size (a share of epsilon; L0: the L2 length of the step),
-    annealed to alpha / 100; gamma: initial epsilon step, annealed to 0.001; min_margin: the logit margin a candidate
-    needs on the source to count as adversarial, so that rounding on the deployed graph does not undo it.
+    annealed to alpha / 100; gamma: initial epsilon step, annealed to 0.001; min_margin: a candidate counts as
+    adversarial when its logit margin on the source is below -min_margin, so that rounding on the deployed graph
+    does not undo it.
     """
 
     kind = AttackKind.WHITE_BOX
@@ -353,7 +281,7 @@ class FMNL0(FastMinimumNorm):
 @register_attack
 @dataclass
 class GreedyL0(MinimalNormAttack):
-    """Greedy pixel attack in L0: forward selection of the pixel (set to a corner of the box) with the best exact
+    """Greedy pixel attack in L0: forward selection of the pixel (set to a corner of the box) with the smallest exact
     margin among `candidates` gradient-ranked ones per round, at most `max_pixels` rounds, then backward elimination.
     Samples not adversarial after max_pixels pixels are returned unchanged."""
 

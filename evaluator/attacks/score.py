@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from evaluator.attacks.base import Attack, AttackKind, AttackOutput, AttackTarget, Norm, register_attack
+from evaluator.attacks.margins import margins
 from evaluator.runtime import CPU_EP, OnnxClassifier
 
 # Square attack's schedule: the fraction of pixels changed per step is p_init / divisor until these shares of 10000 steps.
@@ -25,26 +26,15 @@ SQUARE_LAST_DIVISOR = 512
 # Sparse-RS's schedule for L0 (Croce et al. 2022): the share of the k perturbed pixels swapped per step.
 SPARSE_SCHEDULE = ((10, 1), (50, 2), (200, 4), (500, 5), (1000, 6), (2000, 8), (4000, 10), (6000, 12), (8000, 15))
 SPARSE_LAST_DIVISOR = 20
-# Samples per ONNX Runtime thread and call on the CPU: small batches keep a small model's activations in cache. On
-# LeNet-5 and its filter-pruned child, 64 per thread was the fastest chunk at 1 and at 2 threads (1 thread: 12-16
-# us/sample vs 14-19 at 256; 2 threads: 128 per call 6.1-10.0 us vs 7.8-10.1 at 64); on an Intel Xeon (2026-12) 128 per call
-# was as fast as any from 64 to 512 on all three zoo models. CUDA runs `batch_size` at a time (graphs replay one shape).
-CPU_CHUNK_PER_THREAD = 64
-
-
-def margins(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """z_y - max_{j != y} z_j per sample (N,); < 0 means misclassified (at 0, a tie, argmax may still say y).
-    logits (N, K) is left as it was."""
-    rows = np.arange(len(y))
-    true = logits[rows, y]
-    logits[rows, y] = -np.inf
-    margin = true - logits.max(axis=1)
-    logits[rows, y] = true
-    return margin
+CPU_CHUNK_PER_THREAD = 64  # samples per ONNX Runtime thread and call on the CPU (see query_margins)
 
 
 def query_margins(model: OnnxClassifier, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Margins (N,) of x (N, C, H, W) on the deployed graph; every sample counts as one query there."""
+    """Margins (N,) of x (N, C, H, W) on the deployed graph (evaluator.attacks.margins: < 0 means misclassified);
+    every sample counts as one query there.
+
+    On the CPU the graph gets CPU_CHUNK_PER_THREAD samples per ORT thread per call: small batches keep a small
+    model's activations in cache. CUDA runs the classifier's batch size at a time (its graphs replay one shape)."""
     chunk = CPU_CHUNK_PER_THREAD * model.threads if model.runtime.used == CPU_EP else None
     return margins(model.logits(x, batch=chunk), y)
 

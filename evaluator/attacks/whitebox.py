@@ -1,5 +1,6 @@
 """White-box attacks on the PyTorch source (gradients through the exported program): PGD, and the helpers the other
-white-box attacks share (margins, batches, projection, steepest steps). APGD is in evaluator.attacks.apgd."""
+white-box attacks share (batches, settled margins). APGD is in evaluator.attacks.apgd; margins are in
+evaluator.attacks.margins, the norms' torch side in evaluator.attacks.torch_norms."""
 
 from __future__ import annotations
 
@@ -9,31 +10,36 @@ from typing import Any, Callable
 import numpy as np
 
 from evaluator.attacks.base import Attack, AttackKind, AttackOutput, AttackTarget, Norm, register_attack
+from evaluator.attacks.margins import margin_of
+from evaluator.attacks.torch_norms import project_to_ball, steepest_direction
 
 
-def margin_of(logits: Any, y: Any) -> Any:
-    """max_{j != y} z_j - z_y per sample; positive means misclassified. logits (N, K), y (N,)."""
-    import torch
+@dataclass(frozen=True)
+class PGDOptions:
+    """One PGD run's settings: `steps` steps of rel_stepsize x epsilon in `norm` (L2, Linf), from a random point of
+    the ball when random_start, over batches of batch_size samples; stop_when_fooled: see projected_gradient."""
 
-    true = logits.gather(1, y[:, None]).squeeze(1)
-    others = logits.clone()
-    others.scatter_(1, y[:, None], -torch.inf)
-    return others.max(1).values - true
+    norm: Norm
+    steps: int
+    rel_stepsize: float
+    random_start: bool
+    batch_size: int
+    stop_when_fooled: bool = True
 
 
-def projected_gradient(model: Any, x: np.ndarray, y: np.ndarray, epsilon: float, norm: Norm, steps: int,
-                       rel_stepsize: float, random_start: bool, seed: int, batch_size: int,
-                       stop_when_fooled: bool = True) -> np.ndarray:
-    """PGD on cross-entropy in Linf or L2 (Madry et al. 2018), in batches; x (N, C, H, W) in [0, 1].
+def projected_gradient(model: Any, x: np.ndarray, y: np.ndarray, epsilon: float, options: PGDOptions,
+                       seed: int) -> np.ndarray:
+    """PGD on cross-entropy in Linf or L2 (Madry et al. 2018), in batches; x (N, C, H, W) in [0, 1], labels y (N,);
+    returns the candidates (N, C, H, W).
 
-    Per sample it keeps the iterate with the largest margin seen, so a success at any step is never lost
+    Per sample it keeps the iterate with the smallest margin seen, so a success at any step is never lost
     to a later step (foolbox and ART return the last iterate). With `stop_when_fooled` a sample leaves the
     batch once it is misclassified by a settled margin (see `settled`): later steps could not change whether
     it counts as robust, so the remaining steps are spent on the samples still standing (the batch sheds them
     once they are COMPACT_SHARE of it).
     """
-    return in_batches(x, y, batch_size, seed, lambda clean, labels, generator: pgd_batch(
-        model, clean, labels, epsilon, norm, steps, rel_stepsize * epsilon, random_start, generator, stop_when_fooled))
+    return in_batches(x, y, options.batch_size, seed,
+                      lambda clean, labels, generator: pgd_batch(model, clean, labels, epsilon, options, generator))
 
 
 COMPACT_SHARE = 0.125  # the batch drops its settled samples once they are this share of it: a new batch shape at
@@ -42,9 +48,10 @@ SETTLED_MARGIN = 1e-3  # x (1 + the sample's largest |logit|): 10x the export ch
 
 
 def settled(logits: Any, margin: Any) -> Any:
-    """Whether each sample (N,) is misclassified by more than SETTLED_MARGIN x (1 + its largest |logit|), so that
-    the deployed graph (which agrees with the source to 1e-4 x (1 + that) at export) misclassifies it too."""
-    return margin > SETTLED_MARGIN * (1 + logits.abs().amax(1))
+    """Whether each sample (N,) of logits (N, K) is misclassified by more than SETTLED_MARGIN x (1 + its largest
+    |logit|), its margin (N,) below minus that, so that the deployed graph (which agrees with the source to
+    1e-4 x (1 + that) at export) misclassifies it too."""
+    return margin < -SETTLED_MARGIN * (1 + logits.abs().amax(1))
 
 
 def in_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
@@ -58,52 +65,28 @@ def in_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
     return np.concatenate(chunks) if chunks else x.copy()
 
 
-def project_to_ball(candidate: Any, x: Any, epsilon: float, norm: Norm) -> Any:
-    """candidate (N, C, H, W) moved into the `norm` ball of radius epsilon around x, then into [0, 1].
-
-    Clipping to [0, 1] after the ball cannot leave the ball: x is inside [0, 1], so clipping only moves
-    coordinates towards x.
-    """
+def pgd_batch(model: Any, x: Any, y: Any, epsilon: float, options: PGDOptions, generator: Any) -> np.ndarray:
+    """PGD (see projected_gradient) on one torch batch x (N, C, H, W), labels y (N,); candidates (N, C, H, W)."""
     import torch
 
-    if norm is Norm.LINF:
-        candidate = torch.min(torch.max(candidate, x - epsilon), x + epsilon)
-    else:
-        delta = candidate - x
-        length = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
-        candidate = x + delta * (epsilon / length).clamp(max=1.0).view(-1, 1, 1, 1)
-    return candidate.clamp(0, 1)
-
-
-def steepest_direction(grad: Any, norm: Norm) -> Any:
-    """The unit step (N, C, H, W) of steepest ascent in `norm`: sign(grad) in Linf, grad / ||grad||_2 in L2."""
-    if norm is Norm.LINF:
-        return grad.sign()
-    return grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
-
-
-def pgd_batch(model: Any, x: Any, y: Any, epsilon: float, norm: Norm, steps: int, step_size: float,
-              random_start: bool, generator: Any, stop_when_fooled: bool = True) -> np.ndarray:
-    import torch
-
+    norm, steps, step_size = options.norm, options.steps, options.rel_stepsize * epsilon
     x_adv = x.clone()
-    if random_start:
+    if options.random_start:
         if norm is Norm.LINF:
             noise = (torch.rand(x.shape, generator=generator) * 2 - 1) * epsilon
-        else:  # uniform in the L2 ball: a random direction, radius eps * u^(1/d)
-            direction = torch.randn(x.shape, generator=generator)
-            direction /= direction.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+        else:  # uniform in the L2 ball: a random direction (a Gaussian draw of unit length), radius eps * u^(1/d)
+            direction = steepest_direction(torch.randn(x.shape, generator=generator), Norm.L2)
             radius = epsilon * torch.rand(len(x), generator=generator) ** (1 / x[0].numel())
             noise = direction * radius.view(-1, 1, 1, 1)
         x_adv = project_to_ball(x + noise, x, epsilon, norm)
     best = x_adv.clone()
-    best_margin = torch.full((len(x),), -torch.inf)
+    best_margin = torch.full((len(x),), torch.inf)
     active, clean, labels, point = torch.arange(len(x)), x, y, x_adv  # the samples still attacked
     for step in range(steps + 1):
         point.requires_grad_(True)
         logits = model(point)
         margin = margin_of(logits.detach(), labels)
-        improved = margin > best_margin[active]
+        improved = margin < best_margin[active]
         best[active[improved]], best_margin[active[improved]] = point.detach()[improved], margin[improved]
         if step == steps:
             break
@@ -111,7 +94,7 @@ def pgd_batch(model: Any, x: Any, y: Any, epsilon: float, norm: Norm, steps: int
         (grad,) = torch.autograd.grad(loss, point)
         with torch.no_grad():
             point = project_to_ball(point.detach() + step_size * steepest_direction(grad, norm), clean, epsilon, norm)
-            if stop_when_fooled:
+            if options.stop_when_fooled:
                 standing = ~settled(logits.detach(), best_margin[active])
                 if standing.sum() <= (1 - COMPACT_SHARE) * len(active):
                     active, clean, labels, point = active[standing], clean[standing], labels[standing], point[standing]
@@ -138,9 +121,8 @@ class ProjectedGradientAttack(Attack):
     stop_when_fooled = True  # a class attribute, not an option: transfer attacks keep pushing the surrogate
 
     def run(self, target: AttackTarget, x: np.ndarray, y: np.ndarray, epsilon: float, seed: int) -> AttackOutput:
-        return AttackOutput(projected_gradient(self.gradient_model(target), x, y, epsilon, self.norm, self.steps,
-                                               self.rel_stepsize, self.random_start, seed, self.batch_size,
-                                               self.stop_when_fooled))
+        options = PGDOptions(norm=self.norm, stop_when_fooled=self.stop_when_fooled, **self.options())
+        return AttackOutput(projected_gradient(self.gradient_model(target), x, y, epsilon, options, seed))
 
 
 @register_attack

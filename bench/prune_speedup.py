@@ -25,7 +25,7 @@ from exporters.architectures import ArchSpec, build_model
 from exporters.artifacts import export_program, to_onnx
 from exporters.pruning.census import prunable_layers, take_census
 from exporters.pruning.engine import Target, prune_to_target
-from exporters.pruning.methods import get_method
+from evaluator.catalogue import get_method
 
 
 def export(model: torch.nn.Module, path: Path, size: int) -> Path:

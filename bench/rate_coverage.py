@@ -20,7 +20,7 @@ from evaluator.errors import EvaluatorError
 from exporters.artifacts import load_trainable
 from exporters.pruning.census import prunable_layers, take_census
 from exporters.pruning.engine import Target, prune_to_target
-from exporters.pruning.methods import METHODS
+from evaluator.catalogue import METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
 

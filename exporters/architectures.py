@@ -150,7 +150,7 @@ class VGG11(nn.Module):
         return self.classifier(self.pool(self.features(self.normalize(x))))
 
 
-ARCHITECTURES: dict[str, Callable[[ArchSpec], nn.Module]] = {
+BUILDERS: dict[str, Callable[[ArchSpec], nn.Module]] = {  # one per evaluator.catalogue.ARCHITECTURES name
     "lenet5": LeNet5,
     "resnet8": ResNet8,
     "vgg11": VGG11,
@@ -162,8 +162,8 @@ MAX_WIDTH = 16.0  # a width multiplier past this is a typo, and its model would 
 
 def build_model(spec: ArchSpec) -> nn.Module:
     """A freshly initialised model of `spec` (seed torch before calling for reproducible weights)."""
-    if spec.name not in ARCHITECTURES:
-        raise EvaluatorError(f"unknown architecture {spec.name!r}: expected one of {', '.join(ARCHITECTURES)}")
+    if spec.name not in BUILDERS:
+        raise EvaluatorError(f"unknown architecture {spec.name!r}: expected one of {', '.join(BUILDERS)}")
     if spec.in_channels not in (1, 3) or spec.image_size not in (28, 32):
         raise EvaluatorError(f"{spec.name} supports 1 or 3 channels and 28 or 32 px inputs, got {spec.in_channels}x{spec.image_size}")
     if len(spec.mean) != spec.in_channels or len(spec.std) != spec.in_channels:
@@ -174,7 +174,7 @@ def build_model(spec: ArchSpec) -> nn.Module:
         raise EvaluatorError(f"a classifier needs 2 to {MAX_CLASSES} classes, got {spec.num_classes}")
     if not all(math.isfinite(value) for value in spec.mean) or not all(math.isfinite(v) and v > 0 for v in spec.std):
         raise EvaluatorError("normalisation mean must be finite and std positive")
-    return ARCHITECTURES[spec.name](spec)
+    return BUILDERS[spec.name](spec)
 
 
 def final_classifier(model: nn.Module) -> nn.Linear:

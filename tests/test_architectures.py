@@ -4,10 +4,11 @@ import pytest
 import torch
 
 from evaluator.errors import EvaluatorError
-from exporters.architectures import ARCHITECTURES, ArchSpec, build_model, final_classifier, reshape_to_state
+from evaluator.catalogue import ARCHITECTURES
+from exporters.architectures import BUILDERS, ArchSpec, build_model, final_classifier, reshape_to_state
 from exporters.pruning.census import prunable_layers, take_census
 from exporters.pruning.engine import Target, prune_to_target
-from exporters.pruning.methods import get_method
+from evaluator.catalogue import get_method
 
 
 def count_params(model: torch.nn.Module) -> int:
@@ -34,7 +35,7 @@ def test_width_multiplier_scales_the_model() -> None:
 def test_the_train_command_offers_every_architecture() -> None:
     from evaluator.app.options import Architecture
 
-    assert [choice.value for choice in Architecture] == list(ARCHITECTURES)
+    assert [choice.value for choice in Architecture] == list(ARCHITECTURES) == list(BUILDERS)
 
 
 def test_bad_specs_are_user_errors() -> None:

@@ -17,7 +17,7 @@ from evaluator.profile import profile_model
 from exporters.architectures import ArchSpec, build_model
 from exporters.pruning.census import prunable_layers, take_census
 from exporters.pruning.engine import Target, prune_to_target
-from exporters.pruning.methods import METHODS, get_method
+from evaluator.catalogue import METHODS, get_method
 
 from conftest import ZOO_CHILD, ZOO_PARENT
 

@@ -95,7 +95,7 @@ def test_channel_alignment_of_a_pruned_resnet() -> None:
     from exporters.artifacts import export_program, to_onnx
     from exporters.pruning.census import prunable_layers, take_census
     from exporters.pruning.engine import Target, prune_to_target
-    from exporters.pruning.methods import get_method
+    from evaluator.catalogue import get_method
     from evaluator.profile import conv_alignment
 
     torch.manual_seed(0)

@@ -9,6 +9,7 @@ from enum import Enum
 from fractions import Fraction
 from pathlib import Path
 
+from evaluator.catalogue import ARCHITECTURES
 from evaluator.errors import EvaluatorError
 
 THREADS_HELP = "Threads of torch and ONNX Runtime, 1 to 1024 (default: the free cores, see README)."
@@ -29,12 +30,8 @@ class Provider(Choice):
     cuda = "cuda"
 
 
-class Architecture(Choice):
-    """The architectures `train` builds (exporters.architectures.ARCHITECTURES)."""
-
-    lenet5 = "lenet5"
-    resnet8 = "resnet8"
-    vgg11 = "vgg11"
+Architecture = Choice("Architecture", {name: name for name in ARCHITECTURES})  # type: ignore[misc]
+"""The architectures `train` builds (evaluator.catalogue.ARCHITECTURES)."""
 
 
 class Schedule(Choice):

@@ -11,15 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from evaluator.assess_config import BUDGET_FIELDS, AssessConfig, check_attack_norms, check_budgets
+from evaluator.catalogue import ARCHITECTURES, METHODS, STUDY_METHODS
 from evaluator.default_attacks import DEFAULT_CASCADES, default_attacks
 from evaluator.errors import EvaluatorError
 from evaluator.files import read_text_file
 from evaluator.limits import MAX_EPOCHS
 from evaluator.threads import choose_threads
 
-ARCHITECTURES = ("lenet5", "resnet8", "vgg11")
-STUDY_METHODS = tuple(f"{granularity}-{criterion}" for granularity in ("unstructured", "kernel", "filter")
-                      for criterion in ("global-magnitude", "local-magnitude", "local-random"))
 PROVIDERS = ("auto", "cpu", "cuda")
 MAX_RETIME_ROUNDS = 100
 MAX_SEED = 2**63 - 1  # as the CLI's other commands (torch takes up to 2**64 - 1)
@@ -69,8 +67,6 @@ class SweepConfig:
     def validate(self) -> None:
         """Every setting, the source and its files, the dataset and the results folder: all before anything is
         written. Loads the dataset (and a .pt2 source) once to see that they load and fit."""
-        from exporters.pruning.methods import METHODS
-
         if not self.source.endswith(".pt2") and self.source not in ARCHITECTURES:
             raise EvaluatorError(f"source must be one of {', '.join(ARCHITECTURES)} or a .pt2 file, got {self.source!r}")
         if self.source.endswith(".pt2"):

@@ -55,7 +55,7 @@ def print_methods() -> None:
     """`prune --list`: the pruning methods as a table."""
     from rich.table import Table
 
-    from exporters.pruning.methods import METHODS
+    from evaluator.catalogue import METHODS
 
     table = Table("method", "granularity", "criterion", "scope", "rate basis", "removes channels", "summary")
     for method in METHODS.values():

@@ -19,6 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
+from evaluator.catalogue import METHODS
 from evaluator.table import PARENT_METHOD
 
 DPI = 150
@@ -26,9 +27,7 @@ SVG_SALT = "evaluator-report"
 STYLE = {"svg.hashsalt": SVG_SALT, "svg.fonttype": "none", "font.size": 9, "axes.titlesize": 10, "legend.fontsize": 8,
          "figure.dpi": 100, "savefig.dpi": DPI, "savefig.bbox": None, "path.simplify": False}
 # The pruning methods `evaluator prune --list` knows, in a fixed order: each keeps its colour and marker in every figure.
-KNOWN_METHODS = tuple(f"{granularity}-{scope}-{criterion}" for granularity in ("unstructured", "kernel", "filter")
-                      for scope, criterion in (("global", "magnitude"), ("local", "magnitude"), ("local", "random"))) + tuple(
-    f"filter-{criterion}" for criterion in ("l1", "l2", "taylor", "bn-scale", "lamp", "fpgm", "random"))
+KNOWN_METHODS = tuple(METHODS)
 # tab20, dark shades first so that the first ten methods are far apart.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
            "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5")

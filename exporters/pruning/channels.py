@@ -11,7 +11,7 @@ from torch import nn
 
 from evaluator.errors import EvaluatorError
 from exporters.architectures import final_classifier
-from exporters.pruning.methods import PruningMethod
+from evaluator.catalogue import PruningMethod
 
 ImportanceFactory = Callable[[str], tp.importance.Importance]
 

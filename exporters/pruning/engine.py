@@ -13,7 +13,7 @@ from evaluator.errors import EvaluatorError
 from exporters.pruning.census import Census, achieved_rates, prunable_layers, take_census
 from exporters.pruning.channels import check_applicable, prune_channels
 from exporters.pruning.masks import MaskedModel, removal_priority
-from exporters.pruning.methods import PruningMethod
+from evaluator.catalogue import PruningMethod
 
 RATE_TOLERANCE = 0.05
 SEARCH_STEPS = 40

@@ -24,7 +24,7 @@ from exporters.artifacts import Artifacts, load_trainable, save_artifacts
 from exporters.pruning.census import Census, prunable_layers, take_census
 from exporters.pruning.engine import RATE_TOLERANCE, StepOutcome, Target, prune_to_target, tolerance_matters
 from exporters.pruning.masks import MaskKeeper
-from exporters.pruning.methods import PruningMethod, get_method
+from evaluator.catalogue import PruningMethod, get_method
 from exporters.train import TrainConfig, accuracy, seed_everything, train_model
 from exporters.workflows import (DataOptions, TrainingData, base_metadata, load_training_data, recorded_validation_size,
                                  training_record)

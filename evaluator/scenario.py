@@ -4,7 +4,7 @@ If a share r in [0, 1] of a model's inputs are adversarial (attacked within one 
 are clean, the model's aggregated accuracy is A_v(r) = (1 - r) * clean_v + r * robust_v: a straight line from
 clean accuracy at r = 0 to robust accuracy at r = 1. Which variant to deploy depends on r: this module finds where
 the lines cross and which variant is best on each range of r (the upper envelope). Accuracies are shares in [0, 1];
-r is a share in [0, 1]. Input rows are the sweep's table rows (evaluator/table.py `table_row`).
+r is a share in [0, 1]. Input rows are the sweep's table rows (TableRow, evaluator/table.py `table_row`).
 
 Accuracies are measured on samples, so each range's best variant also says whether its lead is clear: at the middle of
 the range, its lead over the runner-up counts as clear only when neither variant's aggregated accuracy lies inside the
@@ -16,9 +16,11 @@ paired significance test.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
+
+from evaluator.results import Interval, TableRow
 
 TOLERANCE = 1e-9  # shares closer than this are equal (float rounding of hand-written or averaged accuracies)
 
@@ -130,25 +132,21 @@ class Scenario:
         return None
 
 
-def aggregated_lines(rows: Iterable[dict[str, Any]], budget_key: str) -> list[Line]:
+def aggregated_lines(rows: Iterable[TableRow], budget_key: str) -> list[Line]:
     """One line per row that has a robust accuracy at budget_key (rows without it are left out), in table order."""
     lines = []
     for row in rows:
-        robust = (row.get("robust_accuracy") or {}).get(budget_key)
-        clean = row.get("clean_accuracy")
-        if robust is None or clean is None:
+        robust = row.robust_accuracy.get(budget_key)
+        if robust is None:
             continue
-        lines.append(Line(str(row["variant"]), str(row.get("method", "none")), float(clean), float(robust),
-                          interval_of(row.get("clean_accuracy_ci")),
-                          interval_of((row.get("robust_accuracy_ci") or {}).get(budget_key))))
+        lines.append(Line(row.variant, row.method, float(row.clean_accuracy), float(robust),
+                          interval_of(row.clean_accuracy_ci), interval_of(row.robust_accuracy_ci.get(budget_key))))
     return lines
 
 
-def interval_of(value: Any) -> tuple[float, float] | None:
-    """A row's [low, high] as a tuple; None for a missing or malformed one (rows from before the intervals)."""
-    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
-        return float(value[0]), float(value[1])
-    return None
+def interval_of(interval: Interval | None) -> tuple[float, float] | None:
+    """A row's interval as floats; None without one (rows from before the intervals)."""
+    return None if interval is None else (float(interval[0]), float(interval[1]))
 
 
 def rank(line: Line) -> tuple[float, float, str]:
@@ -237,7 +235,7 @@ def with_runner_up(segment: Segment, lines: Sequence[Line]) -> Segment:
     return replace(segment, runner_up=runner_up.variant, lead=lead, clear=clear_lead(best, runner_up, middle))
 
 
-def scenario(rows: Iterable[dict[str, Any]], budget_key: str) -> Scenario:
+def scenario(rows: Iterable[TableRow], budget_key: str) -> Scenario:
     """Lines, crossings and best-variant ranges at one budget key."""
     lines = aggregated_lines(rows, budget_key)
     return Scenario(budget_key, tuple(lines), tuple(crossings(lines)), tuple(best_ranges(lines)))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from evaluator.report.plots import (
 from evaluator.scenario import (
     Line, aggregated_lines, best_ranges, clear_lead, crossing, crossings, default_budget_key, pareto_front, scenario,
 )
+from evaluator.results import TableRow
 from evaluator.stats import share_interval
 from evaluator.table import table_csv, table_markdown, table_note, table_row, with_parent_drop
 
@@ -28,31 +31,31 @@ METHODS = ("unstructured-global-magnitude", "filter-l1", "kernel-local-random")
 
 
 def make_row(variant: str, method: str, rate: float, clean: float, robust: dict[str, float], p99: float | None,
-             curves: dict[str, list[list[float]]], failed: tuple[str, ...] = ()) -> dict[str, Any]:
+             curves: dict[str, tuple[tuple[float, float], ...]], failed: tuple[str, ...] = ()) -> TableRow:
     """A table row as evaluator/table.py `table_row` builds it, with hand-made numbers: clean accuracy on 10,000 test
     images, robust accuracies on 1,000 attacked ones (their clean accuracy a point above the whole set's)."""
     achieved = rate * 0.98 if rate > 1 else 1.0
     attacked_clean = round(min(clean + 0.01, 1.0), 4)
-    return {
-        "variant": variant, "method": method, "target_rate": float(rate), "achieved_rate": achieved, "params": 61706,
-        "nonzero_params": int(61706 / achieved), "macs": int(429000 / (achieved if method.startswith("filter") else 1)),
-        "size_bytes": 248000, "gzip_bytes": int(229000 / achieved), "provider": "CPUExecutionProvider",
-        "latency_p50_ms": None if p99 is None else round(0.8 * p99, 4), "latency_p99_ms": p99,
-        "throughput_per_s": None if p99 is None else round(8000 / p99), "throughput_batch": 64, "clean_accuracy": clean,
-        "clean_accuracy_ci": list(share_interval(clean, 10_000)), "accuracy_drop": None, "attacked_samples": 1000,
-        "attacked_clean_accuracy": attacked_clean, "attacked_clean_accuracy_ci": list(share_interval(attacked_clean, 1000)),
-        "robust_accuracy": robust, "robust_accuracy_ci": {key: list(share_interval(value, 1000)) for key, value in robust.items()},
-        "median_distance": {"L2": 0.8 * clean, "Linf": 0.03 * clean},
-        "curves": curves, "checks_failed": list(failed), "sha256": "ab" * 32, "path": f"models/{variant}.onnx",
-    }
+    return TableRow(
+        variant=variant, method=method, target_rate=float(rate), achieved_rate=achieved, params=61706,
+        nonzero_params=int(61706 / achieved), macs=int(429000 / (achieved if method.startswith("filter") else 1)),
+        size_bytes=248000, gzip_bytes=int(229000 / achieved), provider="CPUExecutionProvider",
+        latency_p50_ms=None if p99 is None else round(0.8 * p99, 4), latency_p99_ms=p99,
+        throughput_per_s=None if p99 is None else round(8000 / p99), throughput_batch=64, clean_accuracy=clean,
+        clean_accuracy_ci=share_interval(clean, 10_000), accuracy_drop=None, attacked_samples=1000,
+        attacked_clean_accuracy=attacked_clean, attacked_clean_accuracy_ci=share_interval(attacked_clean, 1000),
+        robust_accuracy=robust, robust_accuracy_ci={key: share_interval(value, 1000) for key, value in robust.items()},
+        median_distance={"L2": 0.8 * clean, "Linf": 0.03 * clean},
+        curves=curves, checks_failed=failed, sha256="ab" * 32, path=f"models/{variant}.onnx",
+    )
 
 
-def study_rows() -> list[dict[str, Any]]:
+def study_rows() -> list[TableRow]:
     """The parent and three methods at rates 2, 4, 8; kernel-local-random at rate 8 failed a check."""
-    def curves(clean: float, scale: float) -> dict[str, list[list[float]]]:
-        return {"Linf": [[0.0, clean], [0.01 * scale, round(0.8 * clean, 4)], [0.03 * scale, round(0.4 * clean, 4)],
-                         [0.08 * scale, 0.0]],
-                "L2": [[0.0, clean], [0.5 * scale, round(0.7 * clean, 4)], [2.0 * scale, 0.0]]}
+    def curves(clean: float, scale: float) -> dict[str, tuple[tuple[float, float], ...]]:
+        return {"Linf": ((0.0, clean), (0.01 * scale, round(0.8 * clean, 4)), (0.03 * scale, round(0.4 * clean, 4)),
+                         (0.08 * scale, 0.0)),
+                "L2": ((0.0, clean), (0.5 * scale, round(0.7 * clean, 4)), (2.0 * scale, 0.0))}
 
     rows = [make_row("parent", "none", 1, 0.9, {LINF: 0.3, "L2@1": 0.4, "L0@10": 0.5}, 0.5, curves(0.9, 1.0))]
     for m, method in enumerate(METHODS):
@@ -78,12 +81,12 @@ CONTEXT = {
 
 
 @pytest.fixture(scope="module")
-def rows() -> list[dict[str, Any]]:
+def rows() -> list[TableRow]:
     return study_rows()
 
 
 @pytest.fixture(scope="module")
-def figures(rows: list[dict[str, Any]], tmp_path_factory: pytest.TempPathFactory) -> list[FigureFiles]:
+def figures(rows: list[TableRow], tmp_path_factory: pytest.TempPathFactory) -> list[FigureFiles]:
     return plot_all(rows, tmp_path_factory.mktemp("figures"))
 
 
@@ -162,17 +165,17 @@ def test_a_lead_is_clear_only_outside_both_intervals() -> None:
     assert best_ranges([a])[0].runner_up is None and best_ranges([a])[0].lead_text() == ""
 
 
-def test_scenario_from_rows(rows: list[dict[str, Any]]) -> None:
+def test_scenario_from_rows(rows: list[TableRow]) -> None:
     result = scenario(rows, LINF)
-    assert [l.variant for l in result.lines] == [row["variant"] for row in rows]
+    assert [l.variant for l in result.lines] == [row.variant for row in rows]
     assert result.accuracies(np.array([0.0, 1.0])) == pytest.approx(
-        np.array([[row["clean_accuracy"], row["robust_accuracy"][LINF]] for row in rows]))
+        np.array([[row.clean_accuracy, row.robust_accuracy[LINF]] for row in rows]))
     # The parent is best on clean inputs; kernel-local-random_cr2 (0.83 clean, 0.36 robust) is best under attack;
     # they cross where 0.9 - 0.6 r = 0.83 - 0.47 r, r = 7/13.
     assert [s.variant for s in result.best] == ["parent", "kernel-local-random_cr2"]
     assert result.best[0].r_to == pytest.approx(7 / 13, abs=1e-9)
     assert result.best_at(0.2) == "parent" and result.best_at(0.9) == "kernel-local-random_cr2"
-    missing = [{**rows[0], "robust_accuracy": {}}, *rows[1:]]
+    missing = [replace(rows[0], robust_accuracy={}), *rows[1:]]
     assert len(aggregated_lines(missing, LINF)) == len(rows) - 1
 
 
@@ -190,7 +193,7 @@ def test_pareto_front_and_default_budget() -> None:
 # --- figures --------------------------------------------------------------------------------------------------
 
 
-def test_figures_written_and_deterministic(rows: list[dict[str, Any]], figures: list[FigureFiles], tmp_path: Path) -> None:
+def test_figures_written_and_deterministic(rows: list[TableRow], figures: list[FigureFiles], tmp_path: Path) -> None:
     assert [f.name for f in figures] == ["grid", "curves", "latency", "scenario"]
     for figure in figures:
         assert figure.png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -206,48 +209,49 @@ def test_figures_written_and_deterministic(rows: list[dict[str, Any]], figures: 
         assert f'id="{series_id("grid", LINF, method)}"' in grid_svg
 
 
-def test_grid_shows_the_table(rows: list[dict[str, Any]]) -> None:
+def test_grid_shows_the_table(rows: list[TableRow]) -> None:
     series = figure_series(grid_figure(rows))
     parent = rows[0]
     for method in METHODS:
-        members = sorted((row for row in rows if row["method"] == method), key=lambda row: row["achieved_rate"])
+        members = sorted((row for row in rows if row.method == method), key=lambda row: row.achieved_rate)
         for panel in ("clean", "L0@10", "L2@1", LINF):
-            value = (lambda row: row["clean_accuracy"]) if panel == "clean" else (lambda row: row["robust_accuracy"][panel])
-            expected = [[1.0, value(parent)]] + [[row["achieved_rate"], value(row)] for row in members]
+            value = (lambda row: row.clean_accuracy) if panel == "clean" else (lambda row: row.robust_accuracy[panel])
+            expected = [[1.0, value(parent)]] + [[row.achieved_rate, value(row)] for row in members]
             np.testing.assert_allclose(series[series_id("grid", panel, method)], expected)
     np.testing.assert_allclose(series[series_id("grid", LINF, "none")], [[1.0, 0.3]])
     assert method_style("filter-l1") == method_style("filter-l1") != method_style("filter-l2")
 
 
-def test_curves_latency_and_scenario_show_the_table(rows: list[dict[str, Any]]) -> None:
+def test_curves_latency_and_scenario_show_the_table(rows: list[TableRow]) -> None:
     curves = figure_series(curves_figure(rows))  # type: ignore[arg-type]
     for row in rows:
-        for norm, points in row["curves"].items():
-            drawn = curves[series_id("curve", norm, row["variant"])]
+        for norm, points in row.curves.items():
+            drawn = curves[series_id("curve", norm, row.variant)]
             np.testing.assert_allclose(drawn[:-1], points)
             assert drawn[-1, 1] == points[-1][1] and drawn[-1, 0] > points[-1][0]  # the last step runs on
-    assert curves_figure([{**row, "curves": {}} for row in rows]) is None
+    assert curves_figure([replace(row, curves={}) for row in rows]) is None
 
     latency = figure_series(latency_figure(rows, LINF))  # type: ignore[arg-type]
     for row in rows:
-        np.testing.assert_allclose(latency[series_id("latency", row["variant"])],
-                                   [[row["latency_p99_ms"], row["robust_accuracy"][LINF]]])
+        np.testing.assert_allclose(latency[series_id("latency", row.variant)],
+                                   [[row.latency_p99_ms, row.robust_accuracy[LINF]]])
     # The filter-l1 variants are the fastest, each more robust than the next faster; kernel-local-random_cr2 is the most robust.
     front = ["filter-l1_cr8", "filter-l1_cr4", "filter-l1_cr2", "kernel-local-random_cr2"]
-    by_variant = {row["variant"]: row for row in rows}
+    by_variant = {row.variant: row for row in rows}
     np.testing.assert_allclose(latency[series_id("latency", "pareto")],
-                               [[by_variant[v]["latency_p99_ms"], by_variant[v]["robust_accuracy"][LINF]] for v in front])
-    p50_only = [{**row, "latency_p99_ms": None} for row in rows]
+                               [[by_variant[v].latency_p99_ms, by_variant[v].robust_accuracy[LINF]] for v in front])
+    p50_only = [replace(row, latency_p99_ms=None) for row in rows]
     p50_series = figure_series(latency_figure(p50_only, LINF))  # type: ignore[arg-type]
-    assert p50_series[series_id("latency", "parent")][0, 0] == rows[0]["latency_p50_ms"]
-    assert latency_figure([{**row, "latency_p50_ms": None, "latency_p99_ms": None} for row in rows], LINF) is None
-    assert plot_latency([{**row, "latency_p50_ms": None, "latency_p99_ms": None} for row in rows], Path("unused"), LINF) is None
+    assert p50_series[series_id("latency", "parent")][0, 0] == rows[0].latency_p50_ms
+    untimed = [replace(row, latency_p50_ms=None, latency_p99_ms=None) for row in rows]
+    assert latency_figure(untimed, LINF) is None
+    assert plot_latency(untimed, Path("unused"), LINF) is None
 
     result = scenario(rows, LINF)
     drawn = figure_series(scenario_figure(rows, result))  # type: ignore[arg-type]
     for row in rows:
-        np.testing.assert_allclose(drawn[series_id("scenario", row["variant"])],
-                                   [[0.0, row["clean_accuracy"]], [1.0, row["robust_accuracy"][LINF]]])
+        np.testing.assert_allclose(drawn[series_id("scenario", row.variant)],
+                                   [[0.0, row.clean_accuracy], [1.0, row.robust_accuracy[LINF]]])
     np.testing.assert_allclose(drawn[series_id("scenario", "crossings")], [[c.r, c.accuracy] for c in result.crossings])
     np.testing.assert_allclose(drawn[series_id("scenario", "envelope")], [[0.0, 0.9], [7 / 13, 0.9 - 0.6 * 7 / 13], [1.0, 0.36]],
                                atol=1e-9)
@@ -256,28 +260,28 @@ def test_curves_latency_and_scenario_show_the_table(rows: list[dict[str, Any]]) 
 # --- HTML -----------------------------------------------------------------------------------------------------
 
 
-def test_many_curves_get_a_panel_per_norm_and_method(rows: list[dict[str, Any]]) -> None:
+def test_many_curves_get_a_panel_per_norm_and_method(rows: list[TableRow]) -> None:
     """A study's 55 variants in one panel are unreadable: past CURVES_PER_PANEL each method gets its own panels,
     every variant still drawn with its own data (and the parent in each of its method's panels)."""
     from evaluator.report.plots import CURVES_PER_PANEL, curve_panels
 
-    many = [*rows, *({**row, "variant": f"{row['variant']}_copy{index}"} for index in range(CURVES_PER_PANEL)
-                     for row in rows if row["method"] != "none")]
-    norms = sorted({norm for row in rows for norm in row["curves"]})
-    methods = list(dict.fromkeys(row["method"] for row in rows if row["method"] != "none"))
+    many = [*rows, *(replace(row, variant=f"{row.variant}_copy{index}") for index in range(CURVES_PER_PANEL)
+                     for row in rows if row.method != "none")]
+    norms = sorted({norm for row in rows for norm in row.curves})
+    methods = list(dict.fromkeys(row.method for row in rows if row.method != "none"))
     assert curve_panels(rows, norms) == [(norm, None) for norm in norms]
     assert curve_panels(many, norms) == [(norm, method) for norm in norms for method in methods]
     drawn = figure_series(curves_figure(many))  # type: ignore[arg-type]
     for row in many:
-        for norm, points in row["curves"].items():
-            np.testing.assert_allclose(drawn[series_id("curve", norm, row["variant"])][:-1], points)
+        for norm, points in row.curves.items():
+            np.testing.assert_allclose(drawn[series_id("curve", norm, row.variant)][:-1], points)
 
 
 def markdown_cells(line: str) -> list[str]:
     return [cell.strip() for cell in line.strip().strip("|").split("|")]
 
 
-def test_html_table_matches_markdown_and_escapes(rows: list[dict[str, Any]]) -> None:
+def test_html_table_matches_markdown_and_escapes(rows: list[TableRow]) -> None:
     page = render_html(rows, CONTEXT, [])
     markdown = table_markdown(rows).splitlines()
     assert table_header(rows) == markdown_cells(markdown[0])
@@ -287,12 +291,12 @@ def test_html_table_matches_markdown_and_escapes(rows: list[dict[str, Any]]) -> 
     assert markdown[2 + len(rows):] == ["", table_note(rows)] and table_note(rows) in page
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<b>bold</b>" not in page and "&lt;pruning study&gt; &amp; co" in page
-    nasty = [{**rows[1], "variant": '<img src=x onerror="alert(1)">'}, *rows[2:]]
-    page = render_html(nasty, {"title": "t", "checks": {}, "notes": {nasty[0]["variant"]: ["</ul><script>x</script>"]}}, [])
+    nasty = [replace(rows[1], variant='<img src=x onerror="alert(1)">'), *rows[2:]]
+    page = render_html(nasty, {"title": "t", "checks": {}, "notes": {nasty[0].variant: ["</ul><script>x</script>"]}}, [])
     assert "<img" not in page and "<script>x" not in page
 
 
-def test_table_says_what_robust_accuracy_is_out_of(rows: list[dict[str, Any]]) -> None:
+def test_table_says_what_robust_accuracy_is_out_of(rows: list[TableRow]) -> None:
     """Beside the whole test set's clean accuracy: the attacked samples, their clean accuracy, and 95% intervals."""
     lines = table_markdown(rows).splitlines()
     header = markdown_cells(lines[0])
@@ -315,11 +319,11 @@ def test_table_says_what_robust_accuracy_is_out_of(rows: list[dict[str, Any]]) -
     assert f"robust_{LINF}_ci_low" in csv_header and f"robust_{LINF}_ci_high" in csv_header
 
 
-def test_rows_from_before_the_intervals_still_render(rows: list[dict[str, Any]]) -> None:
+def test_rows_from_before_the_intervals_still_render(rows: list[TableRow]) -> None:
     """A table.json of schema 1.0 (the committed reproduction data): no intervals, no attacked samples."""
     new_keys = ("clean_accuracy_ci", "attacked_samples", "attacked_clean_accuracy", "attacked_clean_accuracy_ci",
                 "robust_accuracy_ci")
-    old = [{key: value for key, value in row.items() if key not in new_keys} for row in rows]
+    old = [TableRow.from_dict({key: value for key, value in row.to_dict().items() if key not in new_keys}) for row in rows]
     lines = table_markdown(old).splitlines()
     parent = dict(zip(markdown_cells(lines[0]), markdown_cells(lines[2])))
     assert parent["clean %"] == "90.0" and parent["attacked n"] == "-" and parent["attacked clean %"] == "-"
@@ -330,6 +334,24 @@ def test_rows_from_before_the_intervals_still_render(rows: list[dict[str, Any]])
     assert [s.clear for s in scenario(old, LINF).best] == [None, None]
 
 
+def test_table_rows_read_back_from_json(rows: list[TableRow]) -> None:
+    """TableRow.from_dict reads to_dict's JSON back to an equal row, and rows of table schema 1.0 (the committed
+    reproduction data) with their new fields None or empty, their old values unchanged."""
+    for row in rows:
+        data = json.loads(json.dumps(row.to_dict()))
+        assert TableRow.from_dict(data) == row and list(data) == [field.name for field in fields(TableRow)]
+    tables = sorted((Path(__file__).resolve().parents[1] / "docs").glob("**/table.json"))
+    assert tables
+    for table in tables:
+        data = json.loads(table.read_text())
+        read = [TableRow.from_dict(row) for row in data["rows"]]
+        assert [{key: row.to_dict()[key] for key in old} for row, old in zip(read, data["rows"])] == data["rows"]
+        if data["schema_version"] == "1.0":
+            assert all(row.clean_accuracy_ci is None and row.attacked_samples is None and row.robust_accuracy_ci == {}
+                       for row in read)
+        assert len(table_markdown(read).splitlines()) == len(read) + 4
+
+
 def test_table_row_of_a_model_without_attacks() -> None:
     """A model assessed with no attack and no latency: the robustness and speed cells are empty, not made up."""
     from evaluator.results import ModelAssessment, ModelProfile, RuntimeChoice
@@ -337,17 +359,18 @@ def test_table_row_of_a_model_without_attacks() -> None:
     model = ModelAssessment("m.onnx", "fashion-mnist", ModelProfile("0", 1, 1, 1, 1, 1, 0, 0), RuntimeChoice("cpu", "CPUExecutionProvider"),
                             None, None, (), 0.9, None, 10_000, (), (), (), (), None, None)
     row = table_row(model)
-    assert row["clean_accuracy_ci"] == list(share_interval(0.9, 10_000)) and row["accuracy_drop"] is None
-    assert row["attacked_samples"] is None and row["robust_accuracy"] == {} and row["robust_accuracy_ci"] == {}
-    assert row["latency_p99_ms"] is None and row["method"] == "none" and row["variant"] == "m"
+    assert row.clean_accuracy_ci == share_interval(0.9, 10_000) and row.accuracy_drop is None
+    assert row.attacked_samples is None and row.robust_accuracy == {} and row.robust_accuracy_ci == {}
+    assert row.latency_p99_ms is None and row.method == "none" and row.variant == "m"
+    assert TableRow.from_dict(json.loads(json.dumps(row.to_dict()))) == row
 
 
-def test_html_scenario_says_when_a_lead_is_not_clear(rows: list[dict[str, Any]]) -> None:
+def test_html_scenario_says_when_a_lead_is_not_clear(rows: list[TableRow]) -> None:
     result = scenario(rows, LINF)
     page = render_html(rows, CONTEXT, [])
     for segment in result.best:
         assert segment.lead_text() and segment.lead_text() in page
-    close = [{**rows[0], "robust_accuracy_ci": {LINF: [0.1, 0.5]}}, *rows[1:]]  # a parent attacked on few images
+    close = [replace(rows[0], robust_accuracy_ci={LINF: (0.1, 0.5)}), *rows[1:]]  # a parent attacked on few images
     texts = [segment.lead_text() for segment in scenario(close, LINF).best]
     assert any(text.endswith("within the 95% interval: not a clear difference") for text in texts)
 
@@ -379,7 +402,7 @@ def chrome_driver() -> Any:
     return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
 
 
-def test_html_report_renders_in_chromium(rows: list[dict[str, Any]], figures: list[FigureFiles], tmp_path: Path) -> None:
+def test_html_report_renders_in_chromium(rows: list[TableRow], figures: list[FigureFiles], tmp_path: Path) -> None:
     path = write_html(tmp_path / "report.html", rows, CONTEXT, figures)
     page = path.read_text(encoding="utf-8")
     assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:|//)|url\(\s*["']?(?!#)|@import""", page)
@@ -399,12 +422,12 @@ def test_html_report_renders_in_chromium(rows: list[dict[str, Any]], figures: li
         table_rows = driver.execute_script(
             "return Array.from(document.querySelectorAll('#results tbody tr')).map(function (tr) {"
             " return [tr.cells[0].textContent, tr.className]; })")
-        assert [cell for cell, _ in table_rows] == [row["variant"] for row in rows]
+        assert [cell for cell, _ in table_rows] == [row.variant for row in rows]
         assert [variant for variant, css in table_rows if css == "failed"] == ["kernel-local-random_cr8"]
         clean_column = table_header(rows).index("clean %")
         driver.execute_script(f"document.querySelectorAll('#results th')[{clean_column}].click()")
         first = driver.execute_script("return document.querySelector('#results tbody tr').cells[0].textContent")
-        assert first == min(rows, key=lambda row: row["clean_accuracy"])["variant"]
+        assert first == min(rows, key=lambda row: row.clean_accuracy).variant
         assert not [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
     finally:
         driver.quit()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +11,13 @@ import pytest
 
 from evaluator.app.reproduction import (by_method, finding_clean, finding_filter_collapse, finding_scenario,
                                         finding_speed, finding_sweet_spots, main)
+from evaluator.results import TableRow
 from evaluator.stats import share_interval
 
 
-def row(method: str, rate: float, clean: float, robust: dict[str, float] | None = None, throughput: float = 1000.0,
-        gzip: int = 1000, median: dict[str, float] | None = None) -> dict[str, Any]:
+def row_data(method: str, rate: float, clean: float, robust: dict[str, float] | None = None, throughput: float = 1000.0,
+             gzip: int = 1000, median: dict[str, float] | None = None) -> dict[str, Any]:
+    """A table.json row of table schema 1.0 (no intervals, no attacked samples)."""
     variant = "parent" if method == "none" else f"{method}_cr{rate:g}"
     return {"variant": variant, "method": method, "target_rate": rate, "achieved_rate": rate, "params": 100,
             "nonzero_params": int(100 / rate), "macs": 1000, "size_bytes": 2000, "gzip_bytes": gzip,
@@ -23,11 +26,17 @@ def row(method: str, rate: float, clean: float, robust: dict[str, float] | None 
             "median_distance": median or {}, "curves": {}, "checks_failed": [], "sha256": "0", "path": f"/x/{variant}.onnx"}
 
 
-PARENT = row("none", 1.0, 0.90, {"Linf@0.01": 0.6, "Linf@0.02": 0.4, "Linf@0.03": 0.2})
+def row(method: str, rate: float, clean: float, robust: dict[str, float] | None = None, throughput: float = 1000.0,
+        gzip: int = 1000, median: dict[str, float] | None = None) -> TableRow:
+    return TableRow.from_dict(row_data(method, rate, clean, robust, throughput, gzip, median))
+
+
+PARENT_DATA = row_data("none", 1.0, 0.90, {"Linf@0.01": 0.6, "Linf@0.02": 0.4, "Linf@0.03": 0.2})
+PARENT = TableRow.from_dict(PARENT_DATA)
 UNSTRUCTURED = "unstructured-global-magnitude"
 
 
-def unstructured(cleans: dict[float, float]) -> list[dict[str, Any]]:
+def unstructured(cleans: dict[float, float]) -> list[TableRow]:
     return [row(UNSTRUCTURED, rate, clean) for rate, clean in cleans.items()]
 
 
@@ -75,7 +84,7 @@ def test_speed_claim_wants_filter_faster_and_the_rest_unchanged() -> None:
     fast_unstructured = row(UNSTRUCTURED, 8.0, 0.89, throughput=1500.0)
     assert finding_speed([PARENT, fast_filter, fast_unstructured]).verdict == "partly"
     assert finding_speed([PARENT, row("filter-l1", 8.0, 0.8, throughput=1000.0)]).verdict == "contradicted"
-    assert finding_speed([{**PARENT, "throughput_per_s": None}, fast_filter]).verdict == "no data"
+    assert finding_speed([replace(PARENT, throughput_per_s=None), fast_filter]).verdict == "no data"
 
 
 def test_scenario_claim_needs_a_crossing() -> None:
@@ -89,10 +98,9 @@ def test_scenario_claim_needs_a_crossing() -> None:
 def test_scenario_evidence_says_when_a_lead_is_not_clear() -> None:
     """The parent (0.9 clean, 0.4 robust) and a (0.85, 0.6) cross at r = 0.2; on 20 attacked images a's lead at r = 0.6
     (0.7 against 0.6) is inside a's 95% interval, on 1,000 it is clear."""
-    def measured(base: dict[str, Any], attacked: int) -> dict[str, Any]:
-        robust = base["robust_accuracy"]
-        return {**base, "clean_accuracy_ci": list(share_interval(base["clean_accuracy"], 10_000)),
-                "robust_accuracy_ci": {key: list(share_interval(value, attacked)) for key, value in robust.items()}}
+    def measured(base: TableRow, attacked: int) -> TableRow:
+        return replace(base, clean_accuracy_ci=share_interval(base.clean_accuracy, 10_000),
+                       robust_accuracy_ci={key: share_interval(value, attacked) for key, value in base.robust_accuracy.items()})
 
     a = row("a", 4.0, 0.85, {"Linf@0.01": 0.7, "Linf@0.02": 0.6, "Linf@0.03": 0.5})
     few = finding_scenario([measured(PARENT, 20), measured(a, 20)])
@@ -104,8 +112,9 @@ def test_scenario_evidence_says_when_a_lead_is_not_clear() -> None:
 
 
 def test_page_from_results_folders(tmp_path: Path) -> None:
-    dead = {**row("kernel-local-random", 8.0, 0.1), "checks_failed": ["gradients-nonzero", "unbounded-success"]}
-    rows = [PARENT, *unstructured({2.0: 0.905, 4.0: 0.8912}), row("filter-l1", 2.0, 0.7, throughput=1800.0), dead]
+    dead = {**row_data("kernel-local-random", 8.0, 0.1), "checks_failed": ["gradients-nonzero", "unbounded-success"]}
+    rows = [PARENT_DATA, row_data(UNSTRUCTURED, 2.0, 0.905), row_data(UNSTRUCTURED, 4.0, 0.8912),
+            row_data("filter-l1", 2.0, 0.7, throughput=1800.0), dead]
     folder = tmp_path / "results"
     folder.mkdir()
     (folder / "table.json").write_text(json.dumps({"config": {"samples": 300, "finetune_epochs": 2, "retime_rounds": 3}, "rows": rows,
@@ -134,7 +143,7 @@ def test_page_from_results_folders(tmp_path: Path) -> None:
 def test_page_says_the_sample_is_nested_for_rows_that_record_it(tmp_path: Path) -> None:
     folder = tmp_path / "results"
     folder.mkdir()
-    rows = [{**PARENT, "attacked_samples": 300}, *unstructured({2.0: 0.9})]
+    rows = [{**PARENT_DATA, "attacked_samples": 300}, row_data(UNSTRUCTURED, 2.0, 0.9)]
     (folder / "table.json").write_text(json.dumps({"config": {"samples": 300}, "rows": rows, "failures": []}))
     assert main([str(folder), "--out", str(tmp_path / "page.md")]) == 0
     assert ("on a seeded sample of 300 test images: the first of one seeded permutation of the test set, so a smaller "
@@ -148,7 +157,7 @@ def test_page_without_any_results_exits_2(tmp_path: Path, capsys: pytest.Capture
 
 
 def test_flagged_variants_are_left_out_of_robustness_claims() -> None:
-    masked = {**row("a", 4.0, 0.85, {"Linf@0.01": 0.9, "Linf@0.02": 0.9, "Linf@0.03": 0.9}), "checks_failed": ["unbounded-success"]}
+    masked = replace(row("a", 4.0, 0.85, {"Linf@0.01": 0.9, "Linf@0.02": 0.9, "Linf@0.03": 0.9}), checks_failed=("unbounded-success",))
     assert finding_sweet_spots([PARENT, masked]).verdict == "no data"
     assert finding_scenario([PARENT, masked]).verdict == "contradicted"  # the parent alone is best everywhere
-    assert finding_scenario([PARENT, {**masked, "checks_failed": []}]).verdict == "confirmed"
+    assert finding_scenario([PARENT, replace(masked, checks_failed=())]).verdict == "confirmed"

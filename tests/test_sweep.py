@@ -83,7 +83,7 @@ def test_rows_match_assess_json_of_the_same_artifacts(uninterrupted: Path, tmp_p
                                       "--eps", "4/255,8/255", "--no-latency", "--json", str(tmp_path / "a.json")])
     assert result.exit_code == 0, result.output
     assessment = Assessment.from_dict(json.loads((tmp_path / "a.json").read_text()))
-    assert json.loads(json.dumps(table_row(assessment.models[0]))) == row
+    assert json.loads(json.dumps(table_row(assessment.models[0]).to_dict())) == row
 
 
 @pytest.mark.train

@@ -1,8 +1,9 @@
 """The reproduction page: the study's tables, figures and findings (PAPER.md), measured by `evaluator sweep` results.
 
 Each finding is one of the study's claims with a verdict computed from the sweep's table rows by a rule stated on the
-page (never typed in by hand): "confirmed", "contradicted", "partly" or "no data". Rows are table rows
-(evaluator/table.py); accuracies are shares in [0, 1], distances in the norm's units (L0 in pixels), latencies in ms.
+page (never typed in by hand): "confirmed", "contradicted", "partly" or "no data". Rows are table rows (TableRow,
+read from table.json of schema 1.0 or 1.1 by `TableRow.from_dict`); accuracies are shares in [0, 1], distances in the
+norm's units (L0 in pixels), latencies in ms.
 
     python -m evaluator.app.reproduction results/study-lenet5 results/study-resnet8 ... --out docs/reproduction.md
 
@@ -19,12 +20,13 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from evaluator.errors import EvaluatorError
 from evaluator.files import write_bytes_atomic, write_text_atomic
+from evaluator.results import TableRow
 from evaluator.scenario import middle_budget, scenario
-from evaluator.table import PARENT_METHOD, budget_columns, parent_row
+from evaluator.table import PARENT_METHOD, budget_columns, number, parent_row
 
 MODERATE_RATES = (2.0, 4.0, 8.0)
 HIGH_RATE = 16.0
@@ -50,7 +52,7 @@ class StudyResult:
     name: str
     folder: Path
     config: dict[str, Any]
-    rows: list[dict[str, Any]]
+    rows: list[TableRow]
     failures: list[str]
     environment: dict[str, Any]
 
@@ -64,19 +66,19 @@ def load_result(folder: Path) -> StudyResult:
         raise EvaluatorError(f"{table} not found: run `evaluator sweep` for it first") from None
     except json.JSONDecodeError as error:
         raise EvaluatorError(f"{table} is not valid JSON: {error}") from None
-    rows = data["rows"]
+    rows = [TableRow.from_dict(row) for row in data["rows"]]
     parent = parent_row(rows)
-    name = parent["variant"] if parent is not None else Path(folder).name
+    name = parent.variant if parent is not None else Path(folder).name
     return StudyResult(name, Path(folder), data.get("config", {}), rows, data.get("failures", []), data.get("environment", {}))
 
 
-def by_method(rows: Sequence[dict[str, Any]]) -> dict[str, dict[float, dict[str, Any]]]:
+def by_method(rows: Sequence[TableRow]) -> dict[str, dict[float, TableRow]]:
     """{method: {target rate: row}}, every method starting with the parent at rate 1."""
     parent = parent_row(rows)
-    table: dict[str, dict[float, dict[str, Any]]] = {}
+    table: dict[str, dict[float, TableRow]] = {}
     for row in rows:
-        if row["method"] != PARENT_METHOD:
-            table.setdefault(row["method"], {})[float(row["target_rate"])] = row
+        if row.method != PARENT_METHOD:
+            table.setdefault(row.method, {})[float(row.target_rate)] = row
     if parent is not None:
         for series in table.values():
             series[1.0] = parent
@@ -91,50 +93,50 @@ def rate_label(rate: float) -> str:
     return f"{rate:g}"
 
 
-def finding_clean(rows: Sequence[dict[str, Any]]) -> Finding:
+def finding_clean(rows: Sequence[TableRow]) -> Finding:
     """Moderate unstructured (global magnitude) pruning keeps clean accuracy up to CR 8."""
     claim = f"Moderate unstructured pruning keeps clean accuracy (global magnitude, CR 2-8, at most {100 * KEPT_CLEAN_DROP:g} points below the parent)"
     series = by_method(rows).get("unstructured-global-magnitude", {})
     parent = parent_row(rows)
-    measured = {rate: series[rate]["clean_accuracy"] for rate in MODERATE_RATES if rate in series}
+    measured = {rate: series[rate].clean_accuracy for rate in MODERATE_RATES if rate in series}
     if parent is None or not measured:
         return Finding(claim, "no data", "unstructured-global-magnitude or the parent is missing from the sweep")
-    kept = {rate: parent["clean_accuracy"] - value <= KEPT_CLEAN_DROP for rate, value in measured.items()}
+    kept = {rate: parent.clean_accuracy - value <= KEPT_CLEAN_DROP for rate, value in measured.items()}
     verdict = "confirmed" if all(kept.values()) else "contradicted" if not any(kept.values()) else "partly"
-    evidence = f"parent {pct(parent['clean_accuracy'])}%; " + ", ".join(f"CR {rate_label(r)}: {pct(v)}%" for r, v in measured.items())
+    evidence = f"parent {pct(parent.clean_accuracy)}%; " + ", ".join(f"CR {rate_label(r)}: {pct(v)}%" for r, v in measured.items())
     return Finding(claim, verdict, evidence)
 
 
-def trusted(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def trusted(rows: Sequence[TableRow]) -> list[TableRow]:
     """Rows whose sanity checks all passed: a failed check (gradient masking, a dead model, ...) makes robust
     accuracy an upper bound only, so robustness claims leave such rows out."""
-    return [row for row in rows if not row.get("checks_failed")]
+    return [row for row in rows if not row.checks_failed]
 
 
-def sweet_spots(rows: Sequence[dict[str, Any]], key: str) -> tuple[list[str], list[str]]:
+def sweet_spots(rows: Sequence[TableRow], key: str) -> tuple[list[str], list[str]]:
     """(methods with a moderate rate at least as robust as the parent at budget key, methods measured at key);
     variants with a failed sanity check are left out."""
     rows = trusted(rows)
     parent = parent_row(rows)
-    if parent is None or key not in parent["robust_accuracy"]:
+    if parent is None or key not in parent.robust_accuracy:
         return [], []
     found, measured = [], []
     for method, series in by_method(rows).items():
-        values = [series[rate]["robust_accuracy"].get(key) for rate in MODERATE_RATES if rate in series]
+        values = [series[rate].robust_accuracy.get(key) for rate in MODERATE_RATES if rate in series]
         values = [value for value in values if value is not None]
         if values:
             measured.append(method)
-            if max(values) >= parent["robust_accuracy"][key]:
+            if max(values) >= parent.robust_accuracy[key]:
                 found.append(method)
     return found, measured
 
 
-def middle_key(rows: Sequence[dict[str, Any]], norm: str) -> str | None:
+def middle_key(rows: Sequence[TableRow], norm: str) -> str | None:
     """The sweep's middle budget of a norm (the second of four): the one the scenario figure uses for Linf."""
-    return middle_budget(budget_columns(list(rows)), norm)
+    return middle_budget(budget_columns(rows), norm)
 
 
-def finding_sweet_spots(rows: Sequence[dict[str, Any]]) -> Finding:
+def finding_sweet_spots(rows: Sequence[TableRow]) -> Finding:
     """Moderate pruning keeps or raises robustness: per norm, the methods with a CR in 2-8 at least as robust as CR 1."""
     claim = ("Moderate pruning keeps or raises robustness (a CR in 2-8 at least as robust as the parent, per method; "
              "variants with a failed sanity check left out)")
@@ -153,14 +155,14 @@ def finding_sweet_spots(rows: Sequence[dict[str, Any]]) -> Finding:
     return Finding(claim, verdict, "; ".join(parts))
 
 
-def finding_filter_collapse(rows: Sequence[dict[str, Any]], failures: Sequence[str]) -> Finding:
+def finding_filter_collapse(rows: Sequence[TableRow], failures: Sequence[str]) -> Finding:
     """Structured filter pruning collapses to chance at high compression rates (CR >= 16)."""
     claim = f"Filter pruning collapses to chance at high CR (clean accuracy at CR >= {HIGH_RATE:g} at most {pct(CHANCE + COLLAPSE_MARGIN)}%)"
     parts, collapsed = [], []
     for method, series in by_method(rows).items():
         if not method.startswith("filter"):
             continue
-        high = {rate: row["clean_accuracy"] for rate, row in series.items() if rate >= HIGH_RATE}
+        high = {rate: row.clean_accuracy for rate, row in series.items() if rate >= HIGH_RATE}
         if not high:
             reason = next((failure for failure in failures if method in failure), "")
             parts.append(f"{method}: no rate >= {HIGH_RATE:g} reached" + (f" ({reason})" if reason else ""))
@@ -174,21 +176,21 @@ def finding_filter_collapse(rows: Sequence[dict[str, Any]], failures: Sequence[s
     return Finding(claim, verdict, "; ".join(parts))
 
 
-def finding_speed(rows: Sequence[dict[str, Any]]) -> Finding:
+def finding_speed(rows: Sequence[TableRow]) -> Finding:
     """Only filter pruning makes the dense runtime faster; unstructured and kernel pruning only shrink the gzip size."""
     claim = (f"Only filter pruning makes the dense runtime faster (throughput at CR 8 at least {FASTER:g}x the parent's; "
              f"unstructured and kernel within +-{100 * SAME_SPEED:g}%, smaller only when compressed)")
     parent = parent_row(rows)
-    if parent is None or not parent.get("throughput_per_s"):
+    if parent is None or not parent.throughput_per_s:
         return Finding(claim, "no data", "no throughput measured for the parent (sweep run with --no-latency?)")
     holds, parts = [], []
     for method, series in by_method(rows).items():
         row = series.get(8.0)
-        if row is None or not row.get("throughput_per_s"):
+        if row is None or not row.throughput_per_s:
             continue
-        speedup = row["throughput_per_s"] / parent["throughput_per_s"]
-        gzip = row["gzip_bytes"] / parent["gzip_bytes"]
-        macs = row["macs"] / parent["macs"]
+        speedup = row.throughput_per_s / parent.throughput_per_s
+        gzip = row.gzip_bytes / parent.gzip_bytes
+        macs = row.macs / parent.macs
         if method.startswith("filter"):
             holds.append(speedup >= FASTER)
         else:
@@ -200,7 +202,7 @@ def finding_speed(rows: Sequence[dict[str, Any]]) -> Finding:
     return Finding(claim, verdict, "; ".join(parts))
 
 
-def finding_scenario(rows: Sequence[dict[str, Any]]) -> Finding:
+def finding_scenario(rows: Sequence[TableRow]) -> Finding:
     """Which variant is best depends on the share r of adversarial inputs: more than one variant on the upper envelope."""
     key = middle_key(rows, "Linf") or middle_key(rows, "L2")
     claim = ("The best variant depends on the share r of adversarial inputs (aggregated accuracy, more than one best "
@@ -222,7 +224,7 @@ def findings(result: StudyResult) -> list[Finding]:
             finding_speed(rows), finding_scenario(rows)]
 
 
-def pivot(rows: Sequence[dict[str, Any]], value: Any, rates: Sequence[float]) -> list[str]:
+def pivot(rows: Sequence[TableRow], value: Callable[[TableRow], str], rates: Sequence[float]) -> list[str]:
     """Markdown lines: one row per method, one column per rate, cells value(row) or '-'."""
     lines = ["| method | " + " | ".join(f"CR {rate_label(rate)}" for rate in rates) + " |",
              "|---|" + "---:|" * len(rates)]
@@ -232,8 +234,8 @@ def pivot(rows: Sequence[dict[str, Any]], value: Any, rates: Sequence[float]) ->
     return lines
 
 
-def study_rates(rows: Sequence[dict[str, Any]]) -> list[float]:
-    return sorted({float(row["target_rate"]) for row in rows} | {1.0})
+def study_rates(rows: Sequence[TableRow]) -> list[float]:
+    return sorted({float(row.target_rate) for row in rows} | {1.0})
 
 
 def section(result: StudyResult, figure_folder: Path, page: Path) -> list[str]:
@@ -243,16 +245,17 @@ def section(result: StudyResult, figure_folder: Path, page: Path) -> list[str]:
     lines = [f"## {result.name}", ""]
     parent = parent_row(rows)
     if parent is not None:
+        schema_1_1 = parent.attacked_samples is not None or parent.clean_accuracy_ci is not None
         nested = (": the first of one seeded permutation of the test set, so a smaller sample is part of a larger one"
-                  if "attacked_samples" in parent else "")  # table schema 1.1 on; older sweeps drew them otherwise
-        lines.append(f"Parent: {parent['params']:,} parameters, clean accuracy {pct(parent['clean_accuracy'])}% on the "
+                  if schema_1_1 else "")  # table schema 1.1 on; older sweeps drew them otherwise
+        lines.append(f"Parent: {parent.params:,} parameters, clean accuracy {pct(parent.clean_accuracy)}% on the "
                      f"whole test set (every clean accuracy below is on the whole test set; robust accuracies and "
                      f"distances on a seeded sample of {config.get('samples', '?')} test images{nested}).")
     lines += [f"Sweep settings: methods {len(by_method(rows))}, rates {', '.join(rate_label(r) for r in rates)}, "
               f"{config.get('schedule', '?')} schedule with at most {config.get('finetune_epochs', '?')} fine-tuning "
               f"epoch(s) per step (patience {config.get('patience', '?')}), attacks {', '.join(config.get('attacks', []))}, "
               f"{config.get('samples', '?')} samples, seed {config.get('seed', '?')}, provider "
-              f"{parent['provider'] if parent else '?'}.", ""]
+              f"{parent.provider if parent else '?'}.", ""]
     if config.get("retime_rounds"):
         lines += [f"Latency and throughput: every variant timed again after the sweep in {config['retime_rounds']} "
                   "interleaved rounds (each round visits every variant once); each keeps its round with the lowest "
@@ -261,29 +264,28 @@ def section(result: StudyResult, figure_folder: Path, page: Path) -> list[str]:
         lines += ["Rates not reached: " + "; ".join(result.failures), ""]
     lines += ["### Findings", "", "| the study's claim | verdict | measured |", "|---|---|---|"]
     lines += [f"| {f.claim} | **{f.verdict}** | {f.evidence} |" for f in findings(result)]
-    flagged = [row for row in rows if row.get("checks_failed")]
+    flagged = [row for row in rows if row.checks_failed]
     if flagged:
         lines += ["", "### Sanity flags", "",
                   "These variants failed a sanity check (see the report's checks): their robust accuracies and distances "
                   "are upper bounds (a dead model's constant output or masked gradients defeat the attacks), and the "
                   "robustness findings above leave them out.", "", "| variant | failed checks |", "|---|---|"]
-        lines += [f"| {row['variant']} | {', '.join(row['checks_failed'])} |" for row in flagged]
+        lines += [f"| {row.variant} | {', '.join(row.checks_failed)} |" for row in flagged]
     lines += ["", "### Clean accuracy (%) by compression rate", ""]
-    lines += pivot(rows, lambda row: pct(row["clean_accuracy"]), rates)
+    lines += pivot(rows, lambda row: pct(row.clean_accuracy), rates)
     for norm in ("L0", "L2"):
-        if any(norm in row["median_distance"] for row in rows):
+        if any(norm in row.median_distance for row in rows):
             unit = " (pixels)" if norm == "L0" else ""
             lines += ["", f"### Median minimal {norm} distance{unit} by compression rate", ""]
-            lines += pivot(rows, lambda row, norm=norm: "-" if row["median_distance"].get(norm) is None
-                           else f"{row['median_distance'][norm]:.3g}", rates)
+            lines += pivot(rows, lambda row, norm=norm: number(row.median_distance.get(norm), ".3g"), rates)
     for norm in ("L0", "L2", "Linf"):
         key = middle_key(rows, norm)
         if key is not None:
             lines += ["", f"### Robust accuracy (%) at {key} by compression rate", ""]
-            lines += pivot(rows, lambda row, key=key: pct(row["robust_accuracy"].get(key)), rates)
+            lines += pivot(rows, lambda row, key=key: pct(row.robust_accuracy.get(key)), rates)
     lines += ["", "### Throughput (images/s, batch of the table) relative to the parent", ""]
-    base = parent["throughput_per_s"] if parent and parent.get("throughput_per_s") else None
-    lines += pivot(rows, lambda row: "-" if not base or not row.get("throughput_per_s") else f"{row['throughput_per_s'] / base:.2f}x", rates)
+    base = parent.throughput_per_s if parent and parent.throughput_per_s else None
+    lines += pivot(rows, lambda row: "-" if not base or not row.throughput_per_s else f"{row.throughput_per_s / base:.2f}x", rates)
     lines.append("")
     data_folder = figure_folder / result.name
     write_bytes_atomic(data_folder / "table.json", (result.folder / "table.json").read_bytes())
@@ -296,7 +298,7 @@ def section(result: StudyResult, figure_folder: Path, page: Path) -> list[str]:
     return lines
 
 
-def draw_figures(rows: Sequence[dict[str, Any]]) -> dict[str, bytes]:
+def draw_figures(rows: Sequence[TableRow]) -> dict[str, bytes]:
     """The SVGs of FIGURES drawn from the rows, as `evaluator sweep` draws them (byte-identical for the same rows);
     none without matplotlib (the `report` extra)."""
     try:

@@ -41,7 +41,7 @@ from evaluator.assessment import assess
 from evaluator.errors import EvaluatorError
 from evaluator.progress import Progress, SilentProgress
 from evaluator.threads import training_threads
-from evaluator.results import Assessment, ModelAssessment
+from evaluator.results import Assessment, ModelAssessment, TableRow
 from evaluator.files import (is_inside, json_text, read_json_object, sha256_of, stem_file, write_bytes_atomic,
                              write_text_atomic)
 
@@ -62,7 +62,7 @@ def digest(data: Any) -> str:
 @dataclass
 class SweepResult:
     out: Path
-    rows: list[dict[str, Any]]
+    rows: list[TableRow]
     failures: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
 
@@ -277,14 +277,14 @@ def retime_variants(config: SweepConfig, variants: list[Path], assessments: list
     return updated
 
 
-def write_outputs(config: SweepConfig, out: Path, rows: list[dict[str, Any]], assessments: list[Assessment],
+def write_outputs(config: SweepConfig, out: Path, rows: list[TableRow], assessments: list[Assessment],
                   failures: list[str]) -> list[Path]:
     """table.csv/json/md, figures and report.html from the rows."""
     from evaluator.table import TABLE_SCHEMA_VERSION, table_csv, table_markdown
 
     environment = assessments[0].environment if assessments else {}
     table = {"schema_version": TABLE_SCHEMA_VERSION, "config": config.to_dict(), "environment": environment,
-             "failures": failures, "rows": rows}
+             "failures": failures, "rows": [row.to_dict() for row in rows]}
     written = [out / "table.json", out / "table.csv", out / "table.md"]
     write_text_atomic(written[0], json_text(table) + "\n")
     write_text_atomic(written[1], table_csv(rows))
@@ -293,7 +293,7 @@ def write_outputs(config: SweepConfig, out: Path, rows: list[dict[str, Any]], as
     return written
 
 
-def write_report(config: SweepConfig, out: Path, rows: list[dict[str, Any]], assessments: list[Assessment],
+def write_report(config: SweepConfig, out: Path, rows: list[TableRow], assessments: list[Assessment],
                  failures: list[str], environment: dict[str, Any]) -> list[Path]:
     """Figures and the HTML report (needs matplotlib: the `report` extra)."""
     try:

@@ -3,8 +3,9 @@ keys and their labels, latency, pruning methods, short variant names."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
+from evaluator.results import TableRow
 from evaluator.table import PARENT_METHOD
 
 
@@ -24,15 +25,14 @@ def key_label(key: str) -> str:
     return f"{norm} ε={epsilon:.4g}{fraction}"
 
 
-def latency_of(row: dict[str, Any]) -> float | None:
+def latency_of(row: TableRow) -> float | None:
     """p99 latency in ms, p50 when p99 was not measured, None without either."""
-    value = row.get("latency_p99_ms")
-    return row.get("latency_p50_ms") if value is None else value
+    return row.latency_p50_ms if row.latency_p99_ms is None else row.latency_p99_ms
 
 
-def methods_of(rows: Sequence[dict[str, Any]]) -> list[str]:
+def methods_of(rows: Sequence[TableRow]) -> list[str]:
     """Pruning methods in order of first appearance, the parent left out."""
-    return list(dict.fromkeys(row["method"] for row in rows if row["method"] != PARENT_METHOD))
+    return list(dict.fromkeys(row.method for row in rows if row.method != PARENT_METHOD))
 
 
 def short_variant(variant: str, parent: str | None) -> str:

@@ -3,7 +3,7 @@ variant's ranges (evaluator/scenario.py)."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
@@ -11,13 +11,14 @@ from matplotlib.ticker import PercentFormatter
 from evaluator.report.figure_ids import series_id
 from evaluator.report.figure_rows import key_label, short_variant
 from evaluator.report.figure_style import method_style, new_figure, percent_axis, variant_styles
+from evaluator.results import TableRow
 from evaluator.scenario import Scenario
 from evaluator.table import parent_row
 
 SCENARIO_LABEL_CHARS = 70  # characters of a 7-point range label that fit across the scenario axes (r from 0 to 1)
 
 
-def scenario_figure(rows: Sequence[dict[str, Any]], result: Scenario) -> Figure | None:
+def scenario_figure(rows: Sequence[TableRow], result: Scenario) -> Figure | None:
     """Aggregated accuracy A_v(r) = (1 - r) clean_v + r robust_v for r in [0, 1], one line per variant; the variants
     that are best somewhere (and the parent) drawn in colour and named, the others thin and grey; every crossing
     marked faintly, the switches of the best variant boldly, its ranges shaded and named. None without lines.
@@ -26,7 +27,7 @@ def scenario_figure(rows: Sequence[dict[str, Any]], result: Scenario) -> Figure 
         return None
     styles = variant_styles(rows)
     parent = parent_row(rows)
-    parent_name = parent["variant"] if parent else None
+    parent_name = parent.variant if parent else None
     best = {segment.variant for segment in result.best}
     fig, (ax,) = new_figure(1, 1, width=7.0, height=4.6)
     for index, segment in enumerate(result.best):

@@ -11,7 +11,7 @@ import hashlib
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import matplotlib
 from matplotlib.axes import Axes
@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
 from evaluator.catalogue import METHODS
+from evaluator.results import TableRow
 from evaluator.table import PARENT_METHOD
 
 DPI = 150
@@ -56,13 +57,13 @@ def method_style(method: str) -> Style:
     return Style(PALETTE[index % len(PALETTE)], MARKERS[index % len(MARKERS)])
 
 
-def variant_styles(rows: Sequence[dict[str, Any]]) -> dict[str, Style]:
+def variant_styles(rows: Sequence[TableRow]) -> dict[str, Style]:
     """Per variant: its method's colour and marker, and a line style by the rank of its target rate within the method."""
     styles = {}
     for row in rows:
-        rates = sorted({r["target_rate"] for r in rows if r["method"] == row["method"]})
-        base = method_style(row["method"])
-        styles[row["variant"]] = Style(base.color, base.marker, LINESTYLES[rates.index(row["target_rate"]) % len(LINESTYLES)])
+        rates = sorted({r.target_rate for r in rows if r.method == row.method})
+        base = method_style(row.method)
+        styles[row.variant] = Style(base.color, base.marker, LINESTYLES[rates.index(row.target_rate) % len(LINESTYLES)])
     return styles
 
 

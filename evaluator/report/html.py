@@ -1,7 +1,7 @@
 """The sweep's report as one self-contained HTML file: no external URL, figures inlined as SVG, CSS and a tiny
 table-sorting script inline (the Content-Security-Policy allows nothing else to load or run).
 
-Input: the sweep's table rows (evaluator/table.py `table_row`) and a context mapping, every key optional:
+Input: the sweep's table rows (TableRow, evaluator/table.py `table_row`) and a context mapping, every key optional:
     {"title": str,
      "config": {...}, "environment": {...},                       # nested JSON-like values, shown as tables
      "checks": {variant: [{"name": str, "passed": bool, "detail": str}, ...]},
@@ -24,7 +24,8 @@ import numpy as np
 from evaluator.files import write_text_atomic
 from evaluator.report.plots import FigureFiles, key_label, latency_of, plot_all
 from evaluator.scenario import Scenario, default_budget_key, pareto_front, scenario
-from evaluator.table import budget_columns, distance_columns, percent_ci, table_header, table_note
+from evaluator.results import TableRow
+from evaluator.table import budget_columns, distance_columns, number, percent_ci, table_header, table_note
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.5rem auto; max-width: 1400px;
@@ -79,31 +80,25 @@ def text(value: Any) -> str:
     return escape(str(value), quote=True)
 
 
-def number(value: float | int | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def table_cells(row: dict[str, Any], budgets: Sequence[str], norms: Sequence[str]) -> list[tuple[str, Any]]:
+def table_cells(row: TableRow, budgets: Sequence[str], norms: Sequence[str]) -> list[tuple[str, Any]]:
     """One row's cells as in `table_markdown` (accuracies in percent), each with its sort value (a number, or text)."""
-    drop = row.get("accuracy_drop")
-    attacked = row.get("attacked_samples")
-    intervals = row.get("robust_accuracy_ci") or {}
+    drop = row.accuracy_drop
     cells: list[tuple[str, Any]] = [
-        (str(row["variant"]), str(row["variant"])), (str(row["method"]), str(row["method"])),
-        (f"{row['target_rate']:g} / {row['achieved_rate']:.2f}", row["achieved_rate"]),
-        (f"{row['params']:,}", row["params"]), (f"{row['nonzero_params']:,}", row["nonzero_params"]),
-        (f"{row['macs']:,}", row["macs"]), (f"{row['size_bytes']:,}", row["size_bytes"]),
-        (f"{row['gzip_bytes']:,}", row["gzip_bytes"]), (number(row["latency_p50_ms"], ".3f"), row["latency_p50_ms"]),
-        (number(row["latency_p99_ms"], ".3f"), row["latency_p99_ms"]),
-        (number(row["throughput_per_s"], ",.0f"), row["throughput_per_s"]),
-        (str(row["provider"]).replace("ExecutionProvider", ""), str(row["provider"])),
-        (percent_ci(row["clean_accuracy"], row.get("clean_accuracy_ci")), row["clean_accuracy"]),
-        ("-" if drop is None else f"{100 * drop:.1f}", drop), (number(attacked, ","), attacked),
-        (percent_ci(row.get("attacked_clean_accuracy"), row.get("attacked_clean_accuracy_ci")), row.get("attacked_clean_accuracy")),
+        (row.variant, row.variant), (row.method, row.method),
+        (f"{row.target_rate:g} / {row.achieved_rate:.2f}", row.achieved_rate),
+        (f"{row.params:,}", row.params), (f"{row.nonzero_params:,}", row.nonzero_params),
+        (f"{row.macs:,}", row.macs), (f"{row.size_bytes:,}", row.size_bytes),
+        (f"{row.gzip_bytes:,}", row.gzip_bytes), (number(row.latency_p50_ms, ".3f"), row.latency_p50_ms),
+        (number(row.latency_p99_ms, ".3f"), row.latency_p99_ms),
+        (number(row.throughput_per_s, ",.0f"), row.throughput_per_s),
+        (row.provider.replace("ExecutionProvider", ""), row.provider),
+        (percent_ci(row.clean_accuracy, row.clean_accuracy_ci), row.clean_accuracy),
+        ("-" if drop is None else f"{100 * drop:.1f}", drop), (number(row.attacked_samples, ","), row.attacked_samples),
+        (percent_ci(row.attacked_clean_accuracy, row.attacked_clean_accuracy_ci), row.attacked_clean_accuracy),
     ]
-    cells += [(percent_ci(row["robust_accuracy"].get(key), intervals.get(key)), row["robust_accuracy"].get(key))
+    cells += [(percent_ci(row.robust_accuracy.get(key), row.robust_accuracy_ci.get(key)), row.robust_accuracy.get(key))
               for key in budgets]
-    cells += [(number(row["median_distance"].get(norm), ".3g"), row["median_distance"].get(norm)) for norm in norms]
+    cells += [(number(row.median_distance.get(norm), ".3g"), row.median_distance.get(norm)) for norm in norms]
     return cells
 
 
@@ -115,13 +110,13 @@ def sort_value(value: Any) -> str:
     return str(value)
 
 
-def results_table(rows: Sequence[dict[str, Any]]) -> str:
+def results_table(rows: Sequence[TableRow]) -> str:
     """The table, one <tr> per row; rows with failed checks get class 'failed' and a tooltip naming them."""
-    budgets, norms = budget_columns(list(rows)), distance_columns(list(rows))
+    budgets, norms = budget_columns(rows), distance_columns(rows)
     head = "".join(f"<th>{text(name)}</th>" for name in table_header(rows))
     body = []
     for row in rows:
-        failed = list(row.get("checks_failed") or [])
+        failed = row.checks_failed
         attributes = f' class="failed" title="{text("failed checks: " + ", ".join(failed))}"' if failed else ""
         cells = []
         for index, (shown, key) in enumerate(table_cells(row, budgets, norms)):
@@ -174,32 +169,32 @@ def scenario_block(result: Scenario) -> str:
     return "".join(parts)
 
 
-def pareto_block(rows: Sequence[dict[str, Any]], key: str) -> str:
-    points = [row for row in rows if latency_of(row) is not None and row["robust_accuracy"].get(key) is not None]
+def pareto_block(rows: Sequence[TableRow], key: str) -> str:
+    points = [row for row in rows if latency_of(row) is not None and row.robust_accuracy.get(key) is not None]
     if not points:
         return ""
     front = pareto_front(np.array([latency_of(row) for row in points], dtype=np.float64),
-                         np.array([row["robust_accuracy"][key] for row in points], dtype=np.float64))
-    names = ", ".join(f"{text(row['variant'])} ({latency_of(row):.3f} ms, {share(row['robust_accuracy'][key])})"
+                         np.array([row.robust_accuracy[key] for row in points], dtype=np.float64))
+    names = ", ".join(f"{text(row.variant)} ({latency_of(row):.3f} ms, {share(row.robust_accuracy[key])})"
                       for row in (points[i] for i in front))
     return f"<p>Pareto front of latency against robust accuracy at {text(key_label(key))}: {names}.</p>"
 
 
-def checks_block(rows: Sequence[dict[str, Any]], checks: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
+def checks_block(rows: Sequence[TableRow], checks: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
     """Per variant its sanity checks (failed ones highlighted); variants with failed checks are summarised first."""
-    flagged = [row["variant"] for row in rows if row.get("checks_failed")]
+    flagged = [row.variant for row in rows if row.checks_failed]
     flagged += [v for v, items in checks.items() if v not in flagged and any(not item.get("passed", True) for item in items)]
     summary = (f'<p class="flag">{len(flagged)} variant(s) failed sanity checks: '
                + ", ".join(f'<span class="fail">{text(v)}</span>' for v in flagged) + "</p>") if flagged else \
         '<p class="ok">Every variant passed its sanity checks.</p>'
     parts = [summary]
-    variants = [row["variant"] for row in rows] + sorted(v for v in checks if v not in {row["variant"] for row in rows})
-    by_variant = {row["variant"]: row for row in rows}
+    variants = [row.variant for row in rows] + sorted(v for v in checks if v not in {row.variant for row in rows})
+    failed = {row.variant: row.checks_failed for row in rows}
     for variant in variants:
         items = list(checks.get(variant, []))
         known = {item.get("name") for item in items}
         items += [{"name": name, "passed": False, "detail": "failed (from the table)"}
-                  for name in (by_variant.get(variant, {}).get("checks_failed") or []) if name not in known]
+                  for name in failed.get(variant, ()) if name not in known]
         if not items:
             continue
         lines = "".join(f'<tr class="{"passed" if item.get("passed") else "failed"}"><td>{text(item.get("name", ""))}</td>'
@@ -210,8 +205,8 @@ def checks_block(rows: Sequence[dict[str, Any]], checks: Mapping[str, Sequence[M
     return "".join(parts)
 
 
-def notes_block(rows: Sequence[dict[str, Any]], notes: Mapping[str, Sequence[str]]) -> str:
-    in_table = [row["variant"] for row in rows]
+def notes_block(rows: Sequence[TableRow], notes: Mapping[str, Sequence[str]]) -> str:
+    in_table = [row.variant for row in rows]
     order = [v for v in in_table if v in notes] + sorted(v for v in notes if v not in in_table)
     parts = [f"<h3>{text(variant)}</h3><ul>{''.join(f'<li>{text(note)}</li>' for note in notes[variant])}</ul>"
              for variant in order if notes[variant]]
@@ -236,7 +231,7 @@ def script_hash(script: str) -> str:
     return "sha256-" + base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
 
 
-def render_html(rows: Sequence[dict[str, Any]], context: Mapping[str, Any], figures: Sequence[FigureFiles],
+def render_html(rows: Sequence[TableRow], context: Mapping[str, Any], figures: Sequence[FigureFiles],
                 budget_key: str | None = None) -> str:
     """The report as an HTML string. budget_key picks the Pareto text (default: the first Linf budget); the
     scenario's best ranges and crossings are given for every budget key of the table."""
@@ -270,7 +265,7 @@ def render_html(rows: Sequence[dict[str, Any]], context: Mapping[str, Any], figu
             + "\n".join(sections) + f"\n<script>{SORT_SCRIPT}</script>\n</body></html>\n")
 
 
-def write_html(path: Path, rows: Sequence[dict[str, Any]], context: Mapping[str, Any], figures: Sequence[FigureFiles],
+def write_html(path: Path, rows: Sequence[TableRow], context: Mapping[str, Any], figures: Sequence[FigureFiles],
                budget_key: str | None = None) -> Path:
     """Render and write the report atomically; returns its path."""
     path = Path(path)
@@ -278,7 +273,7 @@ def write_html(path: Path, rows: Sequence[dict[str, Any]], context: Mapping[str,
     return path
 
 
-def write_report(path: Path, rows: Sequence[dict[str, Any]], context: Mapping[str, Any], budget_key: str | None = None,
+def write_report(path: Path, rows: Sequence[TableRow], context: Mapping[str, Any], budget_key: str | None = None,
                  figure_dir: Path | None = None) -> tuple[Path, list[FigureFiles]]:
     """Draw every figure (PNG + SVG into figure_dir, default <report folder>/figures) and write the HTML report."""
     path = Path(path)

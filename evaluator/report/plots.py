@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import matplotlib
 from matplotlib.figure import Figure
@@ -23,6 +23,7 @@ from evaluator.report.figure_latency import latency_figure
 from evaluator.report.figure_rows import key_label, latency_of
 from evaluator.report.figure_scenario import scenario_figure
 from evaluator.report.figure_style import DPI, method_style, report_style
+from evaluator.results import TableRow
 from evaluator.scenario import default_budget_key, scenario
 from evaluator.table import budget_columns
 
@@ -55,37 +56,37 @@ def save_figure(fig: Figure, folder: Path, name: str, title: str) -> FigureFiles
     return paths
 
 
-def plot_grid(rows: Sequence[dict[str, Any]], folder: Path) -> FigureFiles:
+def plot_grid(rows: Sequence[TableRow], folder: Path) -> FigureFiles:
     with report_style():
         fig = grid_figure(rows)
     return save_figure(fig, folder, "grid", "Clean and robust accuracy against compression rate, one line per pruning method")
 
 
-def plot_curves(rows: Sequence[dict[str, Any]], folder: Path) -> FigureFiles | None:
+def plot_curves(rows: Sequence[TableRow], folder: Path) -> FigureFiles | None:
     with report_style():
         fig = curves_figure(rows)
     return None if fig is None else save_figure(fig, folder, "curves", "Robust accuracy against the attack budget, per variant")
 
 
-def plot_latency(rows: Sequence[dict[str, Any]], folder: Path, budget_key: str) -> FigureFiles | None:
+def plot_latency(rows: Sequence[TableRow], folder: Path, budget_key: str) -> FigureFiles | None:
     with report_style():
         fig = latency_figure(rows, budget_key)
     title = f"Latency against robust accuracy at {key_label(budget_key)}, with the Pareto front"
     return None if fig is None else save_figure(fig, folder, "latency", title)
 
 
-def plot_scenario(rows: Sequence[dict[str, Any]], folder: Path, budget_key: str) -> FigureFiles | None:
+def plot_scenario(rows: Sequence[TableRow], folder: Path, budget_key: str) -> FigureFiles | None:
     with report_style():
         fig = scenario_figure(rows, scenario(rows, budget_key))
     title = f"Aggregated accuracy against the share of adversarial inputs at {key_label(budget_key)}"
     return None if fig is None else save_figure(fig, folder, "scenario", title)
 
 
-def plot_all(rows: Sequence[dict[str, Any]], folder: Path, budget_key: str | None = None,
+def plot_all(rows: Sequence[TableRow], folder: Path, budget_key: str | None = None,
              names: Sequence[str] | None = None) -> list[FigureFiles]:
     """Every figure the rows allow (or those of `names`), in report order; budget_key (default: the middle Linf
     budget) for latency and scenario."""
-    key = budget_key or default_budget_key(budget_columns(list(rows)))
+    key = budget_key or default_budget_key(budget_columns(rows))
     makers = {"grid": lambda: plot_grid(rows, folder), "curves": lambda: plot_curves(rows, folder)}
     if key is not None:
         makers |= {"latency": lambda: plot_latency(rows, folder, key), "scenario": lambda: plot_scenario(rows, folder, key)}

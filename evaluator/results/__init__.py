@@ -8,7 +8,9 @@ from evaluator.results.attacks import (
 from evaluator.results.model import (
     SCHEMA_VERSION, Assessment, AttackedSamples, Check, LatencyStats, ModelAssessment, ModelProfile, RuntimeChoice,
 )
+from evaluator.results.table_row import TABLE_SCHEMA_VERSION, Interval, TableRow
 
-__all__ = ["BUDGET_SLACK", "OUTCOME_CODES", "SCHEMA_VERSION", "Assessment", "AttackResult", "AttackedSamples", "Check",
-           "LatencyStats", "MinimalNormResult", "ModelAssessment", "ModelProfile", "RuntimeChoice", "WorstCase",
+__all__ = ["BUDGET_SLACK", "OUTCOME_CODES", "SCHEMA_VERSION", "TABLE_SCHEMA_VERSION", "Assessment", "AttackResult",
+           "AttackedSamples", "Check", "Interval", "LatencyStats", "MinimalNormResult", "ModelAssessment", "ModelProfile",
+           "RuntimeChoice", "TableRow", "WorstCase",
            "codes_text", "curve_points", "distance_list", "interval", "outcome_codes", "worst_distances"]

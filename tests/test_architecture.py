@@ -109,6 +109,23 @@ def test_only_the_applications_import_rich() -> None:
     assert offenders == {}, f"modules importing rich outside evaluator.app and evaluator.report: {offenders}"
 
 
+def test_library_errors_name_settings_not_flags() -> None:
+    """An EvaluatorError raised below the applications names the setting (`samples must ...`, field="samples"); the
+    CLI shows the flag (evaluator/app/cli.py with_flag), so the Python API never reads about flags it has not got."""
+    import re
+
+    flag = re.compile(r"(^|[\s(`'\"])--[a-z]")
+    offenders = []
+    for module, path in source_files().items():
+        if in_package(module, APP):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "EvaluatorError":
+                texts = [c.value for c in ast.walk(node) if isinstance(c, ast.Constant) and isinstance(c.value, str)]
+                offenders += [f"{path.relative_to(ROOT)}:{node.lineno}" for text in texts if flag.search(text)]
+    assert offenders == [], f"library errors naming a command-line flag: {offenders}"
+
+
 def line_count(path: Path) -> int:
     return len(path.read_text().splitlines())
 

@@ -56,11 +56,13 @@ class AssessConfig:
         attacks = [parse_attack_spec(spec) for spec in self.attacks]
         return sorted(attacks, key=lambda attack: KIND_ORDER.index(attack.kind.value))
 
-    def progress_steps(self) -> int:
-        """Progress-bar steps of the attacks of one model: one per (attack, epsilon), one per minimal-norm attack."""
+    def progress_steps(self, models: int) -> int:
+        """The steps `assess` reports (evaluator.progress.Step) for `models` models: per model its latency (unless
+        skipped), its clean accuracy, one per (attack, epsilon) and one per minimal-norm attack."""
         from evaluator.attacks import is_minimal
 
-        return sum(1 if is_minimal(a) else len(self.epsilons_for(a.norm.value)) for a in self.create_attacks())
+        attacks = sum(1 if is_minimal(a) else len(self.epsilons_for(a.norm.value)) for a in self.create_attacks())
+        return models * ((0 if self.skip_latency else 1) + 1 + attacks)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +20,7 @@ from evaluator.files import check_name, file_beside, sha256_of
 from evaluator.latency import measure_latency
 from evaluator.limits import check_batch
 from evaluator.profile import conv_alignment, profile_model
+from evaluator.progress import Step, silent_step
 from evaluator.robustness import evaluate_attack, evaluate_minimal, worst_cases
 from evaluator.runtime import CPU_EP, OnnxClassifier, nchwc_block
 from evaluator.threads import assessment_threads
@@ -28,7 +29,6 @@ from evaluator.results import Assessment, AttackResult, AttackedSamples, Latency
 DEFAULT_DATASET = "fashion-mnist"
 
 
-Progress = Callable[[str], None]
 
 
 def resolve_pt2(model_path: Path, record: dict[str, Any] | None, role: str) -> tuple[Path | None, list[str]]:
@@ -102,7 +102,7 @@ def attack_subset(test: Split, samples: int, seed: int) -> Split:
     return test.take(attack_indices(len(test), samples, seed))
 
 
-def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset], progress: Progress) -> ModelAssessment:
+def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset], progress: Step) -> ModelAssessment:
     classifier = OnnxClassifier(path, config.provider, config.batch_size, config.threads)  # type: ignore[arg-type]
     for batch in {config.throughput_batch, *config.latency_batches}:  # before the data is loaded or anything timed
         setting = "throughput_batch" if batch == config.throughput_batch else None
@@ -176,7 +176,7 @@ def parent_clean_accuracy(path: Path, metadata: dict[str, Any] | None, config: A
 
 
 def run_attacks(target: AttackTarget, subset: Split, predictions: np.ndarray, config: AssessConfig, label: str,
-                progress: Progress, notes: list[str]) -> tuple[list[AttackResult], list[MinimalNormResult]]:
+                progress: Step, notes: list[str]) -> tuple[list[AttackResult], list[MinimalNormResult]]:
     """Every attack at every epsilon of its norm. A minimal-norm attack runs once on all samples and gives its result at
     each epsilon from its distances. In a cascade the reported robust accuracy of an attack is that after it and every
     attack before it at that (norm, epsilon)."""
@@ -210,7 +210,7 @@ def run_attacks(target: AttackTarget, subset: Split, predictions: np.ndarray, co
     return results, minimal
 
 
-def assess(paths: list[Path], config: AssessConfig, progress: Progress = lambda message: None) -> Assessment:
+def assess(paths: list[Path], config: AssessConfig, progress: Step = silent_step) -> Assessment:
     """Assess every model in `paths` with the same data, attacks and seed."""
     from evaluator.environment import environment_record
 

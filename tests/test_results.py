@@ -60,3 +60,17 @@ def test_another_schema_version_is_refused_by_name(assessment: Assessment) -> No
     data: dict[str, Any] = {**assessment.to_dict(), "schema_version": "1.1"}
     with pytest.raises(ValueError, match=f"schema version 1.1, this evaluator reads {SCHEMA_VERSION}"):
         Assessment.from_dict(data)
+
+
+def test_progress_steps_count_what_assess_reports() -> None:
+    """AssessConfig.progress_steps (the CLI's bar) equals the steps `assess` reports."""
+    from evaluator.assessment import AssessConfig, assess
+
+    from conftest import ZOO_PARENT
+
+    config = AssessConfig(samples=10, attacks=("square-linf:queries=5", "fmn-l2:steps=2"), epsilons=(4 / 255, 8 / 255),
+                          throughput_batch=4)
+    for skip_latency in (False, True):
+        steps: list[str] = []
+        assess([ZOO_PARENT, ZOO_CHILD], replace(config, skip_latency=skip_latency), steps.append)
+        assert len(steps) == replace(config, skip_latency=skip_latency).progress_steps(2)

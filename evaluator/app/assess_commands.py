@@ -75,8 +75,7 @@ def assess(
     check_attack_norms(config, asked)
     if len(models) > 1 and source is not None:
         raise EvaluatorError("--source names one model's source: assess one model at a time with it")
-    steps = len(models) * (2 + (0 if no_latency else 1) + config.progress_steps())
-    with task_progress(steps) as step:
+    with task_progress(config.progress_steps(len(models))) as step:
         assessment = run_assessment(list(models), config, step)
     render_table(assessment, console)
     verdicts = []

@@ -3,16 +3,17 @@ are imported only when they are made, so results and renderers can carry a confi
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from evaluator.default_attacks import DEFAULT_ATTACKS
+from evaluator.default_attacks import DEFAULT_ATTACKS, default_attacks
 from evaluator.errors import EvaluatorError
 from evaluator.limits import MAX_BUDGETS
 
 if TYPE_CHECKING:
     from evaluator.attacks import Attack
+    from evaluator.policy_rules import Policy
 
 # The AssessConfig (and SweepConfig) field holding each norm's budgets, in the order norms are listed.
 BUDGET_FIELDS = {"Linf": "epsilons", "L2": "epsilons_l2", "L1": "epsilons_l1", "L0": "epsilons_l0"}
@@ -97,3 +98,17 @@ def check_attack_norms(config: AssessConfig, asked: Iterable[str]) -> None:
             raise EvaluatorError(f"{BUDGET_FIELDS[norm]} gives {norm} budgets but no selected attack works in {norm} "
                                  f"(selected: {', '.join(config.attacks) or 'none'}): choose attacks in {norm} "
                                  "(see `evaluator attacks`)", field=BUDGET_FIELDS[norm])
+
+
+def plan_assessment(config: AssessConfig, asked: Sequence[str], policy: Policy | None, attacks_chosen: bool) -> AssessConfig:
+    """The config an assessment runs, from what the user gave: `asked` the norms whose budgets they set, `policy` a
+    sign-off policy whose budgets and latency batch sizes are added, `attacks_chosen` whether they named the attacks
+    (else the default cascades of the asked norms and the policy's, Linf's when none). Every asked norm must have an
+    attack (check_attack_norms)."""
+    if policy is not None:
+        config = replace(config, latency_batches=policy.latency_batches(), **{
+            BUDGET_FIELDS[norm]: tuple(sorted({*config.epsilons_for(norm), *values})) for norm, values in policy.epsilons().items()})
+    if not attacks_chosen:
+        config = replace(config, attacks=default_attacks([*asked, *(policy.epsilons() if policy else ())]))
+    check_attack_norms(config, asked)
+    return config

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -10,7 +9,7 @@ import typer
 
 from evaluator.app.console import console, task_progress
 from evaluator.app.options import THREADS_HELP, Provider, check_output_path, parse_epsilons
-from evaluator.default_attacks import DEFAULT_CASCADES, default_attacks
+from evaluator.default_attacks import DEFAULT_CASCADES
 from evaluator.errors import EvaluatorError
 
 
@@ -45,7 +44,7 @@ def assess(
                                                         "with --policy).")] = None,
 ) -> None:
     """Measure size, latency, clean accuracy and robust accuracy of each ONNX model; with --policy, sign them off."""
-    from evaluator.assess_config import BUDGET_FIELDS, AssessConfig, check_attack_norms, check_budgets
+    from evaluator.assess_config import BUDGET_FIELDS, AssessConfig, check_budgets, plan_assessment
     from evaluator.assessment import assess as run_assessment
     from evaluator.files import write_text_atomic
     from evaluator.report.terminal import render_table
@@ -67,12 +66,7 @@ def assess(
         from evaluator.policy import load_policy
 
         gate = load_policy(policy)
-        config = replace(config, latency_batches=gate.latency_batches(), **{
-            BUDGET_FIELDS[norm]: tuple(sorted({*config.epsilons_for(norm), *values})) for norm, values in gate.epsilons().items()})
-    asked = [norm for norm, text in budgets.items() if text is not None]
-    if attacks is None:
-        config = replace(config, attacks=default_attacks([*asked, *(gate.epsilons() if gate else ())]))
-    check_attack_norms(config, asked)
+    config = plan_assessment(config, [norm for norm, text in budgets.items() if text is not None], gate, attacks is not None)
     if len(models) > 1 and source is not None:
         raise EvaluatorError("--source names one model's source: assess one model at a time with it")
     with task_progress(config.progress_steps(len(models))) as step:

@@ -31,6 +31,10 @@ class Norm(str, Enum):
         return {Norm.L1: Norm.LINF, Norm.L2: Norm.L2, Norm.LINF: Norm.L1}[self]
 
 
+NORM_NAMES: tuple[str, ...] = tuple(norm.value for norm in Norm)  # "L0", "L1", "L2", "Linf": the order tables list them in
+NORM_ORDER: dict[str, int] = {name: index for index, name in enumerate(NORM_NAMES)}
+
+
 def distances(x: np.ndarray, x_adv: np.ndarray, norm: Norm) -> np.ndarray:
     """Per-sample distance (N,) float64 between x and x_adv (N, C, H, W) in `norm`."""
     n, channels, pixels = x.shape[0], x.shape[1], int(np.prod(x.shape[2:]))  # explicit sizes: N may be 0

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from evaluator.norms import NORM_NAMES
+
 METRICS: dict[str, str] = {
     "clean_accuracy": "share of the whole test set classified correctly, in [0, 1]",
     "robust_accuracy": "worst case over the attacks run at (norm, epsilon): share robust, in [0, 1]",
@@ -21,7 +23,7 @@ REQUIRED_KEYS: dict[str, tuple[str, ...]] = {"robust_accuracy": ("norm", "epsilo
                                              "latency_p99_ms": ("batch",)}
 COMMON_KEYS = ("metric", "name", "min", "max")
 POLICY_KEYS = ("name", "description", "require_checks")
-NORMS = ("L0", "L1", "L2", "Linf")
+NORMS = NORM_NAMES
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 TOLERANCE = 1e-9  # relative, for float rounding in comparisons and in matching epsilons
 

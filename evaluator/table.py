@@ -11,12 +11,12 @@ import io
 from dataclasses import replace
 from typing import Sequence
 
+from evaluator.norms import NORM_ORDER
 from evaluator.results import Interval, ModelAssessment, TableRow, curve_points, worst_distances
 from evaluator.results.table_row import TABLE_SCHEMA_VERSION  # noqa: F401 (the sweep's table.json names it from here)
 from evaluator.stats import format_interval, wilson_interval
 
 PARENT_METHOD = "none"  # the method of the unpruned parent's row
-NORM_ORDER = {"L0": 0, "L1": 1, "L2": 2, "Linf": 3}
 
 
 def budget_key(norm: str, epsilon: float) -> str:

@@ -9,6 +9,7 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
+from evaluator.norms import NORM_ORDER
 from evaluator.report.figure_ids import series_id
 from evaluator.report.figure_rows import methods_of, split_key
 from evaluator.report.figure_style import grid_columns, legend_columns, new_figure, percent_axis, variant_styles
@@ -16,7 +17,6 @@ from evaluator.results import TableRow
 from evaluator.table import PARENT_METHOD, budget_columns
 
 CURVES_PER_PANEL = 12  # more variants than this: the curves figure gets a panel per norm and method
-NORM_ORDER = {"L0": 0, "L1": 1, "L2": 2, "Linf": 3}
 
 
 def curve_norms(rows: Sequence[TableRow]) -> list[str]:

@@ -15,15 +15,29 @@ from evaluator.errors import EvaluatorError
 
 def test_the_registry_lists_the_built_in_formats() -> None:
     formats = {fmt.name: fmt for fmt in list_formats()}
-    assert sorted(formats) == ["idx", "npz"]
+    assert sorted(formats) == ["cifar10", "idx", "image-folder", "npz"]
     assert formats["idx"].names == ("fashion-mnist", "mnist") and formats["npz"].suffixes == (".npz",)
+    assert formats["cifar10"].names == ("cifar10",) and formats["image-folder"].names == ()
     assert all(fmt.summary for fmt in formats.values())
 
 
 @pytest.mark.parametrize(("argument", "name"), [("fashion-mnist", "idx"), ("mnist", "idx"), ("data/mine.npz", "npz"),
-                                                ("/tmp/a.b.npz", "npz")])
+                                                ("/tmp/a.b.npz", "npz"), ("cifar10", "cifar10")])
 def test_a_format_is_found_by_name_or_suffix(argument: str, name: str) -> None:
     assert find_format(argument).name == name
+
+
+def test_a_folder_is_found_by_its_layout(tmp_path: Path) -> None:
+    """CIFAR-10 batches, or class folders of images; an empty folder is no format's."""
+    (tmp_path / "cifar" / "test_batch.bin").parent.mkdir()
+    (tmp_path / "cifar" / "test_batch.bin").write_bytes(b"")
+    (tmp_path / "images" / "cat").mkdir(parents=True)
+    (tmp_path / "images" / "cat" / "a.png").write_bytes(b"")
+    (tmp_path / "empty").mkdir()
+    assert find_format(str(tmp_path / "cifar")).name == "cifar10"
+    assert find_format(str(tmp_path / "images")).name == "image-folder"
+    with pytest.raises(EvaluatorError, match="^unknown dataset"):
+        find_format(str(tmp_path / "empty"))
 
 
 @pytest.mark.parametrize("argument", ["cifar-99", "MNIST", "data/mine.npy", "mine.npz.gz", ""])
@@ -31,8 +45,10 @@ def test_an_unknown_dataset_is_one_line_listing_the_formats(argument: str) -> No
     with pytest.raises(EvaluatorError) as raised:
         load_dataset(argument)
     message = str(raised.value)
-    assert message == (f"unknown dataset {argument!r}: expected one of the formats idx (fashion-mnist or mnist, read "
-                       "from IDX files), npz (a path to a .npz file)")
+    assert message == (f"unknown dataset {argument!r}: expected one of the formats cifar10 (cifar10 from data_dir, or "
+                       "a folder of CIFAR-10 binary batches (cifar-10-batches-bin)), idx (fashion-mnist or mnist, read "
+                       "from IDX files), image-folder (a folder of class folders of .png/.jpg images, or of train/ and "
+                       "val/ or test/ folders of them), npz (a path to a .npz file)")
     assert raised.value.field == "dataset" and "\n" not in message
 
 
@@ -65,7 +81,7 @@ def test_a_registered_format_is_dispatched_to(tmp_path: Path, monkeypatch: pytes
 
     dataset = load_dataset("a.board", tmp_path, test_only=True)
     assert calls == [("a.board", tmp_path, True)] and dataset.input_shape == (1, 4, 4)
-    assert [fmt.name for fmt in list_formats()] == ["checkerboards", "idx", "npz"]
+    assert [fmt.name for fmt in list_formats()] == ["checkerboards", "cifar10", "idx", "image-folder", "npz"]
     with pytest.raises(EvaluatorError, match=r"npz \(a path to a .npz file\)$"):
         load_dataset("a.boards")
     with pytest.raises(ValueError, match="registered twice"):

@@ -3,7 +3,8 @@ importing this package registers the built-in formats: one module each."""
 
 from evaluator.datasets.base import DatasetFormat, find_format, list_formats, load_dataset, register_format
 from evaluator.datasets.types import Dataset, Split, train_validation_split
-from evaluator.datasets import idx, npz  # noqa: F401  (registration, in the order load_dataset asks them)
+# registration, in the order load_dataset asks them
+from evaluator.datasets import idx, npz, cifar10, image_folder  # noqa: F401
 
 __all__ = ["Dataset", "DatasetFormat", "Split", "find_format", "list_formats", "load_dataset", "register_format",
            "train_validation_split"]

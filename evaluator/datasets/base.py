@@ -40,6 +40,12 @@ class DatasetFormat(ABC):
         """The dataset: x (N, C, H, W) float32 in [0, 1], y (N,) int64 per split. data_dir: a folder to read named
         datasets from (checked to be a folder); test_only: the training split may be left out (train None)."""
 
+    def load_for(self, argument: str, data_dir: Path | None, test_only: bool,
+                 input_shape: tuple[int, int, int] | None) -> Dataset:
+        """`load`, told the (C, H, W) of the model's inputs when the caller knows it: a format that decodes and
+        resizes images (image-folder) makes them that shape; the others load what is stored (the caller checks)."""
+        return self.load(argument, data_dir, test_only)
+
 
 FORMATS: dict[str, DatasetFormat] = {}
 
@@ -68,13 +74,15 @@ def find_format(argument: str) -> DatasetFormat:
     raise EvaluatorError(f"unknown dataset {argument!r}: expected one of the formats {known}", field="dataset")
 
 
-def load_dataset(name: str, data_dir: Path | None = None, test_only: bool = False) -> Dataset:
+def load_dataset(name: str, data_dir: Path | None = None, test_only: bool = False,
+                 input_shape: tuple[int, int, int] | None = None) -> Dataset:
     """Load the dataset `name` (a known name such as `fashion-mnist`, or a path such as a `.npz` file) through its
     format. `data_dir`, when given, must be a folder even where the format does not use it. test_only: a format may
-    leave out the training split (train None), for evaluation."""
+    leave out the training split (train None), for evaluation. input_shape: the model's (C, H, W), for formats that
+    resize images to fit it (DatasetFormat.load_for)."""
     if data_dir is not None and not Path(data_dir).is_dir():
         raise EvaluatorError(f"data_dir {data_dir} is not a folder", field="data_dir")
-    return find_format(name).load(name, data_dir, test_only)
+    return find_format(name).load_for(name, data_dir, test_only, input_shape)
 
 
 def read_at_most(handle: IO[bytes], count: int) -> bytes:

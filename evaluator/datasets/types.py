@@ -28,12 +28,14 @@ class Split:
 
 @dataclass(frozen=True)
 class Dataset:
-    """A named dataset: an optional training split and the test split used only for evaluation."""
+    """A named dataset: an optional training split and the test split used only for evaluation. split_note: how
+    the format made the splits when the files do not say (a seeded share of one folder of images), else None."""
 
     name: str
     classes: tuple[str, ...]
     train: Split | None
     test: Split
+    split_note: str | None = None
 
     @property
     def input_shape(self) -> tuple[int, int, int]:

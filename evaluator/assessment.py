@@ -109,9 +109,10 @@ def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset],
         check_batch(batch, classifier.input_shape, setting or "latency batch", setting)
     metadata = classifier.metadata
     name = config.dataset or (metadata or {}).get("dataset") or DEFAULT_DATASET
-    if name not in datasets:
-        datasets[name] = load_dataset(name, config.data_dir, test_only=True)
-    dataset = datasets[name]
+    key = f"{name} {classifier.input_shape}"  # an image folder is decoded at each model's input size
+    if key not in datasets:
+        datasets[key] = load_dataset(name, config.data_dir, test_only=True, input_shape=classifier.input_shape)
+    dataset = datasets[key]
     check_fit(classifier, dataset)
     notes = ([classifier.runtime.note] if classifier.runtime.note else []) + classifier.notes
     source, source_notes = resolve_source(Path(path), metadata, config.source)

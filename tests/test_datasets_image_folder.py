@@ -172,3 +172,23 @@ def test_assess_refuses_a_corrupt_image_with_one_line(tmp_path: Path) -> None:
     lines = [line for line in result.output.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in result.output
     assert f"cannot decode image {tmp_path / 'dog' / '00.png'}: cannot identify image file" in lines[0]
+
+
+def test_assess_decodes_a_folder_at_the_models_input_size(tmp_path: Path) -> None:
+    """10 classes of 40x40 colour images, assessed end to end by the 1x28x28 zoo model: decoded grayscale at 28x28."""
+    import json
+
+    from evaluator.app.cli import app
+
+    rng = np.random.default_rng(0)
+    for label in range(10):
+        for index in range(5):
+            pixels = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+            (tmp_path / "images" / f"class{label}").mkdir(parents=True, exist_ok=True)
+            Image.fromarray(pixels).save(tmp_path / "images" / f"class{label}" / f"{index}.png")
+    report = tmp_path / "report.json"
+    result = CliRunner().invoke(app, ["assess", str(ZOO_PARENT), "--dataset", str(tmp_path / "images"), "--samples", "8",
+                                      "--attacks", "square-linf:queries=5", "--no-latency", "--json", str(report)])
+    assert result.exit_code == 0, result.output
+    model = json.loads(report.read_text())["models"][0]
+    assert model["clean_samples"] == 10 and model["samples"]["count"] == 8  # the seeded 20 % test split of 50 images

@@ -1,23 +1,60 @@
-"""Static size figures of an ONNX model: bytes, gzip bytes, parameters, non-zeros and MACs per sample."""
+"""Static size figures of an ONNX model: bytes, gzip bytes and sha256 (of the .onnx and its external data files),
+parameters, non-zeros and MACs per sample."""
 
 from __future__ import annotations
 
 import copy
-import gzip
+import hashlib
+import zlib
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import numpy_helper, shape_inference
 
-from evaluator.files import sha256_of
+from evaluator.errors import EvaluatorError
 from evaluator.results import ModelProfile
 
 FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16}
 
 
+def external_data_files(path: Path) -> list[Path]:
+    """The external data files the .onnx at `path` names (each once, in order of first use), resolved beside it. A
+    location outside the model's folder or a missing file is a one-line error."""
+    stub = onnx.load(str(path), load_external_data=False)
+    folder, files = Path(path).parent.resolve(), []
+    tensors = [*stub.graph.initializer, *(a.t for node in stub.graph.node for a in node.attribute if a.HasField("t"))]
+    for tensor in tensors:
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = next((entry.value for entry in tensor.external_data if entry.key == "location"), "")
+        file = (folder / location).resolve()
+        if not file.is_relative_to(folder) or not location:
+            raise EvaluatorError(f"{path} names external data {location!r} outside its folder")
+        if not file.is_file():
+            raise EvaluatorError(f"{path} needs its external data file {location}, which is not beside it")
+        if file not in files:
+            files.append(file)
+    return files
+
+
+def file_figures(paths: list[Path]) -> tuple[str, int, int]:
+    """(sha256, bytes, gzip bytes at level 9) of the files' bytes one after another, read in blocks."""
+    digest, compressor = hashlib.sha256(), zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: the gzip container
+    size = compressed = 0
+    for path in paths:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+                size += len(block)
+                compressed += len(compressor.compress(block))
+    return digest.hexdigest(), size, compressed + len(compressor.flush())
+
+
 def profile_model(path: Path, model: onnx.ModelProto) -> ModelProfile:
-    raw = Path(path).read_bytes()
+    """The size figures of the model at `path` (its external data files included) and of `model`, its loaded graph."""
+    external = external_data_files(Path(path))
+    sha256, size, compressed = file_figures([Path(path), *external])
     params = nonzero = 0
     for initializer in model.graph.initializer:
         if initializer.data_type in FLOAT_TYPES:
@@ -25,8 +62,8 @@ def profile_model(path: Path, model: onnx.ModelProto) -> ModelProfile:
             params += int(values.size)
             nonzero += int(np.count_nonzero(values))
     convs, unaligned = conv_alignment(model)
-    return ModelProfile(sha256_of(Path(path)), len(raw), len(gzip.compress(raw, 9)), params, nonzero, count_macs(model),
-                        convs, unaligned)
+    return ModelProfile(sha256, size, compressed, params, nonzero, count_macs(model), convs, unaligned,
+                        tuple(file.name for file in external))
 
 
 CHANNEL_BLOCK = 8

@@ -45,7 +45,9 @@ class LatencyStats:
 
 @dataclass(frozen=True)
 class ModelProfile:
-    """params / nonzero_params: elements of floating-point initializers; macs: multiply-accumulates at batch 1."""
+    """size_bytes, gzip_bytes and sha256 cover the .onnx file and its external data files, in that order (the files'
+    bytes one after another); params / nonzero_params: elements of floating-point initializers; macs:
+    multiply-accumulates at batch 1."""
 
     sha256: str
     size_bytes: int
@@ -55,14 +57,16 @@ class ModelProfile:
     macs: int
     conv_layers: int
     unaligned_convs: int  # convs whose output channels (or input channels, past the first layer) are not multiples of 8
+    external_data: tuple[str, ...] = ()  # the external data files beside the .onnx (names), counted in size and sha256
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "external_data": list(self.external_data)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelProfile":
-        """From a model entry, where the profile's fields sit beside the others."""
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
+        """From a model entry, where the profile's fields sit beside the others (no external_data before 1.3)."""
+        plain = {f.name: data[f.name] for f in fields(cls) if f.name != "external_data"}
+        return cls(**plain, external_data=tuple(data.get("external_data", ())))
 
 
 @dataclass(frozen=True)
@@ -89,9 +93,11 @@ class Check:
         return cls(data["name"], data["passed"], data["detail"])
 
 
+# 1.3: external_data (the model's external data files, counted in its size and sha256).
 # 1.2: per-sample results (`samples`, `outcomes`, per-norm `distances`) and 95 % intervals (`*_ci`); the attacked
 # sample is the first N of one seeded permutation of the test split (1.1 drew N without such nesting).
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
+READABLE_SCHEMAS = ("1.2", "1.3")
 
 
 @dataclass(frozen=True)
@@ -235,9 +241,9 @@ class Assessment:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Assessment":
-        """An assessment as to_dict wrote it (schema SCHEMA_VERSION; an older one raises ValueError). Keys beside
+        """An assessment as to_dict wrote it (schema READABLE_SCHEMAS; another raises ValueError). Keys beside
         the schema's (a sweep's cache key) are ignored."""
-        check_schema(data, SCHEMA_VERSION, "assessment")
+        check_schema(data, READABLE_SCHEMAS, "assessment")
         return cls(tuple(ModelAssessment.from_dict(model) for model in data["models"]), RecordedConfig(data["config"]),
                    data["environment"])
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 
-def check_schema(data: dict[str, Any], expected: str, what: str) -> None:
-    """Raise ValueError unless data["schema_version"] is `expected` (the message names both versions)."""
+def check_schema(data: dict[str, Any], readable: tuple[str, ...], what: str) -> None:
+    """Raise ValueError unless data["schema_version"] is one of `readable` (the message names the versions)."""
     found = data.get("schema_version")
-    if found != expected:
-        raise ValueError(f"this {what} has schema version {found}, this evaluator reads {expected}: assess the model again")
+    if found not in readable:
+        raise ValueError(f"this {what} has schema version {found}, this evaluator reads {' and '.join(readable)}: "
+                         "assess the model again")

@@ -25,6 +25,7 @@ from exporters.architectures import ArchSpec, build_model
 from exporters.artifacts import export_program, to_onnx
 from exporters.pruning.census import prunable_layers, take_census
 from exporters.pruning.engine import Target, prune_to_target
+from exporters.pruning.options import PruneOptions
 from evaluator.catalogue import get_method
 
 
@@ -61,8 +62,9 @@ def main() -> None:
         root = take_census(model, layers, example)
         variants = [("1", 1.0, export(model, work / f"{arch}_1.onnx", args.size))]
         for rate in rates:
-            pruned, outcome = prune_to_target(model, method, Target(rate), root, example, calibration, method.scope or "local",
-                                              round_to=args.round_to, tolerance=0.25 if args.round_to not in (None, 1) else 0.05)
+            options = PruneOptions(method, method.scope or "local", example, calibration, round_to=args.round_to,
+                                   tolerance=0.25 if args.round_to not in (None, 1) else 0.05)
+            pruned, outcome = prune_to_target(model, Target(rate), root, options)
             variants.append((f"{rate:g}/{outcome.round_to or 1}", outcome.achieved_rate,
                              export(pruned, work / f"{arch}_{rate:g}.onnx", args.size)))
         classifiers = [OnnxClassifier(path, "cpu") for _, _, path in variants]

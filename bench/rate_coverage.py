@@ -20,6 +20,7 @@ from evaluator.errors import EvaluatorError
 from exporters.artifacts import load_trainable
 from exporters.pruning.census import prunable_layers, take_census
 from exporters.pruning.engine import Target, prune_to_target
+from exporters.pruning.options import PruneOptions
 from evaluator.catalogue import METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,8 +46,8 @@ def main() -> None:
             cells = []
             for rate in rates:
                 try:
-                    _, outcome = prune_to_target(model, method, Target(rate, basis=method.default_basis), root, example,  # type: ignore[arg-type]
-                                                 calibration, method.scope or "local")
+                    _, outcome = prune_to_target(model, Target(rate, basis=method.default_basis), root,  # type: ignore[arg-type]
+                                                 PruneOptions(method, method.scope or "local", example, calibration))
                     cells.append(f"{outcome.achieved_rate:8.2f}")
                 except EvaluatorError as error:
                     cells.append(f"{'-':>8}")

@@ -8,6 +8,7 @@ from evaluator.catalogue import ARCHITECTURES
 from exporters.architectures import BUILDERS, ArchSpec, build_model, final_classifier, reshape_to_state
 from exporters.pruning.census import prunable_layers, take_census
 from exporters.pruning.engine import Target, prune_to_target
+from exporters.pruning.options import PruneOptions
 from evaluator.catalogue import get_method
 
 
@@ -53,7 +54,8 @@ def test_pruned_weights_load_into_a_rebuilt_model(name: str) -> None:
     model = build_model(spec).eval()
     method, example = get_method("filter-l1"), torch.rand(1, 1, 28, 28)
     root = take_census(model, prunable_layers(model, "filter", False), example)
-    pruned, _ = prune_to_target(model, method, Target(4), root, example, (example, torch.zeros(1, dtype=torch.long)), "local")
+    options = PruneOptions(method, "local", example, (example, torch.zeros(1, dtype=torch.long)))
+    pruned, _ = prune_to_target(model, Target(4), root, options)
     state = pruned.state_dict()
     rebuilt = reshape_to_state(build_model(spec), state)
     rebuilt.load_state_dict(state)

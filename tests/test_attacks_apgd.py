@@ -77,7 +77,7 @@ def record_targets(monkeypatch: pytest.MonkeyPatch) -> list[torch.Tensor]:
     original = apgd.apgd_batch
 
     def spy(*args: Any, **kwargs: Any) -> tuple[Any, Any]:
-        calls.append(args[9].clone())  # model, x, y, epsilon, norm, steps, rho, generator, loss, targets
+        calls.append(args[7].clone())  # model, x, y, epsilon, options, generator, loss, targets
         return original(*args, **kwargs)
 
     monkeypatch.setattr(apgd, "apgd_batch", spy)

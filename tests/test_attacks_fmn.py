@@ -115,7 +115,7 @@ def test_l0_projection_counts_pixel_positions() -> None:
 def test_colour_images_count_pixel_positions_and_stay_in_the_box() -> None:
     """On a small random 3-channel model every attack stays in [0, 1], and the L0 attacks' distances are the
     evaluator's (pixel positions, not values)."""
-    from evaluator.attacks.fmn import add_pixels, drop_pixels, fmn_batch
+    from evaluator.attacks.fmn import FMNOptions, add_pixels, drop_pixels, fmn_batch
     from evaluator.attacks.margins import margin_of
 
     torch.manual_seed(0)
@@ -123,7 +123,8 @@ def test_colour_images_count_pixel_positions_and_stay_in_the_box() -> None:
     x = torch.rand(16, 3, 8, 8, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         y = model(x).argmax(1)
-    candidates = {norm: fmn_batch(model, x, y, norm, 30, 3.0 if norm is Norm.L0 else 1.0, 0.05, 1e-4) for norm in Norm}
+    candidates = {norm: fmn_batch(model, x, y, FMNOptions(norm, steps=30, alpha=3.0 if norm is Norm.L0 else 1.0, gamma=0.05,
+                                                          min_margin=1e-4, batch_size=len(x))) for norm in Norm}
     greedy = add_pixels(model, x, y, 8, 64, 1e-4)
     candidates["greedy"] = drop_pixels(model, x, greedy, y, 8, 1e-4)
     for key, x_adv in candidates.items():

@@ -17,6 +17,7 @@ from evaluator.profile import profile_model
 from exporters.architectures import ArchSpec, build_model
 from exporters.pruning.census import prunable_layers, take_census
 from exporters.pruning.engine import Target, prune_to_target
+from exporters.pruning.options import PruneOptions
 from evaluator.catalogue import METHODS, get_method
 
 from conftest import ZOO_CHILD, ZOO_PARENT
@@ -43,8 +44,8 @@ def prune(model: torch.nn.Module, method_name: str, rate: float, **target: str):
     layers = prunable_layers(model, method.granularity, method.conv_only)
     root = take_census(model, layers, EXAMPLE)
     basis = target.pop("basis", method.default_basis)
-    return prune_to_target(model, method, Target(rate, basis=basis, **target), root, EXAMPLE, CALIBRATION,  # type: ignore[arg-type]
-                           method.scope or "local", seed=0)
+    return prune_to_target(model, Target(rate, basis=basis, **target), root,  # type: ignore[arg-type]
+                           PruneOptions(method, method.scope or "local", EXAMPLE, CALIBRATION, seed=0))
 
 
 @pytest.mark.parametrize("rate", [2, pytest.param(4, marks=pytest.mark.slow), pytest.param(8, marks=pytest.mark.slow)])

@@ -95,6 +95,7 @@ def test_channel_alignment_of_a_pruned_resnet() -> None:
     from exporters.artifacts import export_program, to_onnx
     from exporters.pruning.census import prunable_layers, take_census
     from exporters.pruning.engine import Target, prune_to_target
+    from exporters.pruning.options import PruneOptions
     from evaluator.catalogue import get_method
     from evaluator.profile import conv_alignment
 
@@ -103,8 +104,9 @@ def test_channel_alignment_of_a_pruned_resnet() -> None:
     root = take_census(model, prunable_layers(model, "filter", False), example)
     counts = []
     for round_to in (1, None):  # never round; automatic (8 for a model whose channels are multiples of 8)
-        pruned, _ = prune_to_target(model, method, Target(2), root, example, (example, torch.zeros(1, dtype=torch.long)),
-                                    "local", round_to=round_to, tolerance=0.25)
+        options = PruneOptions(method, "local", example, (example, torch.zeros(1, dtype=torch.long)), round_to=round_to,
+                               tolerance=0.25)
+        pruned, _ = prune_to_target(model, Target(2), root, options)
         counts.append(conv_alignment(to_onnx(export_program(pruned, torch.rand(2, 1, 28, 28)), torch.rand(2, 1, 28, 28))))
     assert counts[0][1] > 0 and counts[1] == (counts[1][0], 0)
 

@@ -114,8 +114,22 @@ class Walk:
         return Walk(**{name: None if value is None else value[rows] for name, value in vars(self).items()})
 
 
-def apgd_batch(model: Any, x: Any, y: Any, epsilon: float, norm: Norm, steps: int, rho: float, generator: Any,
-               loss: Loss = cross_entropy_loss, targets: Any = None, stop_when_fooled: bool = False) -> tuple[Any, Any]:
+@dataclass(frozen=True)
+class APGDOptions:
+    """One APGD run's settings: `steps` steps in `norm` (L2, Linf) with the checkpoint threshold rho, over batches of
+    batch_size samples; stop_when_fooled: see apgd_batch. target_classes: APGD-T's runs per batch (0 for the
+    untargeted attacks, which have no such option)."""
+
+    norm: Norm
+    steps: int
+    rho: float
+    batch_size: int
+    stop_when_fooled: bool
+    target_classes: int = 0
+
+
+def apgd_batch(model: Any, x: Any, y: Any, epsilon: float, options: APGDOptions, generator: Any,
+               loss: Loss = cross_entropy_loss, targets: Any = None) -> tuple[Any, Any]:
     """APGD ascending `loss` in Linf or L2 on one batch x (N, C, H, W) in [0, 1] with labels y (N,) and, for a
     targeted loss, target classes targets (N,).
 
@@ -123,10 +137,12 @@ def apgd_batch(model: Any, x: Any, y: Any, epsilon: float, norm: Norm, steps: in
     checkpoint a sample's step size halves, and it restarts from its highest-loss point, when its loss rose in
     fewer than rho of the steps since the last checkpoint, or when its step was not halved there and its best loss
     has not risen since. Random start: uniform in the Linf cube; in L2 on the sphere of radius epsilon
-    (AutoAttack's). With `stop_when_fooled` a sample leaves the batch once it is misclassified by a settled margin,
-    as in PGD. Returns per sample the iterate with the smallest margin seen (N, C, H, W) and that margin (N,).
+    (AutoAttack's). With options.stop_when_fooled a sample leaves the batch once it is misclassified by a settled
+    margin, as in PGD. Returns per sample the iterate with the smallest margin seen (N, C, H, W) and that margin (N,).
     """
     import torch
+
+    norm, steps, rho = options.norm, options.steps, options.rho
 
     def loss_grad(point: Any, walk_labels: Any, walk_targets: Any) -> tuple[Any, Any, Any, Any]:
         point = point.clone().requires_grad_(True)
@@ -177,7 +193,7 @@ def apgd_batch(model: Any, x: Any, y: Any, epsilon: float, norm: Norm, steps: in
                 walk.reduced, last_checkpoint = reduce, k + 1
                 walk.rises.zero_()
                 walk.top_at_checkpoint = walk.top_loss.clone()
-            if stop_when_fooled:
+            if options.stop_when_fooled:
                 standing = ~settled(logits, best_margin[walk.index])
                 if standing.sum() <= (1 - COMPACT_SHARE) * len(walk.index):
                     walk = walk.keep(standing)
@@ -186,25 +202,25 @@ def apgd_batch(model: Any, x: Any, y: Any, epsilon: float, norm: Norm, steps: in
     return best, best_margin
 
 
-def apgd_targeted_batch(model: Any, x: Any, y: Any, epsilon: float, norm: Norm, steps: int, rho: float, generator: Any,
-                        target_classes: int, stop_when_fooled: bool = True) -> np.ndarray:
+def apgd_targeted_batch(model: Any, x: Any, y: Any, epsilon: float, options: APGDOptions, generator: Any) -> np.ndarray:
     """APGD-T on one batch x (N, C, H, W): one APGD run on the targeted DLR loss per target class, the classes other
-    than y with the highest clean logits first, at most K - 1 of them; each run attacks only the samples that no run
-    before it misclassified by a settled margin (AutoAttack's). Returns the smallest-margin iterate over all runs."""
+    than y with the highest clean logits first, at most min(options.target_classes, K - 1) of them; each run attacks
+    only the samples that no run before it misclassified by a settled margin (AutoAttack's). Returns the
+    smallest-margin iterate over all runs (N, C, H, W)."""
     import torch
 
     with torch.no_grad():
         clean = model(x)
     check_classes(clean.shape[1], 4, "targeted DLR")
-    targets = target_ranking(clean, y, min(target_classes, clean.shape[1] - 1))
+    targets = target_ranking(clean, y, min(options.target_classes, clean.shape[1] - 1))
     best, best_margin = x.clone(), torch.full((len(x),), torch.inf)
     standing = torch.ones(len(x), dtype=torch.bool)
     for rank in range(targets.shape[1]):
         index = standing.nonzero().squeeze(1)
         if len(index) == 0:
             break
-        found, margin = apgd_batch(model, x[index], y[index], epsilon, norm, steps, rho, generator, targeted_dlr_loss,
-                                   targets[index, rank], stop_when_fooled)
+        found, margin = apgd_batch(model, x[index], y[index], epsilon, options, generator, targeted_dlr_loss,
+                                   targets[index, rank])
         better = margin < best_margin[index]
         best[index[better]], best_margin[index[better]] = found[better], margin[better]
         with torch.no_grad():
@@ -228,10 +244,9 @@ class AutoProjectedGradientAttack(Attack):
     # of the time (bench/autoattack_speed.py). False walks every sample all its steps, as AutoAttack does.
     stop_when_fooled: bool = True
 
-    def craft(self, model: Any, x: Any, y: Any, epsilon: float, generator: Any) -> np.ndarray:
+    def craft(self, model: Any, x: Any, y: Any, epsilon: float, options: APGDOptions, generator: Any) -> np.ndarray:
         """Candidates (N, C, H, W) for one torch batch x with labels y."""
-        return apgd_batch(model, x, y, epsilon, self.norm, self.steps, self.rho, generator, self.loss,
-                          stop_when_fooled=self.stop_when_fooled)[0].numpy()
+        return apgd_batch(model, x, y, epsilon, options, generator, self.loss)[0].numpy()
 
     def run(self, target: AttackTarget, x: np.ndarray, y: np.ndarray, epsilon: float, seed: int) -> AttackOutput:
         try:
@@ -239,8 +254,9 @@ class AutoProjectedGradientAttack(Attack):
         except EvaluatorError as error:
             raise EvaluatorError(f"attack {self.name!r}: {error}") from None
         model = target.source()
-        return AttackOutput(in_batches(x, y, self.batch_size, seed,
-                                       lambda clean, labels, generator: self.craft(model, clean, labels, epsilon, generator)))
+        options = APGDOptions(norm=self.norm, **self.options())
+        return AttackOutput(in_batches(x, y, options.batch_size, seed, lambda clean, labels, generator: self.craft(
+            model, clean, labels, epsilon, options, generator)))
 
 
 @register_attack
@@ -309,9 +325,8 @@ class TargetedAutoProjectedGradientAttack(AutoProjectedGradientAttack):
     loss_name = "targeted DLR"
     loss = staticmethod(targeted_dlr_loss)
 
-    def craft(self, model: Any, x: Any, y: Any, epsilon: float, generator: Any) -> np.ndarray:
-        return apgd_targeted_batch(model, x, y, epsilon, self.norm, self.steps, self.rho, generator, self.target_classes,
-                                   self.stop_when_fooled)
+    def craft(self, model: Any, x: Any, y: Any, epsilon: float, options: APGDOptions, generator: Any) -> np.ndarray:
+        return apgd_targeted_batch(model, x, y, epsilon, options, generator)
 
 
 @register_attack

@@ -15,8 +15,21 @@ TANH_SHRINK = 1 - 1e-6  # keeps arctanh finite at pixels 0 and 1
 MAX_CONST = 1e10
 
 
-def cw_l2_batch(model: Any, x: Any, y: Any, binary_search_steps: int, steps: int, stepsize: float,
-                initial_const: float, confidence: float, abort_early: bool, warm_start: bool) -> np.ndarray:
+@dataclass(frozen=True)
+class CarliniWagnerOptions:
+    """One CW-L2 run's settings: the L2CarliniWagner attack's options, described in cw_l2_batch."""
+
+    binary_search_steps: int
+    steps: int
+    stepsize: float
+    initial_const: float
+    confidence: float
+    abort_early: bool
+    warm_start: bool
+    batch_size: int
+
+
+def cw_l2_batch(model: Any, x: Any, y: Any, options: CarliniWagnerOptions) -> np.ndarray:
     """CW-L2 on one batch x (N, C, H, W) in [0, 1], labels y (N,); returns (N, C, H, W) float32 candidates.
 
     Per sample it minimises ||x_adv - x||_2^2 + c * max(z_y - max_{j != y} z_j + confidence, 0) over w, with
@@ -32,10 +45,12 @@ def cw_l2_batch(model: Any, x: Any, y: Any, binary_search_steps: int, steps: int
     """
     import torch
 
+    binary_search_steps, steps, stepsize = options.binary_search_steps, options.steps, options.stepsize
+    confidence, warm_start = options.confidence, options.warm_start
     n = len(x)
     w_clean = torch.atanh((2 * x - 1) * TANH_SHRINK)
     best, best_norm = x.clone(), torch.full((n,), torch.inf)
-    const = torch.full((n,), initial_const, dtype=torch.float64)
+    const = torch.full((n,), options.initial_const, dtype=torch.float64)
     lower, upper = torch.zeros(n, dtype=torch.float64), torch.full((n,), torch.inf, dtype=torch.float64)
     check_every = max(int(np.ceil(steps / 10)), 1)
     beta1, beta2, eps_adam = 0.9, 0.999, 1e-8
@@ -71,7 +86,7 @@ def cw_l2_batch(model: Any, x: Any, y: Any, binary_search_steps: int, steps: int
                 m.mul_(beta1).add_(grad, alpha=1 - beta1)
                 v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
                 delta_a -= stepsize / (1 - beta1**t) * m / ((v / (1 - beta2**t)).sqrt_() + eps_adam)
-                if abort_early and step % check_every == 0:
+                if options.abort_early and step % check_every == 0:
                     # stalled: the loss fell by < 0.01% (CW's rule) and the closest adversarial by < 0.1%
                     stalled = (losses > 0.9999 * previous) & (best_norm[index] >= 0.999 * previous_best[index])
                     previous_best = best_norm.clone()
@@ -120,6 +135,6 @@ class L2CarliniWagner(MinimalNormAttack):
 
     def run_minimal(self, target: AttackTarget, x: np.ndarray, y: np.ndarray, seed: int) -> AttackOutput:
         model = target.source()
-        return AttackOutput(in_batches(x, y, self.batch_size, seed, lambda clean, labels, _generator: cw_l2_batch(
-            model, clean, labels, self.binary_search_steps, self.steps, self.stepsize, self.initial_const,
-            self.confidence, self.abort_early, self.warm_start)))
+        options = CarliniWagnerOptions(**self.options())
+        return AttackOutput(in_batches(x, y, options.batch_size, seed,
+                                       lambda clean, labels, _generator: cw_l2_batch(model, clean, labels, options)))

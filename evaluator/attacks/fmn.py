@@ -60,7 +60,22 @@ def model_margins(model: Any, x: Any, y: Any) -> Any:
                           for i in range(0, len(x), EVAL_CHUNK)])
 
 
-def fmn_batch(model: Any, x: Any, y: Any, norm: Norm, steps: int, alpha: float, gamma: float, min_margin: float) -> Any:
+@dataclass(frozen=True)
+class FMNOptions:
+    """One FMN run's settings: the norm (L0, L1, L2, Linf) and the FastMinimumNorm attack's options, described
+    there; refine and candidates are FMN-L0's (off for the other norms, which have no such options)."""
+
+    norm: Norm
+    steps: int
+    alpha: float
+    gamma: float
+    min_margin: float
+    batch_size: int
+    refine: bool = False
+    candidates: int = 0
+
+
+def fmn_batch(model: Any, x: Any, y: Any, options: FMNOptions) -> Any:
     """FMN on one batch x (N, C, H, W) in [0, 1], labels y (N,); returns the closest adversarial iterate per
     sample (N, C, H, W), x where none had a margin below -min_margin.
 
@@ -70,6 +85,8 @@ def fmn_batch(model: Any, x: Any, y: Any, norm: Norm, steps: int, alpha: float, 
     """
     import torch
 
+    norm, steps, alpha, gamma = options.norm, options.steps, options.alpha, options.gamma
+    min_margin = options.min_margin
     n = len(x)
     delta = torch.zeros_like(x)
     if norm is Norm.L0:
@@ -217,14 +234,15 @@ class FastMinimumNorm(MinimalNormAttack):
     min_margin: float = 1e-4
     batch_size: int = 500
 
-    def craft(self, model: Any, x: Any, y: Any) -> Any:
+    def craft(self, model: Any, x: Any, y: Any, options: FMNOptions) -> Any:
         """The candidates (N, C, H, W) for one torch batch."""
-        return fmn_batch(model, x, y, self.norm, self.steps, self.alpha, self.gamma, self.min_margin)
+        return fmn_batch(model, x, y, options)
 
     def run_minimal(self, target: AttackTarget, x: np.ndarray, y: np.ndarray, seed: int) -> AttackOutput:
         model = target.source()
-        return AttackOutput(in_batches(x, y, self.batch_size, seed,
-                                       lambda clean, labels, generator: self.craft(model, clean, labels).numpy()))
+        options = FMNOptions(norm=self.norm, **self.options())
+        return AttackOutput(in_batches(x, y, options.batch_size, seed, lambda clean, labels, generator: self.craft(
+            model, clean, labels, options).numpy()))
 
 
 @register_attack
@@ -273,9 +291,9 @@ class FMNL0(FastMinimumNorm):
     refine: bool = True
     candidates: int = 32
 
-    def craft(self, model: Any, x: Any, y: Any) -> Any:
-        x_adv = super().craft(model, x, y)
-        return drop_pixels(model, x, x_adv, y, self.candidates, self.min_margin) if self.refine else x_adv
+    def craft(self, model: Any, x: Any, y: Any, options: FMNOptions) -> Any:
+        x_adv = super().craft(model, x, y, options)
+        return drop_pixels(model, x, x_adv, y, options.candidates, options.min_margin) if options.refine else x_adv
 
 
 @register_attack

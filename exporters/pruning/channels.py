@@ -12,6 +12,7 @@ from torch import nn
 from evaluator.errors import EvaluatorError
 from exporters.architectures import final_classifier
 from evaluator.catalogue import PruningMethod
+from exporters.pruning.options import PruneOptions
 
 ImportanceFactory = Callable[[str], tp.importance.Importance]
 
@@ -33,19 +34,20 @@ def check_applicable(model: nn.Module, method: PruningMethod) -> None:
         raise EvaluatorError(f"{method.name} ranks filters by batch-norm scales, and this model has no batch norm")
 
 
-def prune_channels(model: nn.Module, method: PruningMethod, scope: str, level: float, example: torch.Tensor,
-                   calibration: tuple[torch.Tensor, torch.Tensor], round_to: int | None, seed: int) -> nn.Module:
-    """A copy of `model` with a share `level` of its channels removed: per group (local) or ranked across groups (global)."""
+def prune_channels(model: nn.Module, level: float, options: PruneOptions) -> nn.Module:
+    """A copy of `model` with a share `level` of its channels removed: per group (local) or ranked across groups
+    (global), by options.method's criterion; channel counts kept multiples of options.round_to (None: any)."""
+    method, scope, example, round_to = options.method, options.scope, options.example, options.round_to
     candidate = copy.deepcopy(model).eval()
     if level <= 0:
         return candidate
     ignored: list[nn.Module] = [final_classifier(candidate)]
     if method.conv_only:
         ignored += [m for m in candidate.modules() if isinstance(m, nn.Linear)]
-    torch.manual_seed(seed)  # the random criterion draws the same ranking at every level
+    torch.manual_seed(options.seed)  # the random criterion draws the same ranking at every level
     importance = IMPORTANCE[method.criterion](scope)
     if method.criterion == "taylor":
-        x, y = calibration
+        x, y = options.calibration
         candidate.zero_grad()
         nn.functional.cross_entropy(candidate(x), y).backward()
     if scope == "global":

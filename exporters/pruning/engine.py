@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Literal
 
-import torch
 from torch import nn
 
 from evaluator.errors import EvaluatorError
 from exporters.pruning.census import Census, achieved_rates, prunable_layers, take_census
 from exporters.pruning.channels import check_applicable, prune_channels
 from exporters.pruning.masks import MaskedModel, removal_priority
+from exporters.pruning.options import RATE_TOLERANCE, PruneOptions
 from evaluator.catalogue import PruningMethod
 
-RATE_TOLERANCE = 0.05
 SEARCH_STEPS = 40
 MAX_LEVEL = 0.999
 AUTO_ROUND_TO = 8  # ONNX Runtime's fast CPU convolutions (NCHWc) want channel counts in multiples of 8
@@ -89,17 +88,18 @@ def tolerance_matters(model: nn.Module, method: PruningMethod, round_to: int | N
     return method.physical and len(rounding_choices(model, round_to)) > 1
 
 
-def prune_to_target(model: nn.Module, method: PruningMethod, target: Target, root: Census, example: torch.Tensor,
-                    calibration: tuple[torch.Tensor, torch.Tensor], scope: str, round_to: int | None = None,
-                    seed: int = 0, tolerance: float = RATE_TOLERANCE) -> tuple[nn.Module, StepOutcome]:
-    """A pruned copy of `model` (left untouched) whose rate against `root` is within `tolerance` (5 %) of `target`.
+def prune_to_target(model: nn.Module, target: Target, root: Census,
+                    options: PruneOptions) -> tuple[nn.Module, StepOutcome]:
+    """A pruned copy of `model` (left untouched) whose rate against `root` is within options.tolerance (5 %) of
+    `target`.
 
-    `tolerance` changes the result only where `tolerance_matters` (a filter method choosing between rounded and
+    The tolerance changes the result only where `tolerance_matters` (a filter method choosing between rounded and
     unrounded channel counts); elsewhere it only decides whether the closest reachable rate is accepted.
 
-    For filter methods `round_to=None` means automatic: a model whose conv layers all have channel counts in
+    For filter methods options.round_to=None means automatic: a model whose conv layers all have channel counts in
     multiples of 8 keeps them so when the rate can still be reached that way; pass 1 to never round.
     """
+    method, example, round_to, tolerance = options.method, options.example, options.round_to, options.tolerance
     if target.rate < 1:
         raise EvaluatorError(f"compression rate must be >= 1, got {target.rate:g}")
     if target.metric == "macs" and not method.physical:
@@ -114,7 +114,7 @@ def prune_to_target(model: nn.Module, method: PruningMethod, target: Target, roo
 
         for rounding in rounding_choices(model, round_to):
             def evaluate(level: float, rounding: int | None = rounding) -> tuple[float, nn.Module]:
-                candidate = prune_channels(model, method, scope, level, example, calibration, rounding, seed)
+                candidate = prune_channels(model, level, replace(options, round_to=rounding))
                 return rate_of(candidate), candidate
 
             level, rate, pruned = bisect_level(evaluate, target.rate)
@@ -123,8 +123,8 @@ def prune_to_target(model: nn.Module, method: PruningMethod, target: Target, roo
                 break
     else:
         pruned = copy.deepcopy(model).eval()
-        masked = MaskedModel(pruned, removal_priority(pruned, layers, method.granularity, method.criterion, scope, seed),
-                             method.granularity)
+        priority = removal_priority(pruned, layers, method.granularity, method.criterion, options.scope, options.seed)
+        masked = MaskedModel(pruned, priority, method.granularity)
 
         def evaluate(level: float) -> tuple[float, None]:
             masked.mask_at(level)
@@ -139,7 +139,7 @@ def prune_to_target(model: nn.Module, method: PruningMethod, target: Target, roo
             f"(closest reachable {rate:.2f}): its layers have too few units to prune, or one would vanish first"
         )
     after = take_census(pruned, layers, example)
-    outcome = StepOutcome(method.name, method.granularity, method.criterion, scope, asdict(target), float(rate),
+    outcome = StepOutcome(method.name, method.granularity, method.criterion, options.scope, asdict(target), float(rate),
                           achieved_rates(root, after), root.to_dict(), after.to_dict(), float(level),
                           round_to if method.physical else None, layers)
     return pruned.eval(), outcome

@@ -22,8 +22,9 @@ from evaluator.progress import Progress, SilentProgress
 from exporters.architectures import ArchSpec
 from exporters.artifacts import Artifacts, load_trainable, save_artifacts
 from exporters.pruning.census import Census, prunable_layers, take_census
-from exporters.pruning.engine import RATE_TOLERANCE, StepOutcome, Target, prune_to_target, tolerance_matters
+from exporters.pruning.engine import StepOutcome, Target, prune_to_target, tolerance_matters
 from exporters.pruning.masks import MaskKeeper
+from exporters.pruning.options import RATE_TOLERANCE, PruneOptions
 from evaluator.catalogue import PruningMethod, get_method
 from exporters.train import TrainConfig, accuracy, seed_everything, train_model
 from exporters.workflows import (DataOptions, TrainingData, base_metadata, load_training_data, recorded_validation_size,
@@ -165,6 +166,8 @@ def run_schedule(job: PruneJob, request: PruneRequest, progress: Progress = Sile
                              f"dataset {dataset.name!r} has {dataset.input_shape}")
     example = torch.from_numpy(train.x[:1].copy())
     calibration = (torch.from_numpy(train.x[:CALIBRATION_SAMPLES].copy()), torch.from_numpy(train.y[:CALIBRATION_SAMPLES].copy()))
+    prune_options = PruneOptions(method, request.scope, example, calibration,  # type: ignore[arg-type]
+                                 round_to=request.round_to, seed=seed, tolerance=request.tolerance)
     layers = prunable_layers(parent_model, method.granularity, method.conv_only)
     root = root_census(parent_metadata, layers, take_census(parent_model, layers, example))
     source_sha = sha256_of(source)
@@ -184,8 +187,7 @@ def run_schedule(job: PruneJob, request: PruneRequest, progress: Progress = Sile
             seed_everything(seed)
             target = Target(rate, request.metric, request.basis)  # type: ignore[arg-type]
             try:
-                pruned, outcome = prune_to_target(start, method, target, root, example, calibration, request.scope,  # type: ignore[arg-type]
-                                                  request.round_to, seed, request.tolerance)
+                pruned, outcome = prune_to_target(start, target, root, prune_options)
             except EvaluatorError as error:
                 if stopped is None:
                     raise

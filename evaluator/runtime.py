@@ -15,6 +15,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from evaluator.errors import EvaluatorError
 from evaluator.limits import MAX_INPUT_VALUES, MAX_THREADS, check_batch
+from evaluator.input_options import InputOverrides
+from evaluator.graph_input import adapt, resolve_input
 from evaluator.metadata import read_metadata
 from evaluator.results import RuntimeChoice
 
@@ -100,12 +102,18 @@ class OnnxClassifier:
     that never move. `queries` counts the samples sent (padding excluded).
     """
 
-    def __init__(self, path: Path, provider: Provider = "auto", batch_size: int = 256, threads: int | None = None) -> None:
+    def __init__(self, path: Path, provider: Provider = "auto", batch_size: int = 256, threads: int | None = None,
+                 inputs: InputOverrides = InputOverrides()) -> None:
         self.path = Path(path)
-        self.model = load_onnx(self.path)
+        self.model = load_onnx(self.path)  # the deployed graph, as it is
         self.metadata = read_metadata(self.model)
+        try:
+            self.graph_input = resolve_input(self.model, self.metadata, inputs)
+            self.graph = adapt(self.model, self.graph_input)  # what runs: fed x (N, C, H, W) in [0, 1], read as logits
+        except EvaluatorError as error:
+            raise EvaluatorError(f"{self.path}: {error}", error.field) from None
         self.input_name, self.input_shape, self.fixed_batch = self._input_signature()
-        self.output_name = self.model.graph.output[0].name
+        self.output_name = self.graph.graph.output[0].name
         self.output_type = self._output_type()
         check_batch(batch_size, self.input_shape, "batch size")
         if threads is not None and not 1 <= threads <= MAX_THREADS:
@@ -115,11 +123,16 @@ class OnnxClassifier:
         if self.fixed_batch:
             self.notes.append(f"the graph's batch dimension is fixed at {self.fixed_batch}: every run is padded to it")
         if len(self.model.graph.output) > 1:
-            self.notes.append(f"the graph has {len(self.model.graph.output)} outputs: the first, {self.output_name!r}, is taken as the logits")
+            chosen = self.graph_input.output or self.model.graph.output[0].name
+            self.notes.append(f"the graph has {len(self.model.graph.output)} outputs: {chosen!r} is read"
+                              f"{'' if self.graph_input.output else ' (the first; choose with output)'}")
+        if not self.graph_input.is_plain:
+            self.notes.append(f"the graph's input and output: {self.graph_input.describe()}; the evaluator feeds images in "
+                              "[0, 1] NCHW (epsilons in that space) through the matching nodes in front of the graph")
         self.threads = threads if threads is not None else (os.cpu_count() or 1)
         self.queries = 0
         self._ort = import_onnxruntime()
-        self._serialized = self.model.SerializeToString()
+        self._serialized = self.graph.SerializeToString()
         self._session: Any = None  # CPU or plain CUDA: one session serves every batch shape
         self._bindings: dict[int, tuple[Any, Any, Any, Any]] = {}  # CUDA graphs: one session per batch shape
         self.runtime = self._choose_provider(provider)
@@ -136,8 +149,8 @@ class OnnxClassifier:
 
     def _input_signature(self) -> tuple[str, tuple[int, int, int], int | None]:
         """Input name, (C, H, W), and the batch size when the graph fixes it (None when it is dynamic)."""
-        initializers = {init.name for init in self.model.graph.initializer}
-        inputs = [value for value in self.model.graph.input if value.name not in initializers]
+        initializers = {init.name for init in self.graph.graph.initializer}
+        inputs = [value for value in self.graph.graph.input if value.name not in initializers]
         if len(inputs) != 1:
             raise EvaluatorError(f"{self.path}: expected one image input, found {len(inputs)}")
         tensor_type = inputs[0].type.tensor_type
@@ -158,7 +171,7 @@ class OnnxClassifier:
 
     def _output_type(self) -> type[np.floating]:
         """numpy dtype of the first output, one of LOGIT_TYPES; integer or boolean outputs would overflow in margins."""
-        value_type = self.model.graph.output[0].type
+        value_type = self.graph.graph.output[0].type
         elem_type = value_type.tensor_type.elem_type if value_type.HasField("tensor_type") else None
         if elem_type not in LOGIT_TYPES:
             found = value_type.WhichOneof("value") if elem_type is None else TensorProto.DataType.Name(elem_type)
@@ -243,7 +256,7 @@ class OnnxClassifier:
 
     def _output_width(self) -> int:
         """Number of classes, for the pre-allocated output buffer: from the graph, else from one CPU run."""
-        dims = self.model.graph.output[0].type.tensor_type.shape.dim
+        dims = self.graph.graph.output[0].type.tensor_type.shape.dim
         if len(dims) == 2 and dims[1].HasField("dim_value"):
             return int(dims[1].dim_value)
         probe = self._new_session(CPU_EP).run([self.output_name], {self.input_name: np.zeros((self.fixed_batch or 1, *self.input_shape), np.float32)})

@@ -13,6 +13,7 @@ from evaluator.checks import (
 )
 from evaluator.app.cli import app
 from evaluator.results import AttackResult, MinimalNormResult
+from evaluator.input_options import InputOverrides
 from evaluator.runtime import OnnxClassifier
 
 from conftest import ZOO_CHILD
@@ -28,11 +29,17 @@ def result(name: str, kind: str, robust_first: int, epsilon: float = 0.03) -> At
 def test_softmax_outputs_are_flagged(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     x = rng.random((8, 1, 28, 28), dtype=np.float32)
-    probabilities = OnnxClassifier(linear_classifier(tmp_path / "soft.onnx", softmax=True, weight_value=0.003), "cpu")
+    soft = linear_classifier(tmp_path / "soft.onnx", softmax=True, weight_value=0.003)
     logits = OnnxClassifier(linear_classifier(tmp_path / "plain.onnx", weight_value=0.003), "cpu")
-    assert not output_is_logits(probabilities.logits(x)).passed
+    read_as_is = OnnxClassifier(soft, "cpu", inputs=InputOverrides(scores="logits"))  # the user insists: flagged
+    assert not output_is_logits(read_as_is.logits(x)).passed
     assert output_is_logits(logits.logits(x)).passed
     assert deterministic(logits, x).passed
+    detected = OnnxClassifier(soft, "cpu")  # a Softmax at the end is found and read as log-probabilities
+    assert detected.graph_input.scores == "probabilities" and output_is_logits(detected.logits(x)).passed
+    z = logits.logits(x)
+    log_softmax = z - z.max(1, keepdims=True) - np.log(np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True))
+    assert np.allclose(detected.logits(x), log_softmax, atol=1e-5)
 
 
 def test_black_box_beating_white_box_is_flagged() -> None:

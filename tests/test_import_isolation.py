@@ -13,7 +13,7 @@ from conftest import ROOT
 
 LIGHT_MODULES = ("evaluator.results", "evaluator.assess_config", "evaluator.report.terminal", "evaluator.report.html",
                  "evaluator.report.plots", "evaluator.report.signoff", "evaluator.table", "evaluator.policy",
-                 "evaluator.scenario", "evaluator.default_attacks", "evaluator.norms", "evaluator.catalogue", "evaluator.report.writers",
+                 "evaluator.scenario", "evaluator.default_attacks", "evaluator.norms", "evaluator.catalogue", "evaluator.input_options", "evaluator.report.writers",
                  "evaluator.report.json_report", "evaluator.report.csv_report", "evaluator.report.markdown_report",
                  "evaluator.report.junit_report")
 HEAVY = ("evaluator.attacks", "evaluator.runtime", "onnxruntime", "onnx", "torch")  # packages and their submodules

@@ -20,6 +20,7 @@ import onnx
 import torch
 from torch import nn
 
+from evaluator.agreement import MAX_LOGIT_DIFF, MAX_LOGIT_RELATIVE
 from evaluator.datasets import Split
 from evaluator.errors import EvaluatorError
 from evaluator.files import sha256_of, stem_file, write_bytes_atomic, write_text_atomic
@@ -27,11 +28,6 @@ from evaluator.metadata import write_metadata
 from evaluator.runtime import import_onnxruntime
 from evaluator.source import PT2_METADATA_FILE, load_program
 from exporters.architectures import ArchSpec, build_model, reshape_to_state
-
-MAX_LOGIT_DIFF = 1e-4  # absolute, plus MAX_LOGIT_RELATIVE x the largest |logit|: float32 rounding grows with magnitude
-# and depth, with the activations inside the graph more than with the logits (dead kernel-pruned models with large
-# logits differ most). An export bug is off by a share of the logits, far above this.
-MAX_LOGIT_RELATIVE = 1e-4
 
 
 @dataclass(frozen=True)

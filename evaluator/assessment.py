@@ -24,9 +24,8 @@ from evaluator.progress import Step, silent_step
 from evaluator.robustness import evaluate_attack, evaluate_minimal, worst_cases
 from evaluator.runtime import CPU_EP, OnnxClassifier, nchwc_block
 from evaluator.threads import assessment_threads
-from evaluator.results import Assessment, AttackResult, AttackedSamples, LatencyStats, MinimalNormResult, ModelAssessment
+from evaluator.results import FROM_CONVERTED_GRAPH, FROM_SOURCE, Assessment, AttackResult, AttackedSamples, LatencyStats, MinimalNormResult, ModelAssessment
 
-DEFAULT_DATASET = "fashion-mnist"
 
 
 
@@ -109,7 +108,10 @@ def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset],
         setting = "throughput_batch" if batch == config.throughput_batch else None
         check_batch(batch, classifier.input_shape, setting or "latency batch", setting)
     metadata = classifier.metadata
-    name = config.dataset or (metadata or {}).get("dataset") or DEFAULT_DATASET
+    name = config.dataset or (metadata or {}).get("dataset")
+    if not name:
+        raise EvaluatorError(f"dataset is needed: {path} carries no evaluator metadata naming the data it classifies "
+                             "(fashion-mnist, mnist, cifar10, an .npz file or an image folder)", field="dataset")
     key = f"{name} {classifier.input_shape}"  # an image folder is decoded at each model's input size
     if key not in datasets:
         datasets[key] = load_dataset(name, config.data_dir, test_only=True, input_shape=classifier.input_shape)
@@ -142,10 +144,17 @@ def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset],
     subset = attack_subset(dataset.test, config.samples, config.seed)
     subset_predictions = classifier.predict(subset.x)  # once, not per attack and epsilon
     attacked = AttackedSamples(config.seed, indices, subset.y.copy(), subset_predictions == subset.y)
-    target = AttackTarget(classifier, source, surrogate)
+    target, gradients = AttackTarget(classifier, source, surrogate), FROM_SOURCE if source is not None else None
+    if source is None and any(attack.kind.value == "white-box" for attack in config.create_attacks()):
+        from evaluator.converted_source import converted_graph
+
+        module, note = converted_graph(classifier, subset.x)
+        notes.append(note)
+        if module is not None:
+            target, gradients = AttackTarget(classifier, None, surrogate, _source=module), FROM_CONVERTED_GRAPH
     results, minimal = run_attacks(target, subset, subset_predictions, config, f"{Path(path).name}: ", progress, notes)
     checks = [output_is_logits(classifier.logits(subset.x[:256])), deterministic(classifier, subset.x[:64])]
-    if source is not None and any(r.kind == "white-box" for r in results):
+    if target.has_gradients() and any(r.kind == "white-box" for r in results):
         checks.append(source_agrees(target.source(), classifier, subset.x))
         checks.append(gradients_nonzero(target.source(), subset.x[:500], subset.y[:500]))
     if results:
@@ -156,7 +165,7 @@ def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset],
     return ModelAssessment(str(path), dataset.name, profile, classifier.runtime, latency, throughput, tuple(timed.values()),
                            clean_accuracy, parent_accuracy,
                            len(dataset.test), tuple(results), tuple(minimal), tuple(worst_cases(results)), tuple(checks),
-                           str(source) if source else None, metadata, tuple(notes), attacked)
+                           str(source) if source else None, metadata, tuple(notes), attacked, gradients)
 
 
 def parent_clean_accuracy(path: Path, metadata: dict[str, Any] | None, config: AssessConfig,
@@ -182,7 +191,7 @@ def run_attacks(target: AttackTarget, subset: Split, predictions: np.ndarray, co
     """Every attack at every epsilon of its norm. A minimal-norm attack runs once on all samples and gives its result at
     each epsilon from its distances. In a cascade the reported robust accuracy of an attack is that after it and every
     attack before it at that (norm, epsilon)."""
-    missing = {"white-box": target.source_path is None, "transfer": target.surrogate_path is None}
+    missing = {"white-box": not target.has_gradients(), "transfer": target.surrogate_path is None}
     results: list[AttackResult] = []
     minimal: list[MinimalNormResult] = []
     still_robust: dict[tuple[str, float], np.ndarray] = {}

@@ -30,13 +30,14 @@ def test_assess_zoo_models_writes_the_documented_json(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "size / speed / robustness" in result.output and "lenet5_fmnist_filter-l1_cr4.onnx" in result.output
     data = json.loads(report.read_text())
-    assert data["schema_version"] == "1.2" and data["environment"]["packages"]["onnxruntime"]
+    assert data["schema_version"] == "1.3" and data["environment"]["packages"]["onnxruntime"]
     parent, child = data["models"]
     for model in (parent, child):
         for key in ("path", "sha256", "size_bytes", "params", "macs", "provider", "clean_accuracy", "clean_accuracy_ci"):
             assert model[key] is not None, key
         assert set(model["latency"]) >= {"batch_size", "p50_ms", "p99_ms", "throughput_per_s"}
         assert model["latency"]["batch_size"] == 1 and model["throughput"]["batch_size"] == 256
+        assert model["external_data"] == [] and model["gradients"] == "source"
         assert {"split", "seed", "count", "indices", "labels", "clean_correct", "clean_accuracy", "clean_accuracy_ci",
                 "outcome_codes"} <= set(model["samples"]) and len(model["samples"]["indices"]) == 100
         names = {attack["name"]: attack for attack in model["attacks"]}
@@ -104,7 +105,7 @@ def test_text_file_named_onnx(tmp_path: Path) -> None:
 
 def test_input_shape_that_does_not_fit_the_dataset(tmp_path: Path) -> None:
     model = linear_classifier(tmp_path / "rgb.onnx", channels=3, size=32)
-    line = one_error_line(invoke("assess", model, "--json", tmp_path / "out.json"))
+    line = one_error_line(invoke("assess", model, "--dataset", "fashion-mnist", "--json", tmp_path / "out.json"))
     assert "(3, 32, 32)" in line and "(1, 28, 28)" in line and not (tmp_path / "out.json").exists()
 
 
@@ -137,16 +138,22 @@ def test_bad_options(tmp_path: Path, args: tuple[str, ...], message: str) -> Non
     assert message in line and not (tmp_path / "out.json").exists()
 
 
-def test_model_without_metadata_assesses_score_based_only(tmp_path: Path) -> None:
+def test_a_model_without_metadata_needs_a_dataset_and_gets_gradients_from_its_graph(tmp_path: Path) -> None:
+    """No metadata: the dataset must be named (never a silent default); the white-box attacks then run on the graph
+    converted to torch, checked against ONNX Runtime, and the report says so."""
     plain = tmp_path / "plain.onnx"
     model = onnx.load(str(ZOO_PARENT))
     del model.metadata_props[:]
     onnx.save(model, str(plain))
-    result = invoke("assess", plain, "--samples", "30", "--no-latency", "--json", tmp_path / "out.json")
+    line = one_error_line(invoke("assess", plain, "--samples", "30", "--json", tmp_path / "out.json"))
+    assert line.startswith("error: --dataset is needed") and not (tmp_path / "out.json").exists()
+    result = invoke("assess", plain, "--dataset", "fashion-mnist", "--samples", "30", "--no-latency",
+                    "--attacks", "apgd-ce-linf:steps=10,square-linf:queries=50", "--json", tmp_path / "out.json")
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "out.json").read_text())["models"][0]
-    assert [a["name"] for a in data["attacks"]] == ["square-linf"]
-    assert any("apgd-ce-linf skipped: no PyTorch source" in note for note in data["notes"])
+    assert [a["name"] for a in data["attacks"]] == ["apgd-ce-linf", "square-linf"] and data["gradients"] == "converted graph"
+    assert any("gradients of the deployed graph converted to torch" in note for note in data["notes"])
+    assert {check["name"]: check["passed"] for check in data["checks"]}["source-agrees"]
 
 
 def test_prune_of_a_missing_source(tmp_path: Path) -> None:
@@ -193,7 +200,8 @@ def test_assess_help_shows_the_defaults_it_runs() -> None:
 
 def test_a_graph_with_a_fixed_batch_of_one_is_padded_not_refused(tmp_path: Path) -> None:
     model = linear_classifier(tmp_path / "fixed.onnx", batch=1)
-    result = invoke("assess", model, "--samples", "20", "--attacks", "square-linf", "--json", tmp_path / "out.json")
+    result = invoke("assess", model, "--dataset", "fashion-mnist", "--samples", "20", "--attacks", "square-linf", "--json",
+                    tmp_path / "out.json")
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "out.json").read_text())["models"][0]
     assert data["latency"]["batch_size"] == 1 and data["throughput"]["batch_size"] == 1

@@ -8,7 +8,9 @@ from typing import Annotated, Any, Optional
 import typer
 
 from evaluator.app.console import console, task_progress
-from evaluator.app.options import THREADS_HELP, Provider, check_output_path, parse_epsilons
+from evaluator.app.options import (
+    THREADS_HELP, InputRange, Layout, Provider, Scores, check_output_path, parse_epsilons, parse_numbers,
+)
 from evaluator.default_attacks import DEFAULT_CASCADES
 from evaluator.errors import EvaluatorError
 
@@ -42,6 +44,17 @@ def assess(
     report: Annotated[Optional[list[str]], typer.Option(help="Write a report format to a file, as FORMAT=PATH (repeatable); "
                                                         "formats: json, csv (the table), markdown and junit (the sign-off, "
                                                         "with --policy).")] = None,
+    layout: Annotated[Optional[Layout], typer.Option(help="The graph's image layout. \\[default: the metadata's, else from "
+                                                   "the input's shape]")] = None,
+    input_range: Annotated[Optional[InputRange], typer.Option(help="The graph's pixel range. \\[default: the metadata's, "
+                                                            "else 0-1]")] = None,
+    mean: Annotated[Optional[str], typer.Option(help="Per-channel mean the graph expects subtracted, in its pixel units "
+                                                "(after --input-range), comma separated.")] = None,
+    std: Annotated[Optional[str], typer.Option(help="Per-channel std the graph expects divided by, comma separated.")] = None,
+    output: Annotated[Optional[str], typer.Option(help="The graph output to read. \\[default: the first]")] = None,
+    scores: Annotated[Optional[Scores], typer.Option(metavar="<kind>", help="What the output holds: logits or probabilities "
+                                                   "(read as log-probabilities). "
+                                                   "\\[default: probabilities after a final Softmax, else logits]")] = None,
 ) -> None:
     """Measure size, latency, clean accuracy and robust accuracy of each ONNX model; with --policy, sign them off."""
     from evaluator.assess_config import BUDGET_FIELDS, AssessConfig, check_budgets, plan_assessment
@@ -56,6 +69,9 @@ def assess(
         dataset=dataset, data_dir=data_dir, source=source, surrogate=surrogate, samples=samples,
         cascade=not no_cascade, provider=provider,
         batch_size=batch_size, throughput_batch=throughput_batch, threads=threads, seed=seed, skip_latency=no_latency,
+        layout=None if layout is None else str(layout), input_range=None if input_range is None else str(input_range),
+        mean=parse_numbers(mean, "--mean"), std=parse_numbers(std, "--std"), output=output,
+        scores=None if scores is None else str(scores),
         **{BUDGET_FIELDS[norm]: parse_epsilons(text) for norm, text in budgets.items() if text is not None},  # type: ignore[arg-type]
         **({} if attacks is None else {"attacks": tuple(a.strip() for a in attacks.split(",") if a.strip())}),
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from evaluator.catalogue import ARCHITECTURES
 from evaluator.errors import EvaluatorError
+from evaluator.input_options import LAYOUTS, RANGES, SCORES
 
 THREADS_HELP = "Threads of torch and ONNX Runtime, 1 to 1024 (default: the free cores, see README)."
 
@@ -20,6 +21,27 @@ class Choice(str, Enum):
 
     def __str__(self) -> str:
         return str(self.value)
+
+
+Layout = Choice("Layout", {name: name for name in LAYOUTS})  # type: ignore[misc]
+"""The image layout a graph takes (evaluator.graph_input)."""
+InputRange = Choice("InputRange", {name: name for name in RANGES})  # type: ignore[misc]
+"""The pixel range a graph takes: 0-1 or 0-255."""
+Scores = Choice("Scores", {name: name for name in SCORES})  # type: ignore[misc]
+"""What a graph's output holds: logits or probabilities."""
+
+
+def parse_numbers(text: str | None, flag: str) -> tuple[float, ...] | None:
+    """'0.485,0.456,0.406' -> a tuple of finite numbers (None for None)."""
+    if text is None:
+        return None
+    try:
+        values = tuple(float(Fraction(part.strip())) for part in text.split(",") if part.strip())
+    except (ValueError, ZeroDivisionError):
+        raise EvaluatorError(f"{flag} takes numbers separated by commas, got {text!r}") from None
+    if not values or not all(math.isfinite(value) for value in values):
+        raise EvaluatorError(f"{flag} takes finite numbers separated by commas, got {text!r}")
+    return values
 
 
 class Provider(Choice):

@@ -33,13 +33,19 @@ class AttackKind(str, Enum):
 
 @dataclass
 class AttackTarget:
-    """What an attack may use: the deployed ORT classifier and, lazily, the PyTorch source and a surrogate."""
+    """What an attack may use: the deployed ORT classifier and, lazily, the PyTorch source (or the deployed graph
+    converted to torch) and a surrogate."""
 
     deployed: OnnxClassifier
     source_path: Path | None = None
     surrogate_path: Path | None = None
     _source: Any = field(default=None, repr=False)
     _surrogate: Any = field(default=None, repr=False)
+
+    def has_gradients(self) -> bool:
+        """A differentiable model stands behind the deployed one: its PyTorch source, or the graph converted to torch
+        (given as _source)."""
+        return self.source_path is not None or self._source is not None
 
     def source(self) -> Any:
         """The source as a torch module (imports torch on first use)."""

@@ -93,7 +93,10 @@ class Check:
         return cls(data["name"], data["passed"], data["detail"])
 
 
-# 1.3: external_data (the model's external data files, counted in its size and sha256).
+# 1.3: external_data (the model's external data files, counted in its size and sha256); gradients (where the
+# white-box attacks' gradients came from).
+FROM_SOURCE = "source"  # the model's PyTorch source (.pt2)
+FROM_CONVERTED_GRAPH = "converted graph"  # the deployed graph converted to torch (evaluator.converted_source)
 # 1.2: per-sample results (`samples`, `outcomes`, per-norm `distances`) and 95 % intervals (`*_ci`); the attacked
 # sample is the first N of one seeded permutation of the test split (1.1 drew N without such nesting).
 SCHEMA_VERSION = "1.3"
@@ -157,6 +160,7 @@ class ModelAssessment:
     metadata: dict[str, Any] | None
     notes: tuple[str, ...] = field(default=())
     attacked: AttackedSamples | None = None
+    gradients: str | None = None  # where the white-box attacks' gradients came from: FROM_SOURCE, FROM_CONVERTED_GRAPH
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON entry of one model (README, "JSON report"). Per-sample lists (`samples`, each result's `outcomes`
@@ -184,6 +188,7 @@ class ModelAssessment:
             "curves": {norm: curve_points(values) for norm, values in worst_distances(list(self.minimal)).items()},
             "checks": [check.to_dict() for check in self.checks],
             "source": self.source,
+            "gradients": self.gradients,
             "architecture": (self.metadata or {}).get("architecture"),
             "pruning": (self.metadata or {}).get("pruning"),
             "notes": list(self.notes),
@@ -208,6 +213,7 @@ class ModelAssessment:
             checks=tuple(Check.from_dict(entry) for entry in data["checks"]),
             source=data["source"], metadata=metadata or None, notes=tuple(data["notes"]),
             attacked=None if data["samples"] is None else AttackedSamples.from_dict(data["samples"]),
+            gradients=data.get("gradients"),
         )
 
     @property

@@ -1,0 +1,64 @@
+"""Gradients from the deployed graph itself when a model has no PyTorch source: the graph the evaluator runs
+(evaluator.graph_input's adapted graph, fed x (N, C, H, W) float32 in [0, 1]) converted to a torch module
+(evaluator.onnx_torch) and trusted only after it reproduces ONNX Runtime on the attacked samples, under the export
+check's tolerance. Imports torch: the assessment imports it only when a model needs it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from evaluator.errors import EvaluatorError
+from evaluator.runtime import OnnxClassifier
+
+def converted_graph(classifier: OnnxClassifier, x: np.ndarray) -> tuple[Any | None, str]:
+    """(module, note): the classifier's graph as a differentiable module x (N, C, H, W) -> logits (N, classes) and a
+    note saying how closely it matched ONNX Runtime on x; (None, why) when it cannot be converted or does not match.
+    For probabilities the module returns the logits in front of the final Softmax (same differences between
+    classes as the log-probabilities the evaluator reads)."""
+    from evaluator.onnx_torch import convert_onnx, logits_before_softmax, verify_conversion
+    from evaluator.threads import apply_to_torch
+
+    apply_to_torch()
+    proto = classifier.graph
+    output = classifier.output_name
+    if classifier.graph_input.scores == "probabilities":
+        output = logits_before_softmax(proto, classifier.graph_input.output or classifier.model.graph.output[0].name)
+    try:
+        module = convert_onnx(proto, output)
+        if classifier.fixed_batch:
+            module = FixedBatch(module, classifier.fixed_batch)
+        with torch.no_grad():
+            check = verify_conversion(module, proto, x, batch_size=classifier.fixed_batch or 256)
+    except EvaluatorError as error:
+        return None, (f"white-box attacks skipped: the deployed graph cannot be converted to torch for gradients ({error}); "
+                      "give its PyTorch source (.pt2), or a surrogate for transfer attacks")
+    if not check.ok:
+        return None, (f"white-box attacks skipped: the graph converted to torch does not match ONNX Runtime (max |logit "
+                      f"difference| {check.max_abs_diff:.2e}, limit {check.limit:.1e}; top-1 agreement "
+                      f"{check.top1_agreement:.4f}); give its PyTorch source (.pt2)")
+    return module, (f"white-box attacks use gradients of the deployed graph converted to torch (no PyTorch source); it "
+                    f"matches ONNX Runtime on the {check.samples:,} attacked samples: max |logit difference| "
+                    f"{check.max_abs_diff:.1e}, top-1 agreement 1")
+
+
+class FixedBatch(torch.nn.Module):
+    """A graph whose batch dimension is fixed at `batch`: inputs (N, ...) run in chunks of `batch`, the last one
+    padded with zeros, outputs concatenated (N, classes); differentiable."""
+
+    def __init__(self, module: torch.nn.Module, batch: int) -> None:
+        super().__init__()
+        self.module, self.batch = module, batch
+        self.output_name = module.output_name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs = []
+        for start in range(0, x.shape[0], self.batch):
+            chunk = x[start:start + self.batch]
+            count = chunk.shape[0]
+            if count < self.batch:
+                chunk = torch.cat([chunk, chunk.new_zeros((self.batch - count, *chunk.shape[1:]))])
+            outputs.append(self.module(chunk)[:count])
+        return torch.cat(outputs)

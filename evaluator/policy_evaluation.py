@@ -91,14 +91,23 @@ def exit_code(verdicts: list[Verdict] | tuple[Verdict, ...]) -> int:
 
 def evaluate_policy(policy: Policy, model: ModelAssessment) -> Verdict:
     """Check every rule against one model's results."""
-    outcomes = [evaluate_rule(rule, model) for rule in policy.rules]
+    outcomes = [evaluate_rule(rule, model, policy.black_box_evidence) for rule in policy.rules]
     if policy.require_checks:
         outcomes.append(checks_outcome(model))
     return Verdict(policy, model.path, model.profile.sha256, tuple(outcomes))
 
 
-def evaluate_rule(rule: Rule, model: ModelAssessment) -> Outcome:
+def evaluate_rule(rule: Rule, model: ModelAssessment, black_box_evidence: bool = False) -> Outcome:
     measured, evidence = measure(rule, model)
+    if measured is not None and rule.metric == "robust_accuracy" and not black_box_evidence:
+        worst = worst_case_at(rule, model)
+        kinds = {result.kind for result in model.attacks if worst and result.name in worst.attacks
+                 and (result.norm, result.epsilon) == (worst.norm, worst.epsilon)}
+        if "white-box" not in kinds:
+            return Outcome(rule.name, rule.metric, rule.threshold_text(), None, "no white-box evidence", False,
+                           f"only black-box attacks ran at {rule.norm} eps={rule.epsilon_text} ({evidence}): they overstate "
+                           "robustness; give the PyTorch source, or a graph that converts to torch, or set black_box_evidence "
+                           "= true in [policy] to accept them", rule)
     if measured is None:
         return Outcome(rule.name, rule.metric, rule.threshold_text(), None, "not measured", False, f"not measured: {evidence}", rule)
     text = format_value(rule.metric, measured, rule.norm)

@@ -1,6 +1,7 @@
 """The policy file: reading a TOML policy and validating its [policy] table and its [[rule]] entries into a Policy.
 
-A policy file has an optional [policy] table (name, description, require_checks) and one [[rule]] per threshold:
+A policy file has an optional [policy] table (name, description, require_checks, black_box_evidence) and one [[rule]]
+per threshold:
 
     [[rule]]
     metric = "robust_accuracy"   # see METRICS
@@ -53,7 +54,9 @@ def policy_from_dict(data: dict[str, Any], origin: str = "<policy>") -> Policy:
     name = header.get("name", Path(origin).stem)
     description = header.get("description", "")
     require_checks = header.get("require_checks", False)
-    for key, value, kind in (("name", name, str), ("description", description, str), ("require_checks", require_checks, bool)):
+    black_box = header.get("black_box_evidence", False)
+    for key, value, kind in (("name", name, str), ("description", description, str), ("require_checks", require_checks, bool),
+                             ("black_box_evidence", black_box, bool)):
         if not isinstance(value, kind):
             raise EvaluatorError(f"{origin}: [policy] {key} must be a {'boolean' if kind is bool else 'string'}, got {value!r}")
     if not name.strip():
@@ -71,7 +74,8 @@ def policy_from_dict(data: dict[str, Any], origin: str = "<policy>") -> Policy:
             raise EvaluatorError(f"{origin}: rule {number} has the same name as rule {clash} ({rule.name!r}): "
                                  "give each rule a distinct `name`")
         rules.append(rule)
-    return Policy(name.strip(), description.strip(), tuple(rules), require_checks, None if origin.startswith("<") else origin)
+    return Policy(name.strip(), description.strip(), tuple(rules), require_checks, None if origin.startswith("<") else origin,
+                  black_box)
 
 
 def unknown(table: dict[str, Any], allowed: tuple[str, ...], prefix: str) -> None:

@@ -22,7 +22,7 @@ EXTRA_KEYS: dict[str, tuple[str, ...]] = {"robust_accuracy": ("norm", "epsilon")
 REQUIRED_KEYS: dict[str, tuple[str, ...]] = {"robust_accuracy": ("norm", "epsilon"), "median_distance": ("norm",),
                                              "latency_p99_ms": ("batch",)}
 COMMON_KEYS = ("metric", "name", "min", "max")
-POLICY_KEYS = ("name", "description", "require_checks")
+POLICY_KEYS = ("name", "description", "require_checks", "black_box_evidence")
 NORMS = NORM_NAMES
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 TOLERANCE = 1e-9  # relative, for float rounding in comparisons and in matching epsilons
@@ -65,6 +65,7 @@ class Policy:
     rules: tuple[Rule, ...]
     require_checks: bool = False
     path: str | None = None
+    black_box_evidence: bool = False  # a robust accuracy measured by black-box attacks alone may pass a rule
 
     def latency_batches(self) -> tuple[int, ...]:
         """Batch sizes the latency rules need timed (sorted, unique): pass them as AssessConfig.latency_batches."""
@@ -80,7 +81,8 @@ class Policy:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "path": self.path,
-                "require_checks": self.require_checks, "rules": [rule.to_dict() for rule in self.rules]}
+                "require_checks": self.require_checks, "black_box_evidence": self.black_box_evidence,
+                "rules": [rule.to_dict() for rule in self.rules]}
 
 
 def format_value(metric: str, value: float, norm: str | None = None, exact: bool = False) -> str:

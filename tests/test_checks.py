@@ -51,6 +51,11 @@ def test_black_box_beating_white_box_is_flagged() -> None:
     assert not white_box_strongest([result("pgd-linf", "white-box", 40), result("square-linf", "score", 37)]).passed
 
 
+def test_black_box_evidence_alone_is_not_passed() -> None:
+    only = white_box_strongest([result("square-linf", "score", 40)])
+    assert not only.passed and "no white-box attack ran at Linf" in only.detail and "gradient masking is likely" not in only.detail
+
+
 def test_robust_accuracy_rising_with_epsilon_is_flagged() -> None:
     assert epsilon_monotone([result("pgd-linf", "white-box", 40, 0.01), result("pgd-linf", "white-box", 20, 0.03)]).passed
     rising = epsilon_monotone([result("pgd-linf", "white-box", 20, 0.01), result("pgd-linf", "white-box", 40, 0.03)])

@@ -19,7 +19,7 @@ from evaluator.report.junit_report import verdict_junit
 from evaluator.report.markdown_report import verdict_markdown
 from evaluator.report.signoff import render_verdict_terminal
 from evaluator.report.verdicts import verdict_to_dict
-from evaluator.results import Check, LatencyStats, MinimalNormResult, ModelAssessment, ModelProfile, RuntimeChoice, WorstCase
+from evaluator.results import AttackResult, Check, LatencyStats, MinimalNormResult, ModelAssessment, ModelProfile, RuntimeChoice, WorstCase
 from evaluator.stats import wilson_interval
 
 from conftest import ROOT, ZOO_CHILD
@@ -104,15 +104,22 @@ def zoo_model() -> ModelAssessment:
     from evaluator.assessment import AssessConfig, assess
 
     policy = policy_from_toml(PASSING)
-    config = AssessConfig(samples=50, attacks=("square-linf:queries=50",), skip_latency=False,
+    config = AssessConfig(samples=50, attacks=("apgd-ce-linf:steps=5", "square-linf:queries=50"), skip_latency=False,
                           epsilons=policy.epsilons()["Linf"], latency_batches=policy.latency_batches())
     return assess([ZOO_CHILD], config).models[0]
+
+
+def attack_results(kinds: tuple[str, ...]) -> tuple[AttackResult, ...]:
+    """The cascade behind the hand-made worst case at Linf 8/255, its attacks of the given kinds."""
+    robust = np.arange(1000) < 244
+    return tuple(AttackResult(name, "Linf", kind, 8 / 255, 1000, 0.88, 0.244, 880, 0, 0, None, None, {}, robust)
+                 for name, kind in zip(("apgd-ce-linf", "apgd-t-linf", "square-linf"), kinds))
 
 
 def hand_model(**changes: Any) -> ModelAssessment:
     """A hand-made assessment of one model (the zoo child's numbers). changes: ModelAssessment fields, or for short
     size_bytes / gzip_bytes (the profile), provider (the runtime used), median_l2=None (no L2 example found for most
-    samples)."""
+    samples), kinds (of the three attacks behind the Linf worst case)."""
     fast = LatencyStats(1, 7215, 0.022, 0.039, 0.133, 0.03, 33_333.0)
     batch = LatencyStats(256, 52, 19.6, 24.2, 41.0, 20.0, 12_800.0)
     found = np.full(1000, np.inf) if changes.pop("median_l2", 0.91) is None else np.full(1000, 0.91)
@@ -123,7 +130,8 @@ def hand_model(**changes: Any) -> ModelAssessment:
     model = ModelAssessment(
         path="models/lenet5_fmnist_filter-l1_cr4.onnx", dataset="fashion-mnist", profile=profile, runtime=runtime,
         latency=fast, throughput=batch, latency_by_batch=(fast, batch), clean_accuracy=0.8922,
-        parent_clean_accuracy=0.9062, clean_samples=10000, attacks=(), minimal=(minimal,),
+        parent_clean_accuracy=0.9062, clean_samples=10000, minimal=(minimal,),
+        attacks=attack_results(changes.pop("kinds", ("white-box", "white-box", "score"))),
         worst_case=(WorstCase("Linf", 8 / 255, 1000, 0.244, ("apgd-ce-linf", "apgd-t-linf", "square-linf"), 244),),
         checks=(Check("logits-output", True, "the outputs are logits"),
                 Check("deterministic", True, "max |difference| between two identical runs: 0")),
@@ -148,7 +156,7 @@ def test_passing_policy_on_the_zoo_child(zoo_model: ModelAssessment, tmp_path: P
     assert measured["latency_p99_ms"] == next(s.p99_ms for s in zoo_model.latency_by_batch if s.batch_size == 8)
     assert measured["size_bytes"] == zoo_model.profile.size_bytes and measured["accuracy_drop"] == zoo_model.accuracy_drop
     assert measured["checks"] == 0 and verdict.outcomes[-1].name == "sanity checks"
-    assert "square-linf on 50 samples" in verdict.outcomes[1].message
+    assert "worst case of apgd-ce-linf, square-linf on 50 samples" in verdict.outcomes[1].message
     assert verdict.sha256 == zoo_model.profile.sha256 and verdict.model_name == ZOO_CHILD.name
 
 
@@ -474,3 +482,17 @@ def test_terminal_and_json() -> None:
     assert data["model"]["sha256"] == "5983" * 16 and data["policy"]["name"] == 'edge <&> "quoted"'
     missing = verdict_to_dict(one_rule('metric = "accuracy_drop"\nmax = 0.1', hand_model(parent_clean_accuracy=None)))
     assert missing["outcomes"][0]["measured"] is None and missing["outcomes"][0]["measured_text"] == "not measured"
+
+
+def test_a_robustness_rule_needs_white_box_evidence() -> None:
+    """Black-box attacks alone overstate robustness: the rule fails unless the policy accepts them."""
+    rule = 'metric = "robust_accuracy"\nnorm = "Linf"\nepsilon = "8/255"\nmin = 0.2'
+    black_box_only = hand_model(kinds=("score", "decision", "score"))
+    outcome = one_rule(rule, black_box_only).outcomes[0]
+    assert not outcome.passed and outcome.measured is None and outcome.measured_text == "no white-box evidence"
+    assert outcome.message.startswith("only black-box attacks ran at Linf eps=8/255") and "black_box_evidence" in outcome.message
+    accepted = one_rule(rule, black_box_only, "[policy]\nblack_box_evidence = true")
+    assert accepted.passed and accepted.policy.to_dict()["black_box_evidence"] is True
+    assert one_rule(rule, hand_model()).passed
+    with pytest.raises(EvaluatorError, match="black_box_evidence must be a boolean"):
+        policy_from_toml('[policy]\nblack_box_evidence = "yes"\n[[rule]]\n' + rule)

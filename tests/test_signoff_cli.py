@@ -13,7 +13,7 @@ from evaluator.app.cli import app
 
 from conftest import ROOT, ZOO_CHILD
 
-QUICK = ("--samples", "50", "--attacks", "square-linf:queries=50")
+QUICK = ("--samples", "50", "--attacks", "apgd-ce-linf:steps=5,square-linf:queries=50")
 
 
 def policy(tmp_path: Path, clean_min: float, extra: str = "") -> Path:

@@ -11,7 +11,7 @@ import numpy as np
 from evaluator.attacks import AttackTarget, is_minimal
 from evaluator.assess_config import AssessConfig, check_budgets
 from evaluator.checks import (
-    deterministic, epsilon_monotone, gradients_nonzero, output_is_logits, source_agrees, unbounded_attacks_succeed,
+    above_chance, deterministic, epsilon_monotone, gradients_nonzero, output_is_logits, source_agrees, unbounded_attacks_succeed,
     white_box_strongest,
 )
 from evaluator.datasets import Dataset, Split, load_dataset
@@ -153,7 +153,8 @@ def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset],
         if module is not None:
             target, gradients = AttackTarget(classifier, None, surrogate, _source=module), FROM_CONVERTED_GRAPH
     results, minimal = run_attacks(target, subset, subset_predictions, config, f"{Path(path).name}: ", progress, notes)
-    checks = [output_is_logits(classifier.logits(subset.x[:256])), deterministic(classifier, subset.x[:64])]
+    checks = [above_chance(clean_accuracy, len(dataset.test), classifier.num_classes),
+              output_is_logits(classifier.logits(subset.x[:256])), deterministic(classifier, subset.x[:64])]
     if target.has_gradients() and any(r.kind == "white-box" for r in results):
         checks.append(source_agrees(target.source(), classifier, subset.x))
         checks.append(gradients_nonzero(target.source(), subset.x[:500], subset.y[:500]))

@@ -8,9 +8,11 @@ import numpy as np
 
 from evaluator.runtime import OnnxClassifier
 from evaluator.results import AttackResult, Check, MinimalNormResult
+from evaluator.stats import wilson_interval
 
 BLACK_BOX_MARGIN = 0.01  # a black-box attack beating white-box by more than 1 point hints at gradient masking
 BLACK_BOX_MIN_SAMPLES = 3  # ...when that is at least 3 samples: on a small sample one or two are chance, not a sign
+NEAR_CHANCE = 0.1  # a clean accuracy less than this share of the way from chance to 1 is flagged
 UNBOUNDED_SUCCESS = 0.99  # share of samples an unbounded white-box attack should break
 
 
@@ -20,6 +22,19 @@ def output_is_logits(outputs: np.ndarray) -> Check:
     detail = ("the outputs look like probabilities (rows in [0, 1] summing to 1): gradient and margin attacks are weakened; "
               "export logits") if probabilities else "the outputs are logits"
     return Check("logits-output", not probabilities, detail)
+
+
+def above_chance(clean_accuracy: float, samples: int, classes: int) -> Check:
+    """The clean accuracy on `samples` test images must be clearly above guessing among `classes`: at least
+    NEAR_CHANCE of the way from chance (1 / classes) to 1, and the lower end of its 95 % Wilson interval above chance.
+    Else the model, the dataset or their preprocessing do not match, and every robustness figure is meaningless."""
+    low, _ = wilson_interval(round(clean_accuracy * samples), samples)
+    chance = 1 / max(classes, 1)
+    passed = low > chance and clean_accuracy >= chance + NEAR_CHANCE * (1 - chance)
+    detail = (f"clean accuracy {clean_accuracy:.4f} on {samples:,} test images, chance {chance:.4f}" +
+              ("" if passed else ": hardly better than guessing; check the dataset and the input settings (layout, "
+               "range, mean, std)"))
+    return Check("above-chance", passed, detail)
 
 
 def deterministic(classifier: OnnxClassifier, x: np.ndarray) -> Check:

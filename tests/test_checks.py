@@ -9,6 +9,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from evaluator.checks import (
+    above_chance,
     deterministic, epsilon_monotone, gradients_nonzero, output_is_logits, unbounded_attacks_succeed, white_box_strongest,
 )
 from evaluator.app.cli import app
@@ -51,6 +52,13 @@ def test_black_box_beating_white_box_is_flagged() -> None:
     assert not white_box_strongest([result("pgd-linf", "white-box", 40), result("square-linf", "score", 37)]).passed
 
 
+def test_clean_accuracy_near_chance_is_flagged() -> None:
+    assert above_chance(0.8922, 10_000, 10).passed
+    guessing = above_chance(0.106, 10_000, 10)  # an untrained model: the interval reaches down to 1 / 10
+    assert not guessing.passed and "hardly better than guessing" in guessing.detail
+    assert not above_chance(0.6, 10, 2).passed and above_chance(0.9, 100, 2).passed
+
+
 def test_black_box_evidence_alone_is_not_passed() -> None:
     only = white_box_strongest([result("square-linf", "score", 40)])
     assert not only.passed and "no white-box attack ran at Linf" in only.detail and "gradient masking is likely" not in only.detail
@@ -88,6 +96,6 @@ def test_the_zoo_passes_every_check(tmp_path: Path) -> None:
     outcome = CliRunner().invoke(app, ["assess", str(ZOO_CHILD), "--samples", "100", "--no-latency", "--json", str(tmp_path / "a.json")])
     assert outcome.exit_code == 0, outcome.output
     checks = json.loads((tmp_path / "a.json").read_text())["models"][0]["checks"]
-    assert {c["name"] for c in checks} == {"logits-output", "deterministic", "source-agrees", "gradients-nonzero",
+    assert {c["name"] for c in checks} == {"above-chance", "logits-output", "deterministic", "source-agrees", "gradients-nonzero",
                                           "white-box-strongest", "epsilon-monotone"}
     assert all(c["passed"] for c in checks), checks

@@ -14,7 +14,7 @@ from evaluator.checks import (
     above_chance, deterministic, epsilon_monotone, gradients_nonzero, output_is_logits, source_agrees, unbounded_attacks_succeed,
     white_box_strongest,
 )
-from evaluator.datasets import Dataset, Split, load_dataset
+from evaluator.datasets import Dataset, Split, load_dataset, recorded_dataset
 from evaluator.errors import EvaluatorError
 from evaluator.files import check_name, file_beside, sha256_of
 from evaluator.latency import measure_latency
@@ -108,7 +108,7 @@ def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset],
         setting = "throughput_batch" if batch == config.throughput_batch else None
         check_batch(batch, classifier.input_shape, setting or "latency batch", setting)
     metadata = classifier.metadata
-    name = config.dataset or (metadata or {}).get("dataset")
+    name = config.dataset or ((metadata or {}).get("dataset") and recorded_dataset(metadata["dataset"], Path(path)))
     if not name:
         raise EvaluatorError(f"dataset is needed: {path} carries no evaluator metadata naming the data it classifies "
                              "(fashion-mnist, mnist, cifar10, an .npz file or an image folder)", field="dataset")

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evaluator.datasets import Dataset, Split, load_dataset, train_validation_split
+from evaluator.datasets import Dataset, Split, dataset_record, load_dataset, train_validation_split
 from evaluator.errors import EvaluatorError
 from evaluator.progress import Progress, SilentProgress
 from exporters.architectures import ArchSpec, build_model
@@ -59,9 +59,10 @@ def recorded_validation_size(metadata: dict[str, Any]) -> int:
     return size if isinstance(size, int) and not isinstance(size, bool) else VALIDATION_SIZE
 
 
-def base_metadata(dataset: Dataset, spec: ArchSpec) -> dict[str, Any]:
+def base_metadata(dataset: Dataset, spec: ArchSpec, folder: Path) -> dict[str, Any]:
+    """The metadata every artifact written to `folder` carries (a dataset file by its path relative to `folder`)."""
     return {
-        "dataset": dataset.name,
+        "dataset": dataset_record(dataset.name, folder),
         "classes": list(dataset.classes),
         "input": {"shape": list(dataset.input_shape), "range": [0.0, 1.0], "layout": "NCHW", "dtype": "float32"},
         "architecture": spec.to_dict(),
@@ -87,7 +88,7 @@ def train_architecture(request: TrainRequest, out_stem: Path, progress: Progress
     model = build_model(spec)
     config = TrainConfig(**{**asdict(config), "augment": config.augment or channels == 3})
     result = train_model(model, train, data.validation, config, progress, f"training {request.arch}")
-    metadata = {**base_metadata(dataset, spec), "training": training_record(config, result, request.data),
+    metadata = {**base_metadata(dataset, spec, out_stem.parent), "training": training_record(config, result, request.data),
                 "pruning": None, "parent": None}
     artifacts = save_artifacts(model, out_stem, metadata, dataset.test,
                                {**(card_extra or {}), "test_accuracy": accuracy(model, dataset.test)})

@@ -6,6 +6,7 @@ Dataset. load_dataset asks the registered formats, in registration order, which 
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import IO, ClassVar
@@ -97,3 +98,19 @@ def read_at_most(handle: IO[bytes], count: int) -> bytes:
         chunks.append(chunk)
         left -= len(chunk)
     return b"".join(chunks)
+
+
+def dataset_record(name: str, folder: Path) -> str:
+    """How an artifact written to `folder` records the dataset `name`: a known name as it is, a file or folder by its
+    path relative to `folder` (so the artifacts can move with their data, and be read from any working folder)."""
+    path = Path(name)
+    if not path.exists():
+        return name
+    return os.path.relpath(path.resolve(), Path(folder).resolve())
+
+
+def recorded_dataset(name: str, artifact: Path) -> str:
+    """The dataset an artifact's metadata names, as load_dataset takes it: a path relative to the artifact's folder
+    when one exists there, else the name as it is (a known name, or a path from before relative records)."""
+    beside = Path(artifact).parent / name
+    return str(beside) if not Path(name).is_absolute() and beside.exists() else name

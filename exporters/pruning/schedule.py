@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import torch
 
+from evaluator.datasets import recorded_dataset
 from evaluator.errors import EvaluatorError
 from evaluator.files import read_json_object, sha256_of, stem_file
 from evaluator.progress import Progress, SilentProgress
@@ -157,7 +158,8 @@ def run_schedule(job: PruneJob, request: PruneRequest, progress: Progress = Sile
     stems = [job.out_dir / f"{base}_cr{rate:g}{'_macs' if request.metric == 'macs' else ''}" for rate in request.rates]
     check_stems_spare_source(stems, source)
     parent_model, spec, parent_metadata = load_trainable(source)
-    data_options = DataOptions(job.dataset or parent_metadata["dataset"], job.data_dir, recorded_validation_size(parent_metadata))
+    data_options = DataOptions(job.dataset or recorded_dataset(parent_metadata["dataset"], source), job.data_dir,
+                               recorded_validation_size(parent_metadata))
     data = load_training_data(data_options, seed)
     dataset, train = data.dataset, data.train
     options = FinetuneOptions(request, method, data, seed)
@@ -249,6 +251,6 @@ def finetune_and_save(pruned: torch.nn.Module, outcome: StepOutcome, options: Fi
         "file": parent_onnx.name if parent_onnx.is_file() else None,
         "sha256": sha256_of(parent_onnx) if parent_onnx.is_file() else None,
     }
-    metadata = {**base_metadata(dataset, context.spec), "training": context.training, "pruning": record, "parent": parent}
+    metadata = {**base_metadata(dataset, context.spec, context.stem.parent), "training": context.training, "pruning": record, "parent": parent}
     card_extra = {"test_accuracy": accuracy(pruned, dataset.test)}
     return save_artifacts(pruned, context.stem, metadata, dataset.test, card_extra), record

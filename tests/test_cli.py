@@ -269,6 +269,30 @@ def test_rich_progress_adapts_the_library_protocol() -> None:
     assert state.completed == 10
 
 
+def test_without_a_terminal_progress_is_lines_with_time_left(capsys: pytest.CaptureFixture[str]) -> None:
+    """CI logs and pipes get a line per step of assess and a line per tenth of a training task, with the time left."""
+    from evaluator.app import console as consoles
+
+    now = {"t": 0.0}
+    clock = lambda: now["t"]  # noqa: E731
+    step = consoles.log_steps(4, clock)
+    for message in ("latency", "clean accuracy", "attack"):
+        step(message)
+        now["t"] += 10
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["[1/4] latency (0 s so far)", "[2/4] clean accuracy (10 s so far, about 30 s left)",
+                     "[3/4] attack (20 s so far, about 20 s left)"]
+    task = consoles.LogTask("training", 100, clock)
+    for _ in range(25):
+        now["t"] += 6
+        task.advance()
+    task.finish()
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "training: started (100 steps)" and lines[-1] == "training: done in 2 min 30 s"
+    assert lines[1:-1] == ["training: 10/100 (1 min 00 s so far, about 9 min 00 s left)",
+                           "training: 20/100 (2 min 00 s so far, about 8 min 00 s left)"]
+
+
 def test_library_settings_are_shown_as_flags() -> None:
     assert "--samples must be at least 1, got 0" in one_error_line(invoke("assess", ZOO_PARENT, "--samples", "0"))
     assert "--batch-size must be at least 1, got 0" in one_error_line(invoke("assess", ZOO_PARENT, "--batch-size", "0"))

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from evaluator.app.console import RichProgress, console, progress_bar
+from evaluator.app.console import console, console_progress, errors
 from evaluator.app.options import THREADS_HELP, Provider, Schedule, choice
 
 
@@ -49,8 +49,8 @@ def sweep(
              "retime_rounds": retime_rounds, "threads": threads}
     overrides = {key: value for key, value in given.items() if value is not None}
     config = load_sweep_file(config_file, overrides) if config_file else make_config(overrides, "command line")
-    with progress_bar() as bar:
-        result = run_sweep(config, RichProgress(bar), lambda message: bar.console.print(message))
+    with console_progress() as progress:
+        result = run_sweep(config, progress, lambda message: errors.print(message))
     from evaluator.table import table_markdown
 
     console.print(table_markdown(result.rows), markup=False, highlight=False)

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from evaluator.app.console import RichProgress, console, progress_bar
+from evaluator.app.console import console, console_progress
 from evaluator.app.options import (THREADS_HELP, Architecture, RateBasis, RateTarget, Schedule, Scope, check_output_folder,
                                    check_seed, choice, parse_rates, positive_finite)
 from evaluator.errors import EvaluatorError
@@ -42,8 +42,8 @@ def train(
     stem = out / check_name(default_name if name is None else name, "--name")
     config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, patience=patience, seed=seed)
     request = TrainRequest(arch.value, DataOptions(dataset, data_dir, validation_size), config, width)
-    with training_threads(threads), progress_bar() as bar:
-        artifacts, metadata = train_architecture(request, stem, RichProgress(bar))
+    with training_threads(threads), console_progress() as progress:
+        artifacts, metadata = train_architecture(request, stem, progress)
     card = json.loads(artifacts.card.read_text())
     check = card["export_check"]
     console.print(f"trained {arch.value}: validation accuracy {metadata['training']['validation_accuracy']:.4f}, "
@@ -110,8 +110,8 @@ def prune(
     job = PruneJob(source, out or source.parent, name=name, dataset=dataset, data_dir=data_dir, seed=seed)
     from evaluator.threads import training_threads
 
-    with training_threads(threads), progress_bar() as bar:
-        steps = run_schedule(job, request, RichProgress(bar))
+    with training_threads(threads), console_progress() as progress:
+        steps = run_schedule(job, request, progress)
     for step in steps:
         record = step.outcome
         rates = record["rates"]

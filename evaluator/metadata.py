@@ -1,7 +1,8 @@
 """The self-describing model contract: JSON under the ONNX metadata_props key `evaluator`.
 
 Written by `exporters` for every artifact and read by `evaluator assess`, so a model our exporters
-made needs no other flag. Keys: format, dataset, classes, input {shape, range, layout}, architecture,
+made needs no other flag (`evaluator describe` writes it for a foreign model). Keys: format, dataset, classes, input
+{shape, range, layout, dtype, mean, std, output, scores: see evaluator.graph_input}, architecture,
 training, pruning (null for an unpruned model), parent {file, sha256} and source {file, sha256}.
 """
 
@@ -48,7 +49,8 @@ CENSUS = dict.fromkeys(("params", "nonzero", "layer_weights", "layer_nonzero", "
 SCHEMA: dict[str, Any] = {  # key -> type, or a nested schema of an optional object; every key may be absent
     "dataset": str,
     "classes": [str],
-    "input": {"shape": [int], "range": [Number], "layout": str, "dtype": str},
+    "input": {"shape": [int], "range": [Number], "layout": str, "dtype": str, "mean": [Number], "std": [Number],
+              "output": str, "scores": str},
     "architecture": {"name": str, "in_channels": int, "image_size": int, "num_classes": int, "width": Number,
                      "mean": [Number], "std": [Number]},
     "training": {"validation_size": int, "epochs": int, "seed": int},

@@ -84,3 +84,38 @@ def test_foreign_exports_get_gradient_attacks_and_the_sources_numbers(tmp_path: 
         assert [a.name for a in found.attacks] == [a.name for a in reference.attacks], name
         assert abs(found.worst_case[0].robust_accuracy - reference.worst_case[0].robust_accuracy) <= 0.01, name
         assert found.clean_accuracy == reference.clean_accuracy, name
+
+
+def test_describe_records_the_settings_so_assess_needs_no_flags(tmp_path: Path) -> None:
+    import json
+
+    import onnx
+    from typer.testing import CliRunner
+
+    from conftest import ZOO_CHILD
+    from evaluator.app.cli import app
+
+    torch.set_num_threads(1)
+    model, _, _ = load_trainable(ZOO_CHILD.with_suffix(".pt2"))
+    foreign = export(ChannelsLast(Bytes(model)), (2, 28, 28, 1), tmp_path / "keras_style.onnx")
+    onnx.save(onnx.load(str(foreign)), str(foreign), save_as_external_data=True, location="weights.bin", size_threshold=0)
+    runner = CliRunner()
+    described = tmp_path / "described" / "keras_style.onnx"
+    result = runner.invoke(app, ["describe", str(foreign), "--dataset", "fashion-mnist", "--input-range", "0-255",
+                                 "--out", str(described)])
+    assert result.exit_code == 0, result.output
+    assert "clean accuracy 0.8922 on 10,000 test images" in result.output and "NHWC, pixels 0-255" in result.output
+    assert (tmp_path / "described" / "keras_style.onnx.data").is_file()  # the external weights travel with the copy
+    report = tmp_path / "report.json"
+    result = runner.invoke(app, ["assess", str(described), "--samples", "10", "--attacks", "square-linf:queries=10",
+                                 "--no-latency", "--json", str(report)])
+    assert result.exit_code == 0, result.output
+    entry = json.loads(report.read_text())["models"][0]
+    assert entry["clean_accuracy"] == 0.8922 and entry["dataset"] == "fashion-mnist"
+    assert any("NHWC, pixels 0-255" in note for note in entry["notes"])
+    assert entry["external_data"] == ["keras_style.onnx.data"]
+    for args, message in ((["--out", str(foreign)], "is the model itself"), (["--out", str(tmp_path / "x.txt")], "must end in .onnx"),
+                          (["--out", str(tmp_path / "y.onnx"), "--layout", "NCHW"], "expects inputs of shape")):
+        result = runner.invoke(app, ["describe", str(foreign), "--dataset", "fashion-mnist", *args])
+        assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "y.onnx").exists()

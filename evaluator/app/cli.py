@@ -13,6 +13,7 @@ from typing import Annotated, Any, Callable, TypeVar
 import typer
 from rich.text import Text
 
+from evaluator.app.describe_command import describe
 from evaluator.app.assess_commands import assess, list_attacks_command
 from evaluator.app.console import errors
 from evaluator.app.sweep_command import sweep
@@ -123,6 +124,7 @@ app.command("attacks")(list_attacks_command)
 app.command()(handles_errors(train))
 app.command()(handles_errors(prune))
 app.command()(handles_errors(sweep))
+app.command()(handles_errors(describe))
 
 
 def main() -> None:

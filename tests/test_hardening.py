@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -68,10 +69,11 @@ def zoo_metadata_with(**changes: object) -> str:
 
 
 def assert_refused(args: list[str], folder: Path, *words: str) -> str:
-    """Exit 2, one line, no traceback, and no file added under `folder`."""
+    """Exit 2, one line (after any progress lines: '[k/N] ...' without a terminal), no traceback, and no file added
+    under `folder`."""
     before = files_under(folder)
     result = runner.invoke(app, args)
-    lines = [line for line in result.output.splitlines() if line.strip()]
+    lines = [line for line in result.output.splitlines() if line.strip() and not re.match(r"\[\d+/\d+\] ", line)]
     assert result.exit_code == 2, result.output
     assert len(lines) == 1 and "Traceback" not in result.output, result.output
     assert files_under(folder) == before, sorted(map(str, files_under(folder) - before))

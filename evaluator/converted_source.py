@@ -12,6 +12,7 @@ import torch
 
 from evaluator.errors import EvaluatorError
 from evaluator.runtime import OnnxClassifier
+from evaluator.source import in_chunks
 
 def converted_graph(classifier: OnnxClassifier, x: np.ndarray) -> tuple[Any | None, str]:
     """(module, note): the classifier's graph as a differentiable module x (N, C, H, W) -> logits (N, classes) and a
@@ -45,8 +46,7 @@ def converted_graph(classifier: OnnxClassifier, x: np.ndarray) -> tuple[Any | No
 
 
 class FixedBatch(torch.nn.Module):
-    """A graph whose batch dimension is fixed at `batch`: inputs (N, ...) run in chunks of `batch`, the last one
-    padded with zeros, outputs concatenated (N, classes); differentiable."""
+    """A graph whose batch dimension is fixed at `batch`: inputs (N, ...) run in chunks of `batch` (source.in_chunks)."""
 
     def __init__(self, module: torch.nn.Module, batch: int) -> None:
         super().__init__()
@@ -54,11 +54,4 @@ class FixedBatch(torch.nn.Module):
         self.output_name = module.output_name
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outputs = []
-        for start in range(0, x.shape[0], self.batch):
-            chunk = x[start:start + self.batch]
-            count = chunk.shape[0]
-            if count < self.batch:
-                chunk = torch.cat([chunk, chunk.new_zeros((self.batch - count, *chunk.shape[1:]))])
-            outputs.append(self.module(chunk)[:count])
-        return torch.cat(outputs)
+        return in_chunks(self.module, x, self.batch)

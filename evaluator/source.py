@@ -22,21 +22,49 @@ PT2_METADATA_FILE = "evaluator.json"  # the evaluator's metadata among a .pt2's 
 
 class SourceModel(nn.Module):
     """An exported program as a differentiable module: x (N, C, H, W) in [0, 1] -> logits (N, classes).
-
     Exported programs are frozen in eval mode and refuse train()/eval(); this wrapper makes those
-    calls no-ops so that libraries which call model.eval() can use it.
-    """
+    calls no-ops so that libraries which call model.eval() can use it. A program exported with a fixed batch B
+    (no dynamic batch dimension) runs in chunks of B, the last one padded with zeros."""
 
     def __init__(self, program: torch.export.ExportedProgram) -> None:
         super().__init__()
+        self.fixed_batch = static_batch(program)
         self.program = program.module()
         self.training = False  # frozen in eval mode at export time
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.program(x)
+        if self.fixed_batch is None or x.shape[0] == self.fixed_batch:
+            return self.program(x)
+        return in_chunks(self.program, x, self.fixed_batch)
 
     def train(self, mode: bool = True) -> "SourceModel":
         return self
+
+
+def static_batch(program: torch.export.ExportedProgram) -> int | None:
+    """The batch size a program was exported with when its first input's batch dimension is fixed, else None."""
+    names = program.graph_signature.user_inputs
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.name in names:
+            value = node.meta.get("val")
+            shape = getattr(value, "shape", None)
+            if shape is not None and len(shape) >= 1 and isinstance(shape[0], int):
+                return int(shape[0])
+            return None
+    return None
+
+
+def in_chunks(module: Any, x: torch.Tensor, batch: int) -> torch.Tensor:
+    """module on x (N, ...) in chunks of exactly `batch` samples (the last padded with zeros), outputs (N, ...)
+    concatenated; differentiable."""
+    outputs = []
+    for start in range(0, x.shape[0], batch):
+        chunk = x[start:start + batch]
+        count = chunk.shape[0]
+        if count < batch:
+            chunk = torch.cat([chunk, chunk.new_zeros((batch - count, *chunk.shape[1:]))])
+        outputs.append(module(chunk)[:count])
+    return torch.cat(outputs)
 
 
 def load_program(path: Path) -> tuple[torch.export.ExportedProgram, dict[str, str]]:

@@ -119,3 +119,24 @@ def test_describe_records_the_settings_so_assess_needs_no_flags(tmp_path: Path) 
         result = runner.invoke(app, ["describe", str(foreign), "--dataset", "fashion-mnist", *args])
         assert result.exit_code == 2 and message in result.output, result.output
     assert not (tmp_path / "y.onnx").exists()
+
+
+def test_a_source_exported_with_a_fixed_batch_is_used_at_its_batch(tmp_path: Path) -> None:
+    """A .pt2 from plain torch.export.export without a dynamic batch: the white-box attacks run it in chunks of its
+    batch (it was a traceback)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from evaluator.app.cli import app
+
+    torch.set_num_threads(1)
+    model, _, _ = load_trainable(ZOO_PARENT.with_suffix(".pt2"))
+    source = tmp_path / "fixed.pt2"
+    torch.export.save(torch.export.export(model.eval(), (torch.zeros(4, 1, 28, 28),)), str(source))
+    report = tmp_path / "report.json"
+    result = CliRunner().invoke(app, ["assess", str(ZOO_PARENT), "--source", str(source), "--samples", "30", "--no-latency",
+                                      "--attacks", "apgd-ce-linf:steps=5", "--json", str(report)])
+    assert result.exit_code == 0, result.output
+    entry = json.loads(report.read_text())["models"][0]
+    assert entry["gradients"] == "source" and {c["name"]: c["passed"] for c in entry["checks"]}["source-agrees"]

@@ -63,6 +63,18 @@ def input_shape(program: torch.export.ExportedProgram, path: Path) -> tuple[int,
     return int(channels), int(height), int(width), int(result.shape[1])
 
 
+def is_layer(node: fx.Node, tensors: dict[str, torch.Tensor]) -> bool:
+    """Whether `node` is a conv2d, linear or batch norm whose weights (and bias) are the model's own tensors."""
+    if node.target not in LAYERS:
+        return False
+    args = arguments(node)
+
+    def owned(value: Any) -> bool:
+        return isinstance(value, fx.Node) and value.name in tensors
+
+    return owned(args.get("weight")) and (args.get("bias") is None or owned(args["bias"]))
+
+
 def layer_module(node: fx.Node, tensors: dict[str, torch.Tensor]) -> nn.Module:
     """The nn.Module doing what `node` (conv2d, convolution, linear or batch norm) does with the given weights."""
     args = arguments(node)
@@ -70,7 +82,7 @@ def layer_module(node: fx.Node, tensors: dict[str, torch.Tensor]) -> nn.Module:
     bias = tensors[args["bias"].name] if isinstance(args.get("bias"), fx.Node) else None
     if node.target in CONV:
         if weight.dim() != 4 or args.get("transposed"):
-            raise EvaluatorError("only 2-D, non-transposed convolutions can be rebuilt")
+            raise ValueError("only 2-D, non-transposed convolutions can be rebuilt")
         groups = int(args["groups"])
         module: nn.Module = nn.Conv2d(weight.shape[1] * groups, weight.shape[0], tuple(weight.shape[2:]),
                                       pair(args["stride"]), pair(args["padding"]), pair(args["dilation"]), groups, bias is not None)
@@ -79,7 +91,7 @@ def layer_module(node: fx.Node, tensors: dict[str, torch.Tensor]) -> nn.Module:
     else:
         rank = node.args[0].meta["val"].dim()  # type: ignore[union-attr]
         if rank not in (2, 4) or args.get("training"):
-            raise EvaluatorError("only inference batch norm over (N, C) or (N, C, H, W) can be rebuilt")
+            raise ValueError("only inference batch norm over (N, C) or (N, C, H, W) can be rebuilt")
         module = (nn.BatchNorm2d if rank == 4 else nn.BatchNorm1d)(weight.shape[0], eps=float(args["eps"]))
         module.register_buffer("running_mean", tensors[args["running_mean"].name].clone())
         module.register_buffer("running_var", tensors[args["running_var"].name].clone())
@@ -112,14 +124,15 @@ def rebuild_program(program: torch.export.ExportedProgram, path: Path) -> fx.Gra
                 continue
             if node.op != "call_function":
                 raise EvaluatorError(f"{path} holds {node.op} nodes (control flow or submodules), which cannot be rebuilt")
-            if node.target in LAYERS and isinstance(arguments(node)["weight"], fx.Node):
+            if is_layer(node, tensors):
                 name = targets[arguments(node)["weight"].name].rpartition(".")[0] or node.name
                 add_submodule(root, name, layer_module(node, tensors))
                 mapped[node] = graph.call_module(name, (mapped[node.args[0]],))
                 continue
-            if node.target.__name__ == "getitem" and node.args[0].target == BATCH_NORM[1]:  # (output, mean, rstd)
-                if node.args[1] != 0:
-                    raise EvaluatorError("only the output of an inference batch norm can be used")
+            source = node.args[0] if node.args else None
+            if isinstance(source, fx.Node) and source.target == BATCH_NORM[1] and is_layer(source, tensors):
+                if node.args[1] != 0:  # getitem of (output, mean, rstd)
+                    raise ValueError("only the output of an inference batch norm can be used")
                 mapped[node] = mapped[node.args[0]]
                 continue
             for used in node.all_input_nodes:

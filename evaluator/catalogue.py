@@ -73,7 +73,7 @@ def channel_methods() -> list[PruningMethod]:
 
 METHODS: dict[str, PruningMethod] = {method.name: method for method in [*study_methods(), *channel_methods()]}
 STUDY_METHODS: tuple[str, ...] = tuple(name for name, method in METHODS.items() if method.study)
-ARCHITECTURES: tuple[str, ...] = ("lenet5", "resnet8", "vgg11")
+ARCHITECTURES: tuple[str, ...] = ("lenet5", "resnet8", "vgg11", "resnet18", "mobilenetv2")
 
 
 def get_method(name: str) -> PruningMethod:

@@ -150,11 +150,130 @@ class VGG11(nn.Module):
         return self.classifier(self.pool(self.features(self.normalize(x))))
 
 
+class BasicBlock(nn.Module):
+    """torchvision's ResNet BasicBlock: conv3x3(stride)-BN-ReLU-conv3x3-BN, plus the input (1x1 conv-BN when the
+    shape changes), then ReLU; x: (N, C_in, H, W) -> (N, C_out, H / stride, W / stride)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.downsample = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.downsample = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                                            nn.BatchNorm2d(out_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.downsample(x))
+
+
+SMALL_INPUT = 64  # inputs up to this many pixels get stems that keep the resolution (CIFAR-style)
+
+
+class ResNet18(nn.Module):
+    """torchvision's ResNet-18: stem, BasicBlocks [2, 2, 2, 2] of 64-128-256-512 x width channels, GAP, dense.
+
+    The stem is torchvision's conv7x7 stride 2 + max-pool 3x3 stride 2 above SMALL_INPUT px, and a conv3x3
+    stride 1 without max-pool up to it (a 32 px input keeps 4x4 maps in the last stage instead of 1x1).
+    """
+
+    def __init__(self, spec: ArchSpec) -> None:
+        super().__init__()
+        widths = [scaled(c, spec.width) for c in (64, 128, 256, 512)]
+        self.normalize = Normalize(spec.mean, spec.std)
+        if spec.image_size <= SMALL_INPUT:
+            self.conv1 = nn.Conv2d(spec.in_channels, widths[0], 3, 1, 1, bias=False)
+            self.maxpool: nn.Module = nn.Identity()
+        else:
+            self.conv1 = nn.Conv2d(spec.in_channels, widths[0], 7, 2, 3, bias=False)
+            self.maxpool = nn.MaxPool2d(3, 2, 1)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        stages, channels = [], widths[0]
+        for index, out in enumerate(widths):
+            stride = 1 if index == 0 else 2
+            stages.append(nn.Sequential(BasicBlock(channels, out, stride), BasicBlock(out, out, 1)))
+            channels = out
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(channels, spec.num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.maxpool(torch.relu(self.bn1(self.conv1(self.normalize(x)))))
+        out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
+        return self.fc(torch.flatten(self.avgpool(out), 1))
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """torchvision's _make_divisible: the nearest multiple of `divisor`, never below 90 % of `value`."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+def conv_bn_relu6(in_channels: int, out_channels: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
+                         nn.BatchNorm2d(out_channels), nn.ReLU6())
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2 block: 1x1 expand (x expansion, skipped at 1)-BN-ReLU6, depthwise 3x3(stride)-BN-ReLU6, 1x1
+    project-BN (linear); the input is added when stride 1 keeps the shape. x: (N, C_in, H, W) -> (N, C_out, H', W')."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, expansion: int) -> None:
+        super().__init__()
+        hidden = int(round(in_channels * expansion))
+        self.use_residual = stride == 1 and in_channels == out_channels
+        layers: list[nn.Module] = [conv_bn_relu6(in_channels, hidden, 1)] if expansion != 1 else []
+        layers += [conv_bn_relu6(hidden, hidden, 3, stride, groups=hidden),
+                   nn.Conv2d(hidden, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels)]
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv(x) if self.use_residual else self.conv(x)
+
+
+MOBILENET_V2_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+                       (6, 320, 1, 1))  # (expansion t, channels c, blocks n, first stride s)
+
+
+class MobileNetV2(nn.Module):
+    """torchvision's MobileNetV2: conv3x3 stride 2, inverted residuals (t, c, n, s), conv1x1 to 1280, GAP, dropout
+    0.2, dense; channels x width rounded to multiples of 8. Up to SMALL_INPUT px the stem and the first stride-2
+    stage use stride 1 (a 32 px input keeps 4x4 maps at the end instead of 1x1)."""
+
+    def __init__(self, spec: ArchSpec) -> None:
+        super().__init__()
+        small = spec.image_size <= SMALL_INPUT
+        channels = make_divisible(32 * spec.width)
+        last = make_divisible(1280 * max(1.0, spec.width))
+        layers: list[nn.Module] = [conv_bn_relu6(spec.in_channels, channels, 3, 1 if small else 2)]
+        for index, (expansion, c, n, s) in enumerate(MOBILENET_V2_STAGES):
+            out = make_divisible(c * spec.width)
+            stride = 1 if small and index == 1 else s
+            for block in range(n):
+                layers.append(InvertedResidual(channels, out, stride if block == 0 else 1, expansion))
+                channels = out
+        layers.append(conv_bn_relu6(channels, last, 1))
+        self.normalize = Normalize(spec.mean, spec.std)
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(last, spec.num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.pool(self.features(self.normalize(x))), 1))
+
+
 BUILDERS: dict[str, Callable[[ArchSpec], nn.Module]] = {  # one per evaluator.catalogue.ARCHITECTURES name
     "lenet5": LeNet5,
     "resnet8": ResNet8,
     "vgg11": VGG11,
+    "resnet18": ResNet18,
+    "mobilenetv2": MobileNetV2,
 }
+IMAGE_SIZES: dict[str, tuple[int, int]] = {"resnet18": (28, 224), "mobilenetv2": (28, 224)}  # (least, most) px
+"""Square input sizes an architecture accepts (any in the range); the others take 28 or 32 px."""
 
 
 MAX_WIDTH = 16.0  # a width multiplier past this is a typo, and its model would not fit in memory
@@ -164,8 +283,12 @@ def build_model(spec: ArchSpec) -> nn.Module:
     """A freshly initialised model of `spec` (seed torch before calling for reproducible weights)."""
     if spec.name not in BUILDERS:
         raise EvaluatorError(f"unknown architecture {spec.name!r}: expected one of {', '.join(BUILDERS)}")
-    if spec.in_channels not in (1, 3) or spec.image_size not in (28, 32):
-        raise EvaluatorError(f"{spec.name} supports 1 or 3 channels and 28 or 32 px inputs, got {spec.in_channels}x{spec.image_size}")
+    least, most = IMAGE_SIZES.get(spec.name, (28, 32))
+    ranged = spec.name in IMAGE_SIZES
+    fits = least <= spec.image_size <= most if ranged else spec.image_size in (least, most)
+    sizes = f"{least} to {most}" if ranged else f"{least} or {most}"
+    if spec.in_channels not in (1, 3) or not fits:
+        raise EvaluatorError(f"{spec.name} supports 1 or 3 channels and {sizes} px inputs, got {spec.in_channels}x{spec.image_size}")
     if len(spec.mean) != spec.in_channels or len(spec.std) != spec.in_channels:
         raise EvaluatorError(f"normalisation needs {spec.in_channels} mean/std values")
     if not 0 < spec.width <= MAX_WIDTH:  # also refuses NaN
@@ -190,6 +313,8 @@ def reshape_to_state(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Mod
         if weight is None:
             continue
         if isinstance(module, nn.Conv2d):
+            if module.groups > 1 and module.groups == module.out_channels:  # depthwise: pruned with its input channels
+                module.groups = int(weight.shape[0])
             module.out_channels, module.in_channels = int(weight.shape[0]), int(weight.shape[1]) * module.groups
         elif isinstance(module, nn.Linear):
             module.out_features, module.in_features = int(weight.shape[0]), int(weight.shape[1])

@@ -28,6 +28,7 @@ from evaluator.metadata import write_metadata
 from evaluator.runtime import import_onnxruntime
 from evaluator.source import PT2_METADATA_FILE, load_program
 from exporters.architectures import ArchSpec, build_model, reshape_to_state
+from exporters.rebuild import EXPORTED, input_shape, rebuild_program
 
 
 @dataclass(frozen=True)
@@ -145,17 +146,35 @@ def read_pt2_metadata(path: Path) -> tuple[torch.export.ExportedProgram, dict[st
     program, extra = load_program(path)
     if PT2_METADATA_FILE not in extra:
         raise EvaluatorError(f"{path} carries no evaluator metadata: it was not written by the evaluator's exporters")
+    return program, parse_metadata(extra, path)
+
+
+def parse_metadata(extra: dict[str, str], path: Path) -> dict[str, Any]:
     metadata = json.loads(extra[PT2_METADATA_FILE])  # load_program checked it is a JSON object of the right types
     if not isinstance(metadata.get("architecture"), dict) or not isinstance(metadata.get("dataset"), str):
         raise EvaluatorError(f"{path}: its evaluator metadata lacks the architecture or the dataset")
-    return program, metadata
+    return metadata
 
 
 def load_trainable(path: Path) -> tuple[nn.Module, ArchSpec, dict[str, Any]]:
-    """Rebuild an editable nn.Module (for fine-tuning and pruning) from a .pt2 and its architecture record."""
-    program, metadata = read_pt2_metadata(path)
+    """Rebuild an editable nn.Module (for fine-tuning and pruning) from a .pt2 and its architecture record.
+
+    A .pt2 without evaluator metadata (a user's own torch.export program) is rebuilt from its graph
+    (exporters.rebuild) and described by an ArchSpec named EXPORTED, with empty metadata; so are its children.
+    """
+    program, extra = load_program(path)
+    if PT2_METADATA_FILE not in extra:
+        channels, size, width, classes = input_shape(program, path)
+        if size != width:
+            raise EvaluatorError(f"{path} takes {size}x{width} px inputs: only square images are supported")
+        model = rebuild_program(program, path)
+        identity = (0.0,) * channels, (1.0,) * channels  # the module is used as is: no normalisation is added
+        return model, ArchSpec(EXPORTED, channels, size, classes, 1.0, *identity), {}
+    metadata = parse_metadata(extra, path)
     try:
         spec = ArchSpec.from_dict(metadata["architecture"])
+        if spec.name == EXPORTED:
+            return rebuild_program(program, path), spec, metadata
         state = {key: value.detach().clone() for key, value in program.state_dict.items()}
         model = reshape_to_state(build_model(spec), state)
     except (KeyError, TypeError, ValueError, RuntimeError) as error:  # metadata that does not describe these weights

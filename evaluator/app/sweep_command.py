@@ -13,7 +13,7 @@ from evaluator.app.options import THREADS_HELP, Provider, Schedule, choice
 
 def sweep(
     config_file: Annotated[Optional[Path], typer.Option("--config", help="TOML file of sweep settings (flags override it).")] = None,
-    source: Annotated[Optional[str], typer.Option(help="Architecture to train (lenet5, resnet8, vgg11) or a parent .pt2. \\[default: lenet5]")] = None,
+    source: Annotated[Optional[str], typer.Option(help="Architecture to train (lenet5, resnet8, vgg11, resnet18, mobilenetv2) or a parent .pt2. \\[default: lenet5]")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Results directory. \\[default: sweep-results]")] = None,
     dataset: Annotated[Optional[str], typer.Option(help="fashion-mnist, mnist or a train/test .npz.")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the dataset's IDX files.")] = None,

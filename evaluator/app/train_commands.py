@@ -65,7 +65,8 @@ def print_methods() -> None:
 
 
 def prune(
-    source: Annotated[Optional[Path], typer.Argument(help="The parent's .pt2 (written by `evaluator train` or `prune`).")] = None,
+    source: Annotated[Optional[Path], typer.Argument(help="The parent's .pt2 (written by `evaluator train` or `prune`, "
+                                                                   "or any torch.export program with a dynamic batch: then give --dataset).")] = None,
     method: Annotated[str, typer.Option(help="Pruning method (see --list).")] = "filter-l1",
     rate: Annotated[str, typer.Option(help="Compression rates, comma separated: weights before / non-zero weights after.")] = "4",
     target: Annotated[RateTarget, typer.Option(help="weights (compression rate) or macs (MAC reduction).")] = RateTarget.weights,
@@ -77,7 +78,7 @@ def prune(
     finetune_epochs: Annotated[int, typer.Option(help="Most fine-tuning epochs per step (early stopping on validation).")] = 10,
     patience: Annotated[int, typer.Option()] = 3,
     lr: Annotated[float, typer.Option(help="Adam learning rate of the fine-tuning.")] = 1e-3,
-    dataset: Annotated[Optional[str], typer.Option(help="Default: the dataset in the source's metadata.")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="Default: the dataset in the source's metadata (needed for a plain torch.export .pt2).")] = None,
     data_dir: Annotated[Optional[Path], typer.Option()] = None,
     out: Annotated[Optional[Path], typer.Option(help="Output folder (default: beside the source).")] = None,
     name: Annotated[Optional[str], typer.Option(help="Artifact name prefix (default SOURCE_METHOD); _crRATE is appended.")] = None,

@@ -158,6 +158,8 @@ def run_schedule(job: PruneJob, request: PruneRequest, progress: Progress = Sile
     stems = [job.out_dir / f"{base}_cr{rate:g}{'_macs' if request.metric == 'macs' else ''}" for rate in request.rates]
     check_stems_spare_source(stems, source)
     parent_model, spec, parent_metadata = load_trainable(source)
+    if not (job.dataset or parent_metadata.get("dataset")):
+        raise EvaluatorError(f"dataset must be given: {source} carries no evaluator metadata naming one", field="dataset")
     data_options = DataOptions(job.dataset or recorded_dataset(parent_metadata["dataset"], source), job.data_dir,
                                recorded_validation_size(parent_metadata))
     data = load_training_data(data_options, seed)

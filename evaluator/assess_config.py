@@ -47,16 +47,7 @@ class AssessConfig:
     threads: int | None = None
     seed: int = 0
     skip_latency: bool = False
-    # How the models' graphs take images and give scores (evaluator.graph_input); None: their metadata, else the graph.
-    layout: str | None = None
-    input_range: str | None = None
-    mean: tuple[float, ...] | None = None
-    std: tuple[float, ...] | None = None
-    output: str | None = None
-    scores: str | None = None
-
-    def input_overrides(self) -> InputOverrides:
-        return InputOverrides(self.layout, self.input_range, self.mean, self.std, self.output, self.scores)
+    inputs: InputOverrides = InputOverrides()  # how the graphs take images and give scores (else metadata, graph)
 
     def epsilons_for(self, norm: str) -> tuple[float, ...]:
         return getattr(self, BUDGET_FIELDS[norm])

@@ -103,7 +103,7 @@ def attack_subset(test: Split, samples: int, seed: int) -> Split:
 
 def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset], progress: Step) -> ModelAssessment:
     classifier = OnnxClassifier(path, config.provider, config.batch_size, config.threads,  # type: ignore[arg-type]
-                                config.input_overrides())
+                                config.inputs)
     for batch in {config.throughput_batch, *config.latency_batches}:  # before the data is loaded or anything timed
         setting = "throughput_batch" if batch == config.throughput_batch else None
         check_batch(batch, classifier.input_shape, setting or "latency batch", setting)

@@ -14,6 +14,7 @@ import torch
 
 from conftest import ZOO_PARENT
 from evaluator.assessment import AssessConfig, assess
+from evaluator.input_options import InputOverrides
 from exporters.artifacts import load_trainable
 
 SAMPLES = 100
@@ -73,7 +74,7 @@ def test_foreign_exports_get_gradient_attacks_and_the_sources_numbers(tmp_path: 
         "nhwc": (export(ChannelsLast(model), (2, 28, 28, 1), tmp_path / "nhwc.onnx"), {}),
         "softmax": (export(Probabilities(model), (2, 1, 28, 28), tmp_path / "softmax.onnx"), {}),
         "batch 1": (export(model, (1, 1, 28, 28), tmp_path / "batch1.onnx", dynamic=False), {}),
-        "0-255": (export(Bytes(model), (2, 1, 28, 28), tmp_path / "bytes.onnx"), {"input_range": "0-255"}),
+        "0-255": (export(Bytes(model), (2, 1, 28, 28), tmp_path / "bytes.onnx"), {"inputs": InputOverrides(input_range="0-255")}),
     }
     config = AssessConfig(samples=SAMPLES, skip_latency=True, threads=1, dataset="fashion-mnist")
     reference = assess([ZOO_PARENT], config).models[0]

@@ -141,7 +141,7 @@ class SweepConfig:
                                  f"fine-tuning hold out {validation} for validation and need more than that")
 
 
-PER_MODEL_FIELDS = ("source", "surrogate", "latency_batches", "layout", "input_range", "mean", "std", "output", "scores")  # AssessConfig fields a sweep sets per variant, or not
+PER_MODEL_FIELDS = ("source", "surrogate", "latency_batches", "inputs")  # AssessConfig fields a sweep sets per variant, or not
 # (a sweep's own `source` is the parent to train or prune, not a variant's PyTorch source)
 ASSESS_FIELDS = tuple(f.name for f in fields(AssessConfig)
                       if f.name in {g.name for g in fields(SweepConfig)} and f.name not in PER_MODEL_FIELDS)

@@ -113,4 +113,4 @@ def recorded_dataset(name: str, artifact: Path) -> str:
     """The dataset an artifact's metadata names, as load_dataset takes it: a path relative to the artifact's folder
     when one exists there, else the name as it is (a known name, or a path from before relative records)."""
     beside = Path(artifact).parent / name
-    return str(beside) if not Path(name).is_absolute() and beside.exists() else name
+    return os.path.normpath(beside) if not Path(name).is_absolute() and beside.exists() else name

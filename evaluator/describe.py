@@ -17,13 +17,11 @@ from evaluator.datasets import dataset_record, load_dataset
 from evaluator.errors import EvaluatorError
 from evaluator.files import write_bytes_atomic
 from evaluator.input_options import InputOverrides
-from evaluator.metadata import read_metadata, write_metadata
+from evaluator.graph_input import INPUT_TYPES, image_input
+from evaluator.metadata import write_metadata
 from evaluator.profile import external_data_files
 from evaluator.results import Check
 from evaluator.runtime import OnnxClassifier
-
-INPUT_TYPE_NAMES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.FLOAT16: "float16", onnx.TensorProto.UINT8: "uint8"}
-
 
 @dataclass(frozen=True)
 class Description:
@@ -50,14 +48,15 @@ def describe_model(path: Path, out: Path, dataset: str, data_dir: Path | None = 
     accuracy = float((classifier.predict(data.test.x) == data.test.y).mean())
     chance = above_chance(accuracy, len(data.test), classifier.num_classes)
     spec = classifier.graph_input
-    element = classifier.model.graph.input[0].type.tensor_type.elem_type
-    recorded = {**(read_metadata(classifier.model) or {}), "dataset": dataset_record(data.name, out.parent),
+    element = image_input(classifier.model).type.tensor_type.elem_type
+    recorded = {**(classifier.metadata or {}), "dataset": dataset_record(data.name, out.parent),
                 "classes": list(data.classes),
                 "input": {"shape": list(classifier.input_shape), "range": [0, spec.scale], "layout": spec.layout,
-                          "dtype": INPUT_TYPE_NAMES.get(element, "float32"), "mean": list(spec.mean), "std": list(spec.std),
+                          "dtype": INPUT_TYPES[element], "mean": list(spec.mean), "std": list(spec.std),
                           "output": spec.output or classifier.model.graph.output[0].name, "scores": spec.scores}}
     recorded.pop("format", None)
-    model = onnx.load(str(path))
+    model = onnx.ModelProto()
+    model.CopyFrom(classifier.model)  # the deployed graph as loaded (external data included), not read again
     write_metadata(model, recorded)
     save_model(model, out, bool(external_data_files(path)))
     return Description(out, recorded, accuracy, len(data.test), chance)

@@ -16,7 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 from evaluator.errors import EvaluatorError
 from evaluator.limits import MAX_INPUT_VALUES, MAX_THREADS, check_batch
 from evaluator.input_options import InputOverrides
-from evaluator.graph_input import adapt, resolve_input
+from evaluator.graph_input import adapt, image_input, input_dims, resolve_input
 from evaluator.metadata import read_metadata
 from evaluator.results import RuntimeChoice
 
@@ -148,15 +148,10 @@ class OnnxClassifier:
         return self.uses_cuda_graph or self.fixed_batch is not None
 
     def _input_signature(self) -> tuple[str, tuple[int, int, int], int | None]:
-        """Input name, (C, H, W), and the batch size when the graph fixes it (None when it is dynamic)."""
-        initializers = {init.name for init in self.graph.graph.initializer}
-        inputs = [value for value in self.graph.graph.input if value.name not in initializers]
-        if len(inputs) != 1:
-            raise EvaluatorError(f"{self.path}: expected one image input, found {len(inputs)}")
-        tensor_type = inputs[0].type.tensor_type
-        if tensor_type.elem_type != onnx.TensorProto.FLOAT:
-            raise EvaluatorError(f"{self.path}: the input must be float32, found {onnx.TensorProto.DataType.Name(tensor_type.elem_type)}")
-        dims = [dim.dim_value if dim.HasField("dim_value") else None for dim in tensor_type.shape.dim]
+        """Input name, (C, H, W), and the batch size when the graph fixes it (None when it is dynamic), of the graph
+        that runs: its one image input is float32 (graph_input.adapt refused or cast every other type)."""
+        value = image_input(self.graph)
+        dims = input_dims(value)
         if len(dims) != 4 or any(d is None for d in dims[1:]):
             raise EvaluatorError(f"{self.path}: expected an input of shape (batch, C, H, W) with fixed C, H, W; found {dims}")
         if dims[0] == 0 or any(d < 1 for d in dims[1:]):  # type: ignore[operator]
@@ -167,7 +162,7 @@ class OnnxClassifier:
                                  f"over the limit of {MAX_INPUT_VALUES:,} values (C x H x W) per image")
         dynamic = dims[0] is None or dims[0] < 0  # ONNX Runtime takes a negative dimension as dynamic too
         fixed_batch = None if dynamic else check_batch(int(dims[0]), shape, "the graph's fixed batch")  # type: ignore[arg-type]
-        return inputs[0].name, shape, fixed_batch
+        return value.name, shape, fixed_batch
 
     def _output_type(self) -> type[np.floating]:
         """numpy dtype of the first output, one of LOGIT_TYPES; integer or boolean outputs would overflow in margins."""

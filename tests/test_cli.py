@@ -353,3 +353,18 @@ def test_transfer_needs_a_surrogate(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     model = json.loads((tmp_path / "out.json").read_text())["models"][0]
     assert model["attacks"] == [] and any("transfer-pgd-linf skipped" in note for note in model["notes"])
+
+
+def test_an_input_type_the_evaluator_cannot_feed_is_one_line(tmp_path: Path) -> None:
+    """A graph taking int64 images (not float32, float16 or uint8) is refused before anything runs."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.zeros((784, 10), np.float32), "w")
+    nodes = [helper.make_node("Cast", ["x"], ["xf"], to=TensorProto.FLOAT), helper.make_node("Flatten", ["xf"], ["flat"]),
+             helper.make_node("MatMul", ["flat", "w"], ["y"])]
+    graph = helper.make_graph(nodes, "ints", [helper.make_tensor_value_info("x", TensorProto.INT64, [None, 1, 28, 28])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 10])], [weight])
+    model = tmp_path / "ints.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
+    line = one_error_line(invoke("assess", model, "--dataset", "fashion-mnist", "--json", tmp_path / "out.json"))
+    assert "the graph's input is INT64" in line and "ints.onnx" in line and not (tmp_path / "out.json").exists()

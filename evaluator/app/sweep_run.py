@@ -97,9 +97,10 @@ def sweep_locked(config: SweepConfig, out: Path, progress: Progress, say: Say) -
         if failure:
             failures.append(failure)
             say(f"[yellow]note[/yellow] {failure}")
-    assessments = [assess_variant(config, onnx, out / "assessments", say) for onnx in variants]
+    cached = [assess_variant(config, onnx, out / "assessments", say) for onnx in variants]
+    assessments, keys = [assessment for assessment, _ in cached], [key for _, key in cached]
     if config.retime_rounds and not config.skip_latency:
-        assessments = retime_variants(config, variants, assessments, out / "assessments", progress, say)
+        assessments = retime_variants(config, variants, assessments, keys, out / "assessments", progress, say)
     from evaluator.table import table_row, with_parent_drop
 
     rows = with_parent_drop([table_row(model) for assessment in assessments for model in assessment.models])
@@ -215,8 +216,9 @@ def assessment_key(assess_config: AssessConfig, onnx: Path) -> str:
     return digest(inputs)
 
 
-def assess_variant(config: SweepConfig, onnx: Path, folder: Path, say: Say) -> Assessment:
-    """`evaluator assess --json` of one variant, cached under folder/NAME.json with a hash of every input."""
+def assess_variant(config: SweepConfig, onnx: Path, folder: Path, say: Say) -> tuple[Assessment, str]:
+    """`evaluator assess --json` of one variant, cached under folder/NAME.json with a hash of every input (the
+    assessment and that hash)."""
     assess_config = config.assess_config()
     key = assessment_key(assess_config, onnx)
     cached = folder / f"{onnx.stem}.json"
@@ -229,20 +231,20 @@ def assess_variant(config: SweepConfig, onnx: Path, folder: Path, say: Say) -> A
         else:
             if len(assessment.models) == 1:
                 say(f"assess {onnx.stem}: cached")
-                return assessment
+                return assessment, key
     say(f"assessing {onnx.stem}")
     assessment = assess([onnx], assess_config)
     write_text_atomic(cached, json_text({**assessment.to_dict(), "sweep_key": key}) + "\n")
-    return assessment
+    return assessment, key
 
 
-def retime_variants(config: SweepConfig, variants: list[Path], assessments: list[Assessment], folder: Path,
-                    progress: Progress, say: Say) -> list[Assessment]:
+def retime_variants(config: SweepConfig, variants: list[Path], assessments: list[Assessment], keys: list[str],
+                    folder: Path, progress: Progress, say: Say) -> list[Assessment]:
     """Latency of every variant measured again in config.retime_rounds rounds, each visiting every variant once at
     every batch size its assessment timed (odd rounds in reverse order). Each variant keeps its round with the lowest
     median: other work on a shared machine only ever adds time, and a slow spell then costs a variant one round
     rather than its figures, so ratios to the parent mean more. The new figures replace the assessment's and its
-    cached file is rewritten (marked `latency_retimed`)."""
+    cached file is rewritten under its cache key from `keys` (marked `latency_retimed`)."""
     from evaluator.latency import latency_stats, time_batch
     from evaluator.runtime import OnnxClassifier
 
@@ -262,7 +264,7 @@ def retime_variants(config: SweepConfig, variants: list[Path], assessments: list
                                             seed=config.seed))
             task.advance()
     updated = []
-    for onnx, assessment, collected in zip(variants, assessments, runs):
+    for onnx, assessment, key, collected in zip(variants, assessments, keys, runs):
         model = assessment.models[0]
         stats = {batch: latency_stats(batch, min(per_round, key=lambda times: float(np.median(times))))
                  for batch, per_round in collected.items()}
@@ -270,7 +272,7 @@ def retime_variants(config: SweepConfig, variants: list[Path], assessments: list
                         latency=stats[model.latency.batch_size] if model.latency else None,
                         throughput=stats[model.throughput.batch_size] if model.throughput else None)
         retimed = replace(assessment, models=(model,))
-        record = {**retimed.to_dict(), "sweep_key": assessment_key(config.assess_config(), onnx),
+        record = {**retimed.to_dict(), "sweep_key": key,
                   "latency_retimed": {"rounds": rounds, "variants": len(variants)}}
         write_text_atomic(folder / f"{onnx.stem}.json", json_text(record) + "\n")
         updated.append(retimed)

@@ -58,3 +58,19 @@ def test_assess_reports_the_whole_model(tmp_path: Path) -> None:
     assert model["external_data"] == ["weights.bin"]
     assert model["size_bytes"] == external.stat().st_size + (tmp_path / "ext" / "weights.bin").stat().st_size
     assert model["clean_accuracy"] == pytest.approx(0.8922)
+
+
+def test_a_data_location_outside_the_models_folder_is_refused(tmp_path: Path) -> None:
+    """A hostile .onnx naming ../secret.bin as its external data: refused, never read into the size or hash."""
+    external = save_external(ZOO_CHILD, tmp_path / "ext")
+    (tmp_path / "ext" / "weights.bin").rename(tmp_path / "secret.bin")
+    stub = onnx.load(str(external), load_external_data=False)
+    for tensor in stub.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = "../secret.bin"
+    onnx.save(stub, str(external))
+    with pytest.raises(EvaluatorError, match="outside its folder"):
+        external_data_files(external)
+    result = CliRunner().invoke(app, ["assess", str(external), "--dataset", "fashion-mnist", "--samples", "5", "--no-latency"])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output

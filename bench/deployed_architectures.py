@@ -1,13 +1,16 @@
 """Time and peak memory of the deployed architectures through the CLI: train, prune twice, assess.
 
-    python bench/deployed_architectures.py [--train 5000] [--test 1000] [--samples 200] [--threads 1]
+    python bench/deployed_architectures.py [--train 5000] [--test 1000] [--epochs 2] [--samples 200] [--threads 1]
+                                           [--cifar10 DIR]
 
-Data: Fashion-MNIST made CIFAR-like (bilinear 28 -> 32 px, the grey channel repeated three times) in an .npz with
-x_train/y_train/x_test/y_test: `--train` images trained on plus 1000 held out for validation. For ResNet-18
-(width 0.5) and MobileNetV2 (width 1.0) each step runs as its own `python -m evaluator ...` process, timed from the
-outside with its peak resident memory (ru_maxrss from wait4): train 1 epoch, prune filter-l1 to rate 2 then on to
-rate 4 (iterative, 1 fine-tuning epoch each; the rate-4 command resumes the rate-2 step from its files), assess the
-rate-4 child with the default attacks on `--samples` test samples. Prints a Markdown table.
+Data: CIFAR-10's binary format (data_batch_1..5.bin, test_batch.bin), written from Fashion-MNIST made CIFAR-like
+(bilinear 28 -> 32 px, the grey channel repeated three times): `--train` images trained on plus 1000 held out for
+validation, spread over the five batch files. `--cifar10 DIR` uses the real CIFAR-10 binary batches instead (all
+50,000 training images). For ResNet-18 (width 0.5) and MobileNetV2 (width 1.0) each step runs as its own
+`python -m evaluator ...` process, timed from the outside with its peak resident memory (ru_maxrss from wait4):
+train `--epochs`, prune filter-l1 to rate 2 then on to rate 4 (iterative, 1 fine-tuning epoch each; the rate-4
+command resumes the rate-2 step from its files), assess the rate-4 child with the default attacks on `--samples`
+test samples. Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -33,17 +36,26 @@ MODELS = (("resnet18", 0.5), ("mobilenetv2", 1.0))
 
 
 def cifar_like(x: np.ndarray) -> np.ndarray:
-    """(N, 1, 28, 28) float in [0, 1] -> (N, 32, 32, 3) uint8: bilinear resize, grey repeated."""
+    """(N, 1, 28, 28) float in [0, 1] -> (N, 3, 32, 32) uint8: bilinear resize, grey repeated."""
     resized = torch.nn.functional.interpolate(torch.from_numpy(x), size=(32, 32), mode="bilinear", align_corners=False)
-    return np.round(resized.clamp(0, 1).numpy() * 255).astype(np.uint8).repeat(3, axis=1).transpose(0, 2, 3, 1)
+    return np.round(resized.clamp(0, 1).numpy() * 255).astype(np.uint8).repeat(3, axis=1)
 
 
-def write_npz(path: Path, train: int, test: int) -> None:
+def cifar10_records(x: np.ndarray, y: np.ndarray) -> bytes:
+    """CIFAR-10 binary records: per image a label byte, then its (3, 32, 32) uint8 pixels channel-major."""
+    return np.concatenate([y.astype(np.uint8)[:, None], x.reshape(len(x), -1)], axis=1).tobytes()
+
+
+def write_cifar10_folder(folder: Path, train: int, test: int) -> None:
+    """Fashion-MNIST as CIFAR-10 binary batches in folder: train + VALIDATION images over 5 files, a test file, the names."""
     data = load_dataset("fashion-mnist")
     assert data.train is not None
-    count = train + VALIDATION
-    np.savez(path, x_train=cifar_like(data.train.x[:count]), y_train=data.train.y[:count],
-             x_test=cifar_like(data.test.x[:test]), y_test=data.test.y[:test], classes=np.array(data.classes))
+    folder.mkdir()
+    x, y = cifar_like(data.train.x[:train + VALIDATION]), data.train.y[:train + VALIDATION]
+    for index, part in enumerate(np.array_split(np.arange(len(y)), 5), start=1):
+        (folder / f"data_batch_{index}.bin").write_bytes(cifar10_records(x[part], y[part]))
+    (folder / "test_batch.bin").write_bytes(cifar10_records(cifar_like(data.test.x[:test]), data.test.y[:test]))
+    (folder / "batches.meta.txt").write_text("\n".join(data.classes) + "\n")
 
 
 def run_step(args: list[str]) -> tuple[float, float, str]:
@@ -68,10 +80,13 @@ def main() -> None:
     parser.add_argument("--test", type=int, default=1000)
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=2, help="training epochs of each parent")
+    parser.add_argument("--cifar10", type=Path, help="a folder of the real CIFAR-10 binary batches, used instead")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="deployed_architectures_"))
-    npz = work / "fmnist32.npz"
-    write_npz(npz, args.train, args.test)
+    data = args.cifar10 or work / "cifar-10-batches-bin"
+    if args.cifar10 is None:
+        write_cifar10_folder(data, args.train, args.test)
     threads = ["--threads", str(args.threads)]
     rows = []
     for arch, width in MODELS:
@@ -79,7 +94,7 @@ def main() -> None:
         out.mkdir()
         parent = out / f"{arch}.pt2"
         steps = [
-            ("train 1 epoch", ["train", arch, "--dataset", str(npz), "--width", str(width), "--epochs", "1",
+            (f"train {args.epochs} epochs", ["train", arch, "--dataset", str(data), "--width", str(width), "--epochs", str(args.epochs),
                                "--validation-size", str(VALIDATION), "--out", str(out), "--name", arch, *threads]),
             *[(f"prune filter-l1 to {rates.split(',')[-1]}",
                ["prune", str(parent), "--method", "filter-l1", "--rate", rates, "--finetune-epochs", "1", *threads])
@@ -91,7 +106,8 @@ def main() -> None:
             seconds, peak, _ = run_step(step)
             rows.append((f"{arch} x{width:g}", label, seconds, peak, detail(out, arch, label)))
             print(f"{rows[-1][0]} {label}: {seconds:.1f} s, {peak:.0f} MiB", file=sys.stderr, flush=True)
-    print(f"\n{args.train} training images at 32 px, {args.threads} thread(s), data and artifacts in {work}\n")
+    source = f"CIFAR-10 from {args.cifar10}" if args.cifar10 else f"{args.train} training images of Fashion-MNIST as CIFAR-10 batches"
+    print(f"\n{source}, 32 px, {args.threads} thread(s), data and artifacts in {work}\n")
     print("| model | step | seconds | peak RSS MiB | result |\n|---|---|---:|---:|---|")
     for model, label, seconds, peak, text in rows:
         print(f"| {model} | {label} | {seconds:.1f} | {peak:.0f} | {text} |")

@@ -22,6 +22,9 @@ INPUT_TYPES = {TensorProto.FLOAT: "float32", TensorProto.FLOAT16: "float16", Ten
 ADAPTED_INPUT = "evaluator_pixels"  # (N, C, H, W) float32 in [0, 1]
 LOG_PROBABILITIES = "evaluator_log_probabilities"
 SMALLEST_PROBABILITY = 1e-30  # log of a zero probability would be -inf
+# Name prefix of the adapter's rounding nodes (to uint8 pixels): a converted graph passes gradients straight through
+# them (BPDA), as rounding has a zero gradient almost everywhere (evaluator.onnx_torch).
+STRAIGHT_THROUGH = "evaluator_straight_through"
 
 
 @dataclass(frozen=True)
@@ -101,9 +104,11 @@ def number_tuple(values: Any) -> tuple[float, ...]:
 
 
 def resolve_input(model: onnx.ModelProto, metadata: dict[str, Any] | None, overrides: InputOverrides) -> GraphInput:
-    """The GraphInput of `model`: each setting from `overrides`, else the metadata's `input` block, else the graph."""
+    """The GraphInput of `model`: each setting from `overrides`, else the metadata's `input` block, else the graph
+    (a uint8 input takes pixels 0-255)."""
     recorded = (metadata or {}).get("input") or {}
-    dims = input_dims(image_input(model))
+    value = image_input(model)
+    dims = input_dims(value)
     outputs = [value.name for value in model.graph.output]
     output = overrides.output or recorded.get("output") or outputs[0]
     if output not in outputs:
@@ -116,7 +121,9 @@ def resolve_input(model: onnx.ModelProto, metadata: dict[str, Any] | None, overr
         raise EvaluatorError(f"input_range must be 0-1 or 0-255, got {overrides.input_range!r}", field="input_range")
     recorded_range = recorded.get("range")
     if scale is None:
-        scale = float(recorded_range[1]) if isinstance(recorded_range, list) and len(recorded_range) == 2 else 1.0
+        recorded_scale = float(recorded_range[1]) if isinstance(recorded_range, list) and len(recorded_range) == 2 else None
+        uint8 = value.type.tensor_type.elem_type == TensorProto.UINT8  # whole pixels: 0-255 unless said otherwise
+        scale = recorded_scale or (RANGES["0-255"] if uint8 else RANGES["0-1"])
     mean = number_tuple(overrides.mean if overrides.mean is not None else recorded.get("mean"))
     std = number_tuple(overrides.std if overrides.std is not None else recorded.get("std"))
     scores = overrides.scores or recorded.get("scores") or detect_scores(model, output)
@@ -157,14 +164,14 @@ def adapt(model: onnx.ModelProto, spec: GraphInput) -> onnx.ModelProto:
     dims = input_dims(value)
     nodes, initializers, current = [], [], ADAPTED_INPUT
 
-    def step(op: str, *constants: np.ndarray, **attributes: Any) -> None:
+    def step(op: str, *constants: np.ndarray, name: str = "", **attributes: Any) -> None:
         nonlocal current
         names = [current]
         for constant in constants:
             names.append(f"evaluator_{op.lower()}_{len(initializers)}")
             initializers.append(numpy_helper.from_array(constant, names[-1]))
         out = f"evaluator_{op.lower()}_{len(nodes)}_out"
-        nodes.append(helper.make_node(op, names, [out], **attributes))
+        nodes.append(helper.make_node(op, names, [out], name=name or None, **attributes))
         current = out
 
     channel_shape = (1, -1, 1, 1)
@@ -179,9 +186,9 @@ def adapt(model: onnx.ModelProto, spec: GraphInput) -> onnx.ModelProto:
     if elem_type == TensorProto.UINT8:
         if opset_of(model) < 11:
             raise EvaluatorError("a uint8 input needs opset 11 or later (Round, Clip with bounds as inputs)")
-        step("Round")
+        step("Round", name=f"{STRAIGHT_THROUGH}_round")
         step("Clip", np.array(0, np.float32), np.array(255, np.float32))
-        step("Cast", to=TensorProto.UINT8)
+        step("Cast", name=f"{STRAIGHT_THROUGH}_cast", to=TensorProto.UINT8)
     elif elem_type == TensorProto.FLOAT16:
         step("Cast", to=TensorProto.FLOAT16)
     nodes.append(helper.make_node("Identity", [current], [value.name]))  # the graph's own input, now computed

@@ -1,5 +1,5 @@
 """Classifiers exported the way users export them (plain torch.onnx.export, no evaluator metadata): NHWC, softmax
-outputs, a fixed batch of one, 0-255 inputs. Each is assessed with the default cascade and no PyTorch source, its
+outputs, a fixed batch of one, 0-255 inputs (float, and uint8 with straight-through gradients). Each is assessed with the default cascade and no PyTorch source, its
 white-box attacks running on the graph converted to torch, and must match what the same cascade finds with the zoo
 model's source."""
 
@@ -51,9 +51,21 @@ class Bytes(torch.nn.Module):
         return self.model(x / 255.0)
 
 
-def export(model: torch.nn.Module, shape: tuple[int, ...], path: Path, dynamic: bool = True, dynamo: bool = False) -> Path:
+class WholePixels(torch.nn.Module):
+    """uint8 pixels 0-255, as image pipelines feed them."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x.float() / 255.0)
+
+
+def export(model: torch.nn.Module, shape: tuple[int, ...], path: Path, dynamic: bool = True, dynamo: bool = False,
+           dtype: torch.dtype = torch.float32) -> Path:
     model.eval()
-    example = torch.zeros(shape)
+    example = torch.zeros(shape, dtype=dtype)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if dynamo:  # torch.onnx.export's default today
@@ -75,6 +87,7 @@ def test_foreign_exports_get_gradient_attacks_and_the_sources_numbers(tmp_path: 
         "softmax": (export(Probabilities(model), (2, 1, 28, 28), tmp_path / "softmax.onnx"), {}),
         "batch 1": (export(model, (1, 1, 28, 28), tmp_path / "batch1.onnx", dynamic=False), {}),
         "0-255": (export(Bytes(model), (2, 1, 28, 28), tmp_path / "bytes.onnx"), {"inputs": InputOverrides(input_range="0-255")}),
+        "uint8": (export(WholePixels(model), (2, 1, 28, 28), tmp_path / "uint8.onnx", dtype=torch.uint8), {}),
     }
     config = AssessConfig(samples=SAMPLES, skip_latency=True, threads=1, dataset="fashion-mnist")
     reference = assess([ZOO_PARENT], config).models[0]

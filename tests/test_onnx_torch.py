@@ -205,3 +205,35 @@ def test_local_functions_are_inlined() -> None:
     module = convert_onnx(model)
     assert [step[0].op_type for step in module.steps] == ["Sigmoid", "Mul"]
     assert verify_conversion(module, model, np.random.default_rng(0).standard_normal((4, 5)).astype(np.float32)).ok
+
+
+class WholePixels(torch.nn.Module):
+    """uint8 (N, 16, 16, 3) pixels, cast to float inside the graph, as image pipelines feed them."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x.float())
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+def test_a_uint8_input_graph_gets_straight_through_gradients(exporter: str, mobile: torch.nn.Module) -> None:
+    """The adapter rounds the evaluator's [0, 1] pixels to uint8; its converted rounding passes gradients straight
+    through (a plain Round would give zero gradients), while the values still agree with ONNX Runtime."""
+    from evaluator.graph_input import adapt, resolve_input
+    from evaluator.input_options import InputOverrides
+
+    proto = export(WholePixels(mobile), torch.from_numpy(images_0_255(2)).to(torch.uint8), EXPORTERS[exporter], dynamic=True)
+    spec = resolve_input(proto, None, InputOverrides())
+    assert spec.scale == 255.0 and spec.layout == "NHWC"  # detected: uint8 pixels, channels last
+    adapted = adapt(proto, spec)
+    assert [n.op_type for n in adapted.graph.node if n.name.startswith("evaluator_straight_through")] == ["Round", "Cast"]
+    module = convert_onnx(adapted, logits_before_softmax(adapted))
+    x = np.random.default_rng(0).random((6, 3, 16, 16)).astype(np.float32)
+    check = verify_conversion(module, adapted, x)
+    assert check.ok, check
+    pixels = torch.from_numpy(x).requires_grad_(True)
+    module(pixels).logsumexp(dim=1).sum().backward()
+    assert pixels.grad is not None and float(pixels.grad.abs().sum()) > 0

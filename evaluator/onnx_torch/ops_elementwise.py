@@ -9,13 +9,14 @@ import torch
 import torch.nn.functional as F
 from onnx import TensorProto
 
+from evaluator.graph_input import STRAIGHT_THROUGH
 from evaluator.onnx_torch.registry import Inputs, Node, Tensor, op
 
 UNARY: dict[str, Callable[[Tensor], Tensor]] = {
     "Relu": torch.relu, "Sigmoid": torch.sigmoid, "Tanh": torch.tanh, "Exp": torch.exp, "Log": torch.log,
     "Sqrt": torch.sqrt, "Reciprocal": torch.reciprocal, "Abs": torch.abs, "Neg": torch.neg, "Erf": torch.erf,
     "Softplus": F.softplus, "Softsign": F.softsign, "Mish": F.mish, "HardSwish": F.hardswish, "Floor": torch.floor,
-    "Ceil": torch.ceil, "Round": torch.round, "Sign": torch.sign, "Sin": torch.sin, "Cos": torch.cos,
+    "Ceil": torch.ceil, "Sign": torch.sign, "Sin": torch.sin, "Cos": torch.cos,
     "Not": torch.logical_not,
 }
 BINARY: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
@@ -132,9 +133,22 @@ def check_cast(node: Node) -> str | None:
     return None
 
 
+@op("Round")
+def round_half_even(x: Inputs, node: Node) -> Tensor:
+    """ONNX rounds halves to even, as torch.round. The evaluator's own rounding to uint8 pixels (node names starting
+    with STRAIGHT_THROUGH) has the identity's gradient instead of zero: the straight-through estimator (BPDA)."""
+    if node.name.startswith(STRAIGHT_THROUGH):
+        return x[0] + (torch.round(x[0]) - x[0]).detach()
+    return torch.round(x[0])
+
+
 @op("Cast", check=check_cast)
 def cast(x: Inputs, node: Node) -> Tensor:
-    """float16, float64 and bfloat16 are computed as float32; every integer type as int64."""
+    """float16, float64 and bfloat16 are computed as float32; every integer type as int64. The evaluator's own cast
+    to uint8 pixels (STRAIGHT_THROUGH) keeps its whole values as float32, so that gradients reach them; the graph's
+    cast back to float is then the identity."""
+    if node.name.startswith(STRAIGHT_THROUGH):
+        return x[0]
     return x[0].to(torch_dtype(node.get("to")))
 
 

@@ -63,7 +63,7 @@ def profile_model(path: Path, model: onnx.ModelProto) -> ModelProfile:
             nonzero += int(np.count_nonzero(values))
     convs, unaligned = conv_alignment(model)
     return ModelProfile(sha256, size, compressed, params, nonzero, count_macs(model), convs, unaligned,
-                        tuple(file.name for file in external))
+                        tuple(file.relative_to(Path(path).parent.resolve()).as_posix() for file in external))
 
 
 CHANNEL_BLOCK = 8

@@ -279,16 +279,21 @@ IMAGE_SIZES: dict[str, tuple[int, int]] = {"resnet18": (28, 224), "mobilenetv2":
 MAX_WIDTH = 16.0  # a width multiplier past this is a typo, and its model would not fit in memory
 
 
+def check_input_size(name: str, channels: int, size: int) -> None:
+    """Architecture `name` takes images of `channels` x `size` x `size`: else an error naming what it takes."""
+    if name not in BUILDERS:
+        raise EvaluatorError(f"unknown architecture {name!r}: expected one of {', '.join(BUILDERS)}")
+    least, most = IMAGE_SIZES.get(name, (28, 32))
+    ranged = name in IMAGE_SIZES
+    fits = least <= size <= most if ranged else size in (least, most)
+    sizes = f"{least} to {most}" if ranged else f"{least} or {most}"
+    if channels not in (1, 3) or not fits:
+        raise EvaluatorError(f"{name} supports 1 or 3 channels and {sizes} px inputs, got {channels}x{size}")
+
+
 def build_model(spec: ArchSpec) -> nn.Module:
     """A freshly initialised model of `spec` (seed torch before calling for reproducible weights)."""
-    if spec.name not in BUILDERS:
-        raise EvaluatorError(f"unknown architecture {spec.name!r}: expected one of {', '.join(BUILDERS)}")
-    least, most = IMAGE_SIZES.get(spec.name, (28, 32))
-    ranged = spec.name in IMAGE_SIZES
-    fits = least <= spec.image_size <= most if ranged else spec.image_size in (least, most)
-    sizes = f"{least} to {most}" if ranged else f"{least} or {most}"
-    if spec.in_channels not in (1, 3) or not fits:
-        raise EvaluatorError(f"{spec.name} supports 1 or 3 channels and {sizes} px inputs, got {spec.in_channels}x{spec.image_size}")
+    check_input_size(spec.name, spec.in_channels, spec.image_size)
     if len(spec.mean) != spec.in_channels or len(spec.std) != spec.in_channels:
         raise EvaluatorError(f"normalisation needs {spec.in_channels} mean/std values")
     if not 0 < spec.width <= MAX_WIDTH:  # also refuses NaN

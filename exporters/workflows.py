@@ -9,7 +9,7 @@ from typing import Any
 from evaluator.datasets import Dataset, Split, dataset_record, load_dataset, train_validation_split
 from evaluator.errors import EvaluatorError
 from evaluator.progress import Progress, SilentProgress
-from exporters.architectures import ArchSpec, build_model
+from exporters.architectures import ArchSpec, build_model, check_input_size
 from exporters.artifacts import Artifacts, save_artifacts
 from exporters.train import TrainConfig, TrainResult, accuracy, seed_everything, train_model
 
@@ -19,9 +19,13 @@ VALIDATION_SIZE = 5000  # validation samples carved from the training set unless
 
 @dataclass(frozen=True)
 class DataOptions:
+    """input_shape: (C, H, W) that an image folder's images are decoded to (None: the format's default); the other
+    formats keep their stored size."""
+
     dataset: str = "fashion-mnist"
     data_dir: Path | None = None
     validation_size: int = VALIDATION_SIZE
+    input_shape: tuple[int, int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,7 @@ class TrainRequest:
 
 
 def load_training_data(options: DataOptions, seed: int) -> TrainingData:
-    dataset = load_dataset(options.dataset, options.data_dir)
+    dataset = load_dataset(options.dataset, options.data_dir, input_shape=options.input_shape)
     if dataset.train is None:
         raise EvaluatorError(f"dataset {dataset.name!r} has no training split (an .npz needs x_train, y_train, x_test, y_test)")
     train, validation = train_validation_split(dataset.train, options.validation_size, seed)
@@ -78,9 +82,15 @@ def train_architecture(request: TrainRequest, out_stem: Path, progress: Progress
     """Train `request.arch` from scratch on the dataset and write verified artifacts at `out_stem`; `card_extra` goes
     into the card with the test accuracy (one write, so a card is never seen without it)."""
     config = request.config
+    if request.data.input_shape is not None:  # before any image is decoded at that size
+        check_input_size(request.arch, *request.data.input_shape[:2])
     data = load_training_data(request.data, config.seed)
     dataset, train = data.dataset, data.train
     channels, size, _ = dataset.input_shape
+    asked = request.data.input_shape
+    if asked is not None and dataset.input_shape[1:] != asked[1:]:
+        raise EvaluatorError(f"image_size {asked[1]} resizes the images of an image folder only: dataset "
+                             f"{dataset.name!r} has {size}x{dataset.input_shape[2]} px images", field="image_size")
     mean = tuple(float(train.x[:, c].mean()) for c in range(channels))
     std = tuple(float(train.x[:, c].std()) for c in range(channels))
     spec = ArchSpec(request.arch, channels, size, len(dataset.classes), request.width, mean, std)

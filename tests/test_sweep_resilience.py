@@ -254,10 +254,6 @@ def bad_config_cases(tmp_path: Path, tiny_npz: Path) -> dict[str, tuple[list[str
     lone_pt2 = tmp_path / "lone" / ZOO_PARENT.with_suffix(".pt2").name
     lone_pt2.parent.mkdir()
     shutil.copyfile(ZOO_PARENT.with_suffix(".pt2"), lone_pt2)
-    no_card = tmp_path / "no_card" / ZOO_PARENT.with_suffix(".pt2").name
-    no_card.parent.mkdir()
-    for suffix in (".pt2", ".onnx"):
-        shutil.copyfile(ZOO_PARENT.with_suffix(suffix), no_card.with_suffix(suffix))
     test_only = tmp_path / "test_only.npz"
     with np.load(tiny_npz) as arrays:
         np.savez(test_only, x=arrays["x_test"], y=arrays["y_test"])
@@ -291,8 +287,9 @@ def bad_config_cases(tmp_path: Path, tiny_npz: Path) -> dict[str, tuple[list[str
         "dataset without training split": (["--dataset", str(test_only)], "has no training split"),
         "training split too small": (["--dataset", str(tmp_path / "small.npz")], "hold out 5000 for validation"),
         "corrupt dataset file": (["--dataset", str(a_file.with_suffix(".npz"))], "is not a readable .npz file"),
-        "pt2 without its onnx": (["--source", str(lone_pt2)], ".onnx is missing"),
-        "pt2 without its card": (["--source", str(no_card)], ".json is missing"),
+        "image size for a pt2": (["--source", str(lone_pt2), "--image-size", "64"], "image_size is for a parent trained here"),
+        "image size the model cannot take": (["--image-size", "64"], "lenet5 supports 1 or 3 channels and 28 or 32 px inputs"),
+        "image size 0": (["--source", "resnet18", "--image-size", "0"], "resnet18 supports 1 or 3 channels and 28 to 224 px"),
         "missing pt2": (["--source", str(tmp_path / "gone.pt2")], "source file not found"),
         "width 0": (["--width", "0"], "width must be a finite number > 0"),
         "negative width": (["--width", "-1"], "width must be a finite number > 0"),
@@ -325,7 +322,8 @@ def bad_config_cases(tmp_path: Path, tiny_npz: Path) -> dict[str, tuple[list[str
 
 
 CASE_NAMES = ["unknown provider", "unknown dataset", "missing dataset file", "dataset without training split",
-              "training split too small", "corrupt dataset file", "pt2 without its onnx", "pt2 without its card", "missing pt2",
+              "training split too small", "corrupt dataset file", "image size for a pt2", "image size the model cannot take",
+              "image size 0", "missing pt2",
               "width 0", "negative width", "width nan", "patience 0", "negative learning rate", "samples 0",
               "train epochs 0", "negative finetune epochs", "infinite rate", "negative seed", "out is a file",
               "out under a file", "data_dir not a path", "config is a folder", "sweep is a string", "sweep is a list",

@@ -15,8 +15,11 @@ def sweep(
     config_file: Annotated[Optional[Path], typer.Option("--config", help="TOML file of sweep settings (flags override it).")] = None,
     source: Annotated[Optional[str], typer.Option(help="Architecture to train (lenet5, resnet8, vgg11, resnet18, mobilenetv2) or a parent .pt2. \\[default: lenet5]")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Results directory. \\[default: sweep-results]")] = None,
-    dataset: Annotated[Optional[str], typer.Option(help="fashion-mnist, mnist or a train/test .npz.")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="fashion-mnist, mnist, cifar10, a train/test .npz, a folder of "
+                                                   "CIFAR-10 binary batches or an image folder.")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the dataset's IDX files.")] = None,
+    image_size: Annotated[Optional[int], typer.Option(help="Side in pixels of the RGB images an image folder is decoded "
+                                                       "to for a parent trained here. \\[default: 224]")] = None,
     methods: Annotated[Optional[str], typer.Option(help="Pruning methods, comma separated. \\[default: the study's nine]")] = None,
     rates: Annotated[Optional[str], typer.Option(help="Compression rates, comma separated; 1 is the parent. \\[default: 1,2,4,8,16,32,64]")] = None,
     schedule: Annotated[Optional[Schedule], typer.Option(help="Pruning schedule. \\[default: iterative]")] = None,
@@ -42,7 +45,8 @@ def sweep(
     from evaluator.app.sweep_config import load_sweep_file, make_config
     from evaluator.app.sweep_run import run_sweep
 
-    given = {"source": source, "out": out, "dataset": dataset, "data_dir": data_dir, "methods": methods, "rates": rates,
+    given = {"source": source, "out": out, "dataset": dataset, "data_dir": data_dir, "image_size": image_size,
+             "methods": methods, "rates": rates,
              "schedule": choice(schedule), "rate_tolerance": rate_tolerance, "finetune_epochs": finetune_epochs, "train_epochs": train_epochs, "width": width,
              "attacks": attacks, "epsilons": eps, "epsilons_l2": eps_l2, "epsilons_l1": eps_l1, "epsilons_l0": eps_l0,
              "samples": samples, "provider": choice(provider), "seed": seed, "skip_latency": True if no_latency else None,

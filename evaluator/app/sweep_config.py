@@ -27,10 +27,11 @@ MAX_SEED = 2**63 - 1  # as the CLI's other commands (torch takes up to 2**64 - 1
 class SweepConfig:
     """Everything that decides a sweep's results. Budgets as in AssessConfig (Linf/L2/L1 pixel units, L0 pixels)."""
 
-    source: str = "lenet5"  # an architecture to train, or a .pt2 made by `evaluator train` / `prune`
+    source: str = "lenet5"  # an architecture to train, or a .pt2: made by `evaluator train` / `prune`, or a user's own
     out: Path = Path("sweep-results")
     dataset: str = "fashion-mnist"
     data_dir: Path | None = None
+    image_size: int | None = None  # side of the RGB images an image folder is decoded to for a parent trained here
     width: float = 1.0
     train_epochs: int = 30
     methods: tuple[str, ...] = STUDY_METHODS
@@ -69,14 +70,10 @@ class SweepConfig:
         written. Loads the dataset (and a .pt2 source) once to see that they load and fit."""
         if not self.source.endswith(".pt2") and self.source not in ARCHITECTURES:
             raise EvaluatorError(f"source must be one of {', '.join(ARCHITECTURES)} or a .pt2 file, got {self.source!r}")
-        if self.source.endswith(".pt2"):
-            source = Path(self.source)
-            if not source.is_file():
-                raise EvaluatorError(f"source file not found: {self.source}")
-            for suffix in (".onnx", ".json"):
-                if not source.with_suffix(suffix).is_file():
-                    raise EvaluatorError(f"{source.with_suffix(suffix)} is missing: a sweep's parent needs its .pt2, .onnx "
-                                         "and .json (from `evaluator train`)")
+        if self.source.endswith(".pt2") and not Path(self.source).is_file():
+            raise EvaluatorError(f"source file not found: {self.source}")
+        if self.image_size is not None and self.source.endswith(".pt2"):
+            raise EvaluatorError("image_size is for a parent trained here: a .pt2 parent decodes images at its own input size")
         unknown = [method for method in self.methods if method not in METHODS]
         if unknown:
             raise EvaluatorError(f"unknown pruning method {unknown[0]!r}: see `evaluator prune --list`")
@@ -89,6 +86,10 @@ class SweepConfig:
         if not 0 <= self.retime_rounds <= MAX_RETIME_ROUNDS:
             raise EvaluatorError(f"retime_rounds must be 0 (keep the latency of each assessment) to {MAX_RETIME_ROUNDS}, "
                                  f"got {self.retime_rounds}")
+        if self.image_size is not None:
+            from exporters.architectures import check_input_size
+
+            check_input_size(self.source, 3, self.image_size)
         for name, least in (("samples", 1), ("train_epochs", 1), ("patience", 1), ("finetune_epochs", 0), ("batch_size", 1),
                             ("throughput_batch", 1)):
             if getattr(self, name) < least:
@@ -111,6 +112,10 @@ class SweepConfig:
         check_out(Path(self.out))
         self.check_data()
 
+    def input_shape(self) -> tuple[int, int, int] | None:
+        """The (C, H, W) an image folder is decoded to for a parent trained here (None: the format's default)."""
+        return None if self.image_size is None else (3, self.image_size, self.image_size)
+
     def trains_here(self) -> bool:
         """Whether the sweep trains or fine-tunes (a parent from scratch, or any pruning step)."""
         return not self.source.endswith(".pt2") or (bool(self.methods) and any(rate > 1 for rate in self.rates))
@@ -121,13 +126,14 @@ class SweepConfig:
         from evaluator.datasets import load_dataset
         from exporters.workflows import VALIDATION_SIZE, recorded_validation_size
 
-        dataset = load_dataset(self.dataset, self.data_dir)
-        validation = VALIDATION_SIZE
+        validation, shape = VALIDATION_SIZE, self.input_shape()
         if self.source.endswith(".pt2"):
             from exporters.artifacts import load_trainable
 
             _, spec, metadata = load_trainable(Path(self.source))
-            expected = (spec.in_channels, spec.image_size, spec.image_size)
+            expected = shape = (spec.in_channels, spec.image_size, spec.image_size)
+        dataset = load_dataset(self.dataset, self.data_dir, input_shape=shape)
+        if self.source.endswith(".pt2"):
             if dataset.input_shape != expected:
                 raise EvaluatorError(f"{self.source} expects inputs {expected}, dataset {dataset.name!r} has {dataset.input_shape}")
             validation = recorded_validation_size(metadata)
@@ -212,7 +218,7 @@ def make_config(values: dict[str, Any], origin: str = "options") -> SweepConfig:
 
 
 def convert(value: Any, default: Any, key: str) -> Any:
-    if key == "threads":  # None: the free cores
+    if key in ("threads", "image_size"):  # None: the free cores; the format's default size
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError
         return value
@@ -244,7 +250,7 @@ def convert(value: Any, default: Any, key: str) -> Any:
 def describe(default: Any, key: str) -> str:
     if key in ("out", "data_dir"):
         return "path"
-    if key == "threads":
+    if key in ("threads", "image_size"):
         return "whole number"
     if isinstance(default, tuple):
         return "list"

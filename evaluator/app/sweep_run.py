@@ -153,29 +153,66 @@ def remove_stale_temporaries(out: Path) -> None:
 
 
 def prepare_parent(config: SweepConfig, models: Path, progress: Progress, say: Say) -> Path:
-    """The parent's .onnx in models/: trained (cached by a hash of the training inputs) or copied from a given .pt2."""
+    """The parent's .onnx in models/: trained (cached by a hash of the training inputs), copied from a given .pt2
+    with its .onnx (and external data) and .json, or exported here from a .pt2 that has neither (a user's own)."""
     if config.source.endswith(".pt2"):
         source = Path(config.source)
-        for suffix in (".pt2", ".onnx", ".json"):
-            original = source.with_suffix(suffix)
-            if not original.is_file():
-                raise EvaluatorError(f"{original} is missing: a sweep's parent needs its .pt2, .onnx and .json (from `evaluator train`)")
-            copy = models / original.name
-            if copy.is_symlink() or not copy.is_file() or sha256_of(copy) != sha256_of(original):
-                write_bytes_atomic(copy, original.read_bytes())  # a fresh file renamed over whatever was there
-        return models / source.with_suffix(".onnx").name
+        if all(source.with_suffix(suffix).is_file() for suffix in (".onnx", ".json")):
+            return copy_parent(source, models)
+        return import_parent(config, source, models, say)
     from exporters.train import TrainConfig
     from exporters.workflows import DataOptions, TrainRequest, train_architecture
 
     stem = models / f"{config.source}_{Path(config.dataset).stem}"
     train = TrainConfig(epochs=config.train_epochs, learning_rate=config.learning_rate, patience=config.patience, seed=config.seed)
-    key = digest({"arch": config.source, "width": config.width, "dataset": config.dataset, "train": asdict(train), "cache": TRAIN_CACHE_VERSION})
+    size = {} if config.image_size is None else {"image_size": config.image_size}  # keys of earlier sweeps unchanged
+    key = digest({"arch": config.source, "width": config.width, "dataset": config.dataset, "train": asdict(train),
+                  "cache": TRAIN_CACHE_VERSION, **size})
     if trained_parent_matches(stem, key):
         say(f"parent {stem.name}: cached")
         return stem_file(stem, ".onnx")
     say(f"training the parent {config.source} on {config.dataset}")
-    request = TrainRequest(config.source, DataOptions(config.dataset, config.data_dir), train, config.width)
+    request = TrainRequest(config.source, DataOptions(config.dataset, config.data_dir, input_shape=config.input_shape()),
+                           train, config.width)
     artifacts, _ = train_architecture(request, stem, progress, card_extra={"sweep_key": key})
+    return artifacts.onnx
+
+
+def copy_parent(source: Path, models: Path) -> Path:
+    """source's .pt2, .onnx (with the external data files it names) and .json copied into models/ (a copy that already
+    matches is kept); the copy's .onnx."""
+    from evaluator.profile import external_data_files
+
+    folder = source.parent.resolve()
+    originals = [source, source.with_suffix(".onnx"), source.with_suffix(".json"), *external_data_files(source.with_suffix(".onnx"))]
+    for original in originals:
+        copy = models / original.resolve().relative_to(folder)  # external data may sit in a subfolder
+        make_folder(copy.parent)
+        if copy.is_symlink() or not copy.is_file() or sha256_of(copy) != sha256_of(original):
+            write_bytes_atomic(copy, original.read_bytes())  # a fresh file renamed over whatever was there
+    return models / source.with_suffix(".onnx").name
+
+
+def import_parent(config: SweepConfig, source: Path, models: Path, say: Say) -> Path:
+    """A .pt2 without its .onnx and .json beside it (a user's own torch.export program, or an evaluator .pt2 alone):
+    rebuilt, exported and verified into models/ as `evaluator train` writes a parent, cached by the .pt2's hash."""
+    from exporters.artifacts import load_trainable, save_artifacts
+    from exporters.train import accuracy
+    from exporters.workflows import base_metadata
+
+    stem = models / source.stem
+    key = digest({"pt2": sha256_of(source), "dataset": config.dataset, "cache": TRAIN_CACHE_VERSION})
+    if trained_parent_matches(stem, key):
+        say(f"parent {stem.name}: cached")
+        return stem_file(stem, ".onnx")
+    say(f"exporting the parent {source.name}")
+    model, spec, metadata = load_trainable(source)
+    from evaluator.datasets import load_dataset
+
+    dataset = load_dataset(config.dataset, config.data_dir, input_shape=(spec.in_channels, spec.image_size, spec.image_size))
+    metadata = {"training": None, "pruning": None, "parent": None, **metadata, **base_metadata(dataset, spec, models)}
+    artifacts = save_artifacts(model, stem, metadata, dataset.test, {"sweep_key": key, "imported_from": str(source),
+                                                                     "test_accuracy": accuracy(model, dataset.test)})
     return artifacts.onnx
 
 
@@ -211,8 +248,13 @@ def prune_method(config: SweepConfig, parent: Path, method: str, progress: Progr
 
 def assessment_key(assess_config: AssessConfig, onnx: Path) -> str:
     """The hash of what decides a variant's assessment: its files, the settings (threads aside) and the cache version."""
+    from evaluator.profile import external_data_files
+
     inputs = {"onnx": sha256_of(onnx), "pt2": sha256_of(onnx.with_suffix(".pt2")) if onnx.with_suffix(".pt2").is_file() else None,
               "config": replace(assess_config, threads=None).to_dict(), "cache": ASSESS_CACHE_VERSION}
+    external = [sha256_of(path) for path in external_data_files(onnx)]
+    if external:  # only then, so that the keys of earlier sweeps stay the same
+        inputs["external_data"] = external
     return digest(inputs)
 
 

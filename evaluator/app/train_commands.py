@@ -17,8 +17,11 @@ from evaluator.files import check_name
 
 def train(
     arch: Annotated[Architecture, typer.Argument(help="Architecture to train.")],
-    dataset: Annotated[str, typer.Option(help="fashion-mnist, mnist or a .npz with x_train/y_train/x_test/y_test.")] = "fashion-mnist",
+    dataset: Annotated[str, typer.Option(help="fashion-mnist, mnist, cifar10, a .npz with x_train/y_train/x_test/y_test, "
+                                         "a folder of CIFAR-10 binary batches or an image folder.")] = "fashion-mnist",
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the dataset's IDX files.")] = None,
+    image_size: Annotated[Optional[int], typer.Option(help="Side in pixels of the square RGB images an image folder is "
+                                                       "decoded to (default 224); other datasets keep their size.")] = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("."),
     name: Annotated[Optional[str], typer.Option(help="Artifact name (default ARCH_DATASET).")] = None,
     epochs: Annotated[int, typer.Option(help="Most epochs.")] = 30,
@@ -36,12 +39,15 @@ def train(
     from exporters.workflows import DataOptions, TrainRequest, train_architecture
 
     positive_finite(epochs=epochs, width=width, lr=lr, batch_size=batch_size, validation_size=validation_size, patience=patience)
+    if image_size is not None:
+        positive_finite(image_size=image_size)
     check_seed(seed)
     check_output_folder(out)
-    default_name = f"{arch.value}_{Path(dataset).stem if dataset.endswith('.npz') else dataset}"
+    default_name = f"{arch.value}_{Path(dataset).stem}"  # a .npz or a folder by its name
     stem = out / check_name(default_name if name is None else name, "--name")
     config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, patience=patience, seed=seed)
-    request = TrainRequest(arch.value, DataOptions(dataset, data_dir, validation_size), config, width)
+    shape = None if image_size is None else (3, image_size, image_size)
+    request = TrainRequest(arch.value, DataOptions(dataset, data_dir, validation_size, shape), config, width)
     with training_threads(threads), console_progress() as progress:
         artifacts, metadata = train_architecture(request, stem, progress)
     card = json.loads(artifacts.card.read_text())

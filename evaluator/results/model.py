@@ -57,7 +57,7 @@ class ModelProfile:
     macs: int
     conv_layers: int
     unaligned_convs: int  # convs whose output channels (or input channels, past the first layer) are not multiples of 8
-    external_data: tuple[str, ...] = ()  # the external data files beside the .onnx (names), counted in size and sha256
+    external_data: tuple[str, ...] = ()  # the external data files (paths relative to the .onnx), counted in size and sha256
 
     def to_dict(self) -> dict:
         return {**asdict(self), "external_data": list(self.external_data)}

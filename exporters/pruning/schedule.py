@@ -161,7 +161,8 @@ def run_schedule(job: PruneJob, request: PruneRequest, progress: Progress = Sile
     if not (job.dataset or parent_metadata.get("dataset")):
         raise EvaluatorError(f"dataset must be given: {source} carries no evaluator metadata naming one", field="dataset")
     data_options = DataOptions(job.dataset or recorded_dataset(parent_metadata["dataset"], source), job.data_dir,
-                               recorded_validation_size(parent_metadata))
+                               recorded_validation_size(parent_metadata),
+                               (spec.in_channels, spec.image_size, spec.image_size))  # an image folder at the model's size
     data = load_training_data(data_options, seed)
     dataset, train = data.dataset, data.train
     options = FinetuneOptions(request, method, data, seed)

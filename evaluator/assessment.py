@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from evaluator.attacks import AttackTarget, is_minimal
+from evaluator.attacks import Attack, AttackTarget, is_minimal
 from evaluator.assess_config import AssessConfig, check_budgets
 from evaluator.checks import (
     above_chance, deterministic, epsilon_monotone, gradients_nonzero, output_is_logits, source_agrees, unbounded_attacks_succeed,
@@ -24,6 +24,7 @@ from evaluator.progress import Step, silent_step
 from evaluator.robustness import evaluate_attack, evaluate_minimal, worst_cases
 from evaluator.runtime import CPU_EP, OnnxClassifier, nchwc_block
 from evaluator.threads import assessment_threads
+from evaluator.work_estimate import estimate_work
 from evaluator.results import FROM_CONVERTED_GRAPH, FROM_SOURCE, Assessment, AttackResult, AttackedSamples, LatencyStats, MinimalNormResult, ModelAssessment
 
 
@@ -101,7 +102,7 @@ def attack_subset(test: Split, samples: int, seed: int) -> Split:
     return test.take(attack_indices(len(test), samples, seed))
 
 
-def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset], progress: Step) -> ModelAssessment:
+def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset], progress: Step, say: Step) -> ModelAssessment:
     classifier = OnnxClassifier(path, config.provider, config.batch_size, config.threads,  # type: ignore[arg-type]
                                 config.inputs)
     for batch in {config.throughput_batch, *config.latency_batches}:  # before the data is loaded or anything timed
@@ -152,6 +153,9 @@ def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset],
         notes.append(note)
         if module is not None:
             target, gradients = AttackTarget(classifier, None, surrogate, _source=module), FROM_CONVERTED_GRAPH
+    runnable = [attack for attack in config.create_attacks() if skip_reason(attack, target) is None]
+    if runnable and say is not silent_step:  # the probe costs a few passes: only when someone is told
+        say(f"{Path(path).name}: attacks {estimate_work(target, runnable, config.epsilons_for, subset.x).line()}")
     results, minimal = run_attacks(target, subset, subset_predictions, config, f"{Path(path).name}: ", progress, notes)
     checks = [above_chance(clean_accuracy, len(dataset.test), classifier.num_classes),
               output_is_logits(classifier.logits(subset.x[:256])), deterministic(classifier, subset.x[:64])]
@@ -192,17 +196,13 @@ def run_attacks(target: AttackTarget, subset: Split, predictions: np.ndarray, co
     """Every attack at every epsilon of its norm. A minimal-norm attack runs once on all samples and gives its result at
     each epsilon from its distances. In a cascade the reported robust accuracy of an attack is that after it and every
     attack before it at that (norm, epsilon)."""
-    missing = {"white-box": not target.has_gradients(), "transfer": target.surrogate_path is None}
     results: list[AttackResult] = []
     minimal: list[MinimalNormResult] = []
     still_robust: dict[tuple[str, float], np.ndarray] = {}
     for attack in config.create_attacks():
-        if missing.get(attack.kind.value):
-            notes.append(f"{attack.name} skipped: no {'PyTorch source' if attack.kind.value == 'white-box' else 'surrogate'}")
-            continue
-        if attack.min_classes > target.deployed.num_classes:
-            notes.append(f"{attack.name} skipped: it needs a model with at least {attack.min_classes} classes, this one has "
-                         f"{target.deployed.num_classes}")
+        reason = skip_reason(attack, target)
+        if reason is not None:
+            notes.append(f"{attack.name} skipped: {reason}")
             continue
         norm = attack.norm.value
         if is_minimal(attack):
@@ -222,8 +222,20 @@ def run_attacks(target: AttackTarget, subset: Split, predictions: np.ndarray, co
     return results, minimal
 
 
-def assess(paths: list[Path], config: AssessConfig, progress: Step = silent_step) -> Assessment:
-    """Assess every model in `paths` with the same data, attacks and seed."""
+def skip_reason(attack: Attack, target: AttackTarget) -> str | None:
+    """Why `attack` cannot run on `target` (None when it can)."""
+    if attack.kind.value == "white-box" and not target.has_gradients():
+        return "no PyTorch source"
+    if attack.kind.value == "transfer" and target.surrogate_path is None:
+        return "no surrogate"
+    if attack.min_classes > target.deployed.num_classes:
+        return f"it needs a model with at least {attack.min_classes} classes, this one has {target.deployed.num_classes}"
+    return None
+
+
+def assess(paths: list[Path], config: AssessConfig, progress: Step = silent_step, say: Step = silent_step) -> Assessment:
+    """Assess every model in `paths` with the same data, attacks and seed. `progress` starts each step; `say` is told
+    things worth a line of their own (the estimate of each model's attack work)."""
     from evaluator.environment import environment_record
 
     if config.samples < 1:
@@ -238,6 +250,6 @@ def assess(paths: list[Path], config: AssessConfig, progress: Step = silent_step
     with assessment_threads(config.threads) as threads:  # torch's and ONNX Runtime's, one number
         run_config = replace(config, threads=threads.threads)
         datasets: dict[str, Dataset] = {}
-        models = tuple(assess_model(path, run_config, datasets, progress) for path in paths)
+        models = tuple(assess_model(path, run_config, datasets, progress, say) for path in paths)
     environment = {**environment_record(threads.threads), "threads_reason": threads.reason}
     return Assessment(models, config, environment)

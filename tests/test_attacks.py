@@ -10,7 +10,7 @@ import pytest
 
 from evaluator.assessment import AssessConfig, run_attacks
 from evaluator.attacks import AttackTarget, create_attack, is_minimal, list_attacks
-from evaluator.attacks.base import AttackKind, AttackOutput, MinimalNormAttack, Norm, parse_attack_spec
+from evaluator.attacks.base import AttackKind, AttackOutput, MinimalNormAttack, Norm, Work, parse_attack_spec
 from evaluator.datasets import Dataset
 from evaluator.errors import EvaluatorError
 from evaluator.limits import MAX_ATTACK_COUNT, MAX_BATCH
@@ -213,6 +213,9 @@ def test_nan_candidates_count_as_out_of_budget(target: AttackTarget, fmnist: Dat
         kind = AttackKind.SCORE
         summary = "returns NaN"
 
+        def work(self) -> Work:
+            return Work(queries=1)
+
         def run(self, target, x, y, epsilon, seed):  # type: ignore[no-untyped-def]
             return AttackOutput(np.full_like(x, np.nan), np.ones(len(x), np.int64))
 
@@ -238,6 +241,9 @@ def test_candidates_inside_the_budget_are_judged_as_returned_and_the_rest_projec
         kind = AttackKind.SCORE
         summary = "a fixed direction scaled to a share of epsilon"
         share: float = 1.0
+
+        def work(self) -> Work:
+            return Work(queries=1)
 
         def run(self, target, x, y, epsilon, seed):  # type: ignore[no-untyped-def]
             direction = np.abs(np.random.default_rng(seed).normal(size=x.shape)) * (x < 0.5)  # stays inside [0, 1]
@@ -333,6 +339,9 @@ class FixedCandidates(MinimalNormAttack):
     summary = "returns what it is given"
 
     candidates: Any = None
+
+    def work(self) -> Work:
+        return Work()
 
     def run_minimal(self, target: AttackTarget, x: np.ndarray, y: np.ndarray, seed: int) -> AttackOutput:
         return AttackOutput(self.candidates[: len(x)])

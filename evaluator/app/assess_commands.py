@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from evaluator.app.console import console, task_progress
+from evaluator.app.console import console, say_line, task_progress
 from evaluator.app.options import (
     THREADS_HELP, InputRange, Layout, Provider, Scores, check_output_path, parse_epsilons, parse_numbers,
 )
@@ -87,7 +87,7 @@ def assess(
     if len(models) > 1 and source is not None:
         raise EvaluatorError("--source names one model's source: assess one model at a time with it")
     with task_progress(config.progress_steps(len(models))) as step:
-        assessment = run_assessment(list(models), config, step)
+        assessment = run_assessment(list(models), config, step, say_line)
     render_table(assessment, console)
     verdicts = []
     if gate is not None:

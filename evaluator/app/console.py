@@ -119,6 +119,11 @@ def console_progress() -> Iterator[RichProgress | LogProgress]:
         yield RichProgress(bar)
 
 
+def say_line(message: str) -> None:
+    """One line on stderr, above a live bar (printed literally)."""
+    errors.print(Text(message), highlight=False, soft_wrap=True)
+
+
 @contextmanager
 def task_progress(total: int) -> Iterator[Callable[[str], None]]:
     """A bar of `total` steps and a function that starts the next one with its description; without a terminal, one

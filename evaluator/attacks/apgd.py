@@ -17,7 +17,7 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 
-from evaluator.attacks.base import Attack, AttackKind, AttackOutput, AttackTarget, Norm, register_attack
+from evaluator.attacks.base import Attack, AttackKind, AttackOutput, AttackTarget, Norm, Work, register_attack
 from evaluator.attacks.margins import margin_of
 from evaluator.attacks.torch_norms import project_to_ball, steepest_direction
 from evaluator.attacks.whitebox import COMPACT_SHARE, in_batches, settled
@@ -243,6 +243,10 @@ class AutoProjectedGradientAttack(Attack):
     # A sample leaves the batch once it is misclassified by a settled margin: the same samples fooled, in a fraction
     # of the time (bench/autoattack_speed.py). False walks every sample all its steps, as AutoAttack does.
     stop_when_fooled: bool = True
+
+    def work(self) -> Work:
+        """One gradient per step (the loss and the logits come with it); APGD-T walks once per target class."""
+        return Work(gradients=self.steps * max(1, getattr(self, "target_classes", 1)), forwards=1)
 
     def craft(self, model: Any, x: Any, y: Any, epsilon: float, options: APGDOptions, generator: Any) -> np.ndarray:
         """Candidates (N, C, H, W) for one torch batch x with labels y."""

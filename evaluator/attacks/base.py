@@ -71,6 +71,23 @@ class AttackTarget:
 
 
 @dataclass(frozen=True)
+class Work:
+    """Passes over one sample an attack makes at most (no early stop): gradients (forward and backward) of the
+    attacked torch model or of the surrogate, forwards of the torch model, queries of the deployed graph."""
+
+    gradients: float = 0.0
+    surrogate_gradients: float = 0.0
+    forwards: float = 0.0
+    queries: float = 0.0
+
+    def __add__(self, other: Work) -> Work:
+        return Work(*(a + b for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other))))
+
+    def __mul__(self, factor: float) -> Work:
+        return Work(*(value * factor for value in dataclasses.astuple(self)))
+
+
+@dataclass(frozen=True)
 class AttackOutput:
     """x_adv: (N, C, H, W) float32 candidates; queries: (N,) model queries per sample, for black-box attacks."""
 
@@ -115,6 +132,11 @@ class Attack(ABC):
     @abstractmethod
     def run(self, target: AttackTarget, x: np.ndarray, y: np.ndarray, epsilon: float, seed: int) -> AttackOutput:
         """Candidates for x (N, C, H, W) in [0, 1] with labels y (N,), inside `epsilon` in `norm`."""
+
+    @abstractmethod
+    def work(self) -> Work:
+        """The passes over one sample that one run makes at most, for the estimate before an assessment
+        (evaluator.work_estimate)."""
 
     def options(self) -> dict[str, Any]:
         return dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}

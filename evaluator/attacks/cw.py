@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from evaluator.attacks.base import AttackKind, AttackOutput, AttackTarget, MinimalNormAttack, Norm, register_attack
+from evaluator.attacks.base import AttackKind, AttackOutput, AttackTarget, MinimalNormAttack, Norm, Work, register_attack
 from evaluator.attacks.margins import margin_of
 from evaluator.attacks.whitebox import in_batches
 
@@ -132,6 +132,9 @@ class L2CarliniWagner(MinimalNormAttack):
     abort_early: bool = True
     warm_start: bool = True
     batch_size: int = 500
+
+    def work(self) -> Work:
+        return Work(gradients=self.binary_search_steps * self.steps)
 
     def run_minimal(self, target: AttackTarget, x: np.ndarray, y: np.ndarray, seed: int) -> AttackOutput:
         model = target.source()

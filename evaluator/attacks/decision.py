@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evaluator.attacks.base import AttackKind, AttackOutput, AttackTarget, MinimalNormAttack, Norm, register_attack
+from evaluator.attacks.base import AttackKind, AttackOutput, AttackTarget, MinimalNormAttack, Norm, Work, register_attack
 from evaluator.norms import distances, steepest_direction
 from evaluator.runtime import OnnxClassifier
 
@@ -246,6 +246,9 @@ class HopSkipJump(MinimalNormAttack):
     init_attempts: int = 8
     noise_draws: int = 20
     gamma: float = 10.0
+
+    def work(self) -> Work:
+        return Work(queries=self.queries)
 
     def run_minimal(self, target: AttackTarget, x: np.ndarray, y: np.ndarray, seed: int) -> AttackOutput:
         options = HopSkipJumpOptions(norm=self.norm, **self.options())

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from evaluator.attacks.base import AttackKind, AttackOutput, AttackTarget, MinimalNormAttack, Norm, register_attack
+from evaluator.attacks.base import AttackKind, AttackOutput, AttackTarget, MinimalNormAttack, Norm, Work, register_attack
 from evaluator.attacks.margins import margin_of
 from evaluator.attacks.torch_norms import dual_lengths, lengths, project, steepest_direction
 from evaluator.attacks.whitebox import in_batches
@@ -234,6 +234,10 @@ class FastMinimumNorm(MinimalNormAttack):
     min_margin: float = 1e-4
     batch_size: int = 500
 
+    def work(self) -> Work:
+        """A gradient per step, and per step the L0 variant's exact margins of `candidates` pixel sets."""
+        return Work(gradients=self.steps, forwards=self.steps * getattr(self, "candidates", 0))
+
     def craft(self, model: Any, x: Any, y: Any, options: FMNOptions) -> Any:
         """The candidates (N, C, H, W) for one torch batch."""
         return fmn_batch(model, x, y, options)
@@ -313,6 +317,10 @@ class GreedyL0(MinimalNormAttack):
     max_pixels: int = 200
     min_margin: float = 1e-4
     batch_size: int = 500
+
+    def work(self) -> Work:
+        """Per added pixel a gradient and the exact margins of `candidates` pixels; the elimination as many again."""
+        return Work(gradients=self.max_pixels, forwards=2 * self.max_pixels * self.candidates)
 
     def run_minimal(self, target: AttackTarget, x: np.ndarray, y: np.ndarray, seed: int) -> AttackOutput:
         model = target.source()

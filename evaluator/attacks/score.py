@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evaluator.attacks.base import Attack, AttackKind, AttackOutput, AttackTarget, Norm, register_attack
+from evaluator.attacks.base import Attack, AttackKind, AttackOutput, AttackTarget, Norm, Work, register_attack
 from evaluator.attacks.margins import margins
 from evaluator.runtime import CPU_EP, OnnxClassifier
 
@@ -165,6 +165,9 @@ class SquareLinf(Attack):
     p_init: float = 0.8
     max_redraws: int = 10
 
+    def work(self) -> Work:
+        return Work(queries=self.queries)
+
     def run(self, target: AttackTarget, x: np.ndarray, y: np.ndarray, epsilon: float, seed: int) -> AttackOutput:
         rng = np.random.default_rng(seed)
         n, c, h, w = x.shape
@@ -249,6 +252,9 @@ class SquareL2(Attack):
 
     queries: int = 1000
     p_init: float = 0.8
+
+    def work(self) -> Work:
+        return Work(queries=self.queries)
 
     def run(self, target: AttackTarget, x: np.ndarray, y: np.ndarray, epsilon: float, seed: int) -> AttackOutput:
         rng = np.random.default_rng(seed)
@@ -339,6 +345,9 @@ class SparseRSL0(Attack):
 
     queries: int = 1000
     p_init: float = 0.3
+
+    def work(self) -> Work:
+        return Work(queries=self.queries)
 
     def run(self, target: AttackTarget, x: np.ndarray, y: np.ndarray, epsilon: float, seed: int) -> AttackOutput:
         rng = np.random.default_rng(seed)

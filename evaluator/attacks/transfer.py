@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from evaluator.attacks.base import AttackKind, AttackTarget, Norm, register_attack
+from evaluator.attacks.base import AttackKind, AttackTarget, Norm, Work, register_attack
 from evaluator.attacks.whitebox import ProjectedGradientAttack
 
 
@@ -26,3 +26,6 @@ class TransferLinfPGD(ProjectedGradientAttack):
 
     def gradient_model(self, target: AttackTarget) -> Any:
         return target.surrogate()
+
+    def work(self) -> Work:
+        return Work(surrogate_gradients=self.steps, queries=1)

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from evaluator.attacks.base import Attack, AttackKind, AttackOutput, AttackTarget, Norm, register_attack
+from evaluator.attacks.base import Attack, AttackKind, AttackOutput, AttackTarget, Norm, Work, register_attack
 from evaluator.attacks.margins import margin_of
 from evaluator.attacks.torch_norms import project_to_ball, steepest_direction
 
@@ -119,6 +119,9 @@ class ProjectedGradientAttack(Attack):
         return target.source()
 
     stop_when_fooled = True  # a class attribute, not an option: transfer attacks keep pushing the surrogate
+
+    def work(self) -> Work:
+        return Work(gradients=self.steps, forwards=1)
 
     def run(self, target: AttackTarget, x: np.ndarray, y: np.ndarray, epsilon: float, seed: int) -> AttackOutput:
         options = PGDOptions(norm=self.norm, stop_when_fooled=self.stop_when_fooled, **self.options())

@@ -26,7 +26,7 @@ def blocks() -> list[tuple[str, str]]:
 
 def test_the_page_has_its_steps() -> None:
     kinds = [kind for kind, _ in blocks()]
-    assert kinds == ["python", "bash", "bash", "python", "bash"]
+    assert kinds == ["python", "bash", "bash", "python", "bash", "bash"]
 
 
 @pytest.mark.train
@@ -52,5 +52,9 @@ def test_every_command_of_the_page_runs(tmp_path: Path) -> None:
     assert keras["gradients"] == "converted graph" and keras["dataset"] == "fashion-mnist"
     worst = [model["robustness"][0]["robust_accuracy"] for model in (with_source, without_source, keras)]
     assert max(worst) - min(worst) <= 0.01, worst
+    child = json.loads((tmp_path / "my_cnn_filter-l1_cr2.json").read_text())
+    assert child["export_check"]["top1_agreement"] == 1.0 and child["metadata"]["architecture"]["name"] == "exported"
+    rows = json.loads((tmp_path / "my_sweep" / "table.json").read_text())["rows"]
+    assert [(row["method"], row["target_rate"]) for row in rows] == [("none", 1.0), ("filter-l1", 2.0)]
     assert all(check["passed"] for model in (with_source, without_source, keras) for check in model["checks"]), \
         [(check["name"], check["detail"]) for model in (with_source, without_source, keras) for check in model["checks"]]

@@ -29,6 +29,7 @@ import onnx
 import torch
 
 from evaluator.datasets import load_dataset
+from evaluator.datasets.cifar10 import write_batches
 
 ROOT = Path(__file__).resolve().parents[1]
 VALIDATION = 1000
@@ -41,21 +42,13 @@ def cifar_like(x: np.ndarray) -> np.ndarray:
     return np.round(resized.clamp(0, 1).numpy() * 255).astype(np.uint8).repeat(3, axis=1)
 
 
-def cifar10_records(x: np.ndarray, y: np.ndarray) -> bytes:
-    """CIFAR-10 binary records: per image a label byte, then its (3, 32, 32) uint8 pixels channel-major."""
-    return np.concatenate([y.astype(np.uint8)[:, None], x.reshape(len(x), -1)], axis=1).tobytes()
-
-
 def write_cifar10_folder(folder: Path, train: int, test: int) -> None:
     """Fashion-MNIST as CIFAR-10 binary batches in folder: train + VALIDATION images over 5 files, a test file, the names."""
     data = load_dataset("fashion-mnist")
     assert data.train is not None
-    folder.mkdir()
-    x, y = cifar_like(data.train.x[:train + VALIDATION]), data.train.y[:train + VALIDATION]
-    for index, part in enumerate(np.array_split(np.arange(len(y)), 5), start=1):
-        (folder / f"data_batch_{index}.bin").write_bytes(cifar10_records(x[part], y[part]))
-    (folder / "test_batch.bin").write_bytes(cifar10_records(cifar_like(data.test.x[:test]), data.test.y[:test]))
-    (folder / "batches.meta.txt").write_text("\n".join(data.classes) + "\n")
+    count = train + VALIDATION
+    write_batches(folder, (cifar_like(data.train.x[:count]), data.train.y[:count]),
+                  (cifar_like(data.test.x[:test]), data.test.y[:test]), data.classes)
 
 
 def run_step(args: list[str]) -> tuple[float, float, str]:

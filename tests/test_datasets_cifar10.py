@@ -159,3 +159,17 @@ def test_assess_refuses_malformed_batches_with_one_line(tmp_path: Path) -> None:
     lines = [line for line in result.output.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in result.output
     assert "test_batch.bin: its 3,078 bytes are not whole CIFAR-10 records of 3073 bytes" in lines[0]
+
+
+def test_written_batches_read_back(tmp_path: Path) -> None:
+    """write_batches (the format's writer, for data converted to it) and the reader are each other's inverse."""
+    from evaluator.datasets.cifar10 import encode_records, write_batches
+
+    train, test = random_images(23, 1), random_images(7, 2)
+    write_batches(tmp_path / "batches", train, test, tuple(f"c{i}" for i in range(10)))
+    dataset = load_dataset(str(tmp_path / "batches"))
+    assert dataset.train is not None and dataset.classes == tuple(f"c{i}" for i in range(10))
+    np.testing.assert_array_equal(np.round(dataset.train.x * 255).astype(np.uint8), train[0])
+    np.testing.assert_array_equal(dataset.test.y, test[1])
+    with pytest.raises(ValueError, match="uint8 images with labels 0-9"):
+        encode_records(train[0], np.full(23, 10))

@@ -129,6 +129,25 @@ def read_cifar10_batches(folder: Path, names: tuple[str, ...], field: str) -> Sp
     return Split(x, y)
 
 
+def encode_records(x: np.ndarray, y: np.ndarray) -> bytes:
+    """The bytes of a batch file holding x (N, 3, 32, 32) uint8 with labels y (N,) in 0..9 (read_cifar10_batches'
+    inverse), for writing data in this format."""
+    if x.dtype != np.uint8 or x.shape[1:] != IMAGE_SHAPE or len(x) != len(y) or (len(y) and int(np.max(y)) > 9):
+        raise ValueError(f"CIFAR-10 records hold (N, 3, 32, 32) uint8 images with labels 0-9, got {x.dtype} {x.shape}")
+    return np.concatenate([np.asarray(y, np.uint8)[:, None], x.reshape(len(x), -1)], axis=1).tobytes()
+
+
+def write_batches(folder: Path, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
+                  classes: tuple[str, ...] = CIFAR10_CLASSES) -> None:
+    """Images (N, 3, 32, 32) uint8 and labels in this format in `folder` (made if needed): the training pairs spread
+    over the five batch files, the test pair in test_batch.bin, the class names in batches.meta.txt."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, part in zip(TRAIN_FILES, np.array_split(np.arange(len(train[1])), len(TRAIN_FILES))):
+        (folder / name).write_bytes(encode_records(train[0][part], train[1][part]))
+    (folder / TEST_FILE).write_bytes(encode_records(*test))
+    (folder / META_FILE).write_text("".join(f"{name}\n" for name in classes), encoding="utf-8")
+
+
 def read_class_names(folder: Path) -> tuple[str, ...]:
     """The 10 names of batches.meta.txt (one a line, blank lines ignored), else CIFAR-10's own."""
     path = folder / META_FILE

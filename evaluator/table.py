@@ -62,6 +62,7 @@ def table_row(model: ModelAssessment, variant: str | None = None) -> TableRow:
         checks_failed=tuple(check.name for check in model.checks if not check.passed),
         sha256=model.profile.sha256,
         path=model.path,
+        gradients=model.gradient_sources(),
     )
 
 
@@ -125,6 +126,7 @@ def flat_row(row: TableRow, budgets: Sequence[str], norms: Sequence[str]) -> dic
     flat.update(interval_columns("attacked_clean_accuracy", row.attacked_clean_accuracy_ci))
     for key in budgets:
         flat.update(interval_columns(f"robust_{key}", row.robust_accuracy_ci.get(key)))
+    flat["gradients"] = ";".join(row.gradients)  # after the columns of table schema 1.1
     return flat
 
 
@@ -161,7 +163,7 @@ def table_header(rows: Sequence[TableRow]) -> list[str]:
     return (["variant", "method", "rate (target / achieved)", "params", "non-zero", "MACs", "size B", "gzip B", "p50 ms",
              "p99 ms", "samples/s", "provider", "clean %", "drop pts", "attacked n", "attacked clean %"]
             + [f"robust {key} %" for key in budget_columns(rows)]
-            + [f"median {norm}" for norm in distance_columns(rows)])
+            + [f"median {norm}" for norm in distance_columns(rows)] + ["gradients from"])
 
 
 def table_note(rows: Sequence[TableRow]) -> str:
@@ -189,5 +191,6 @@ def table_markdown(rows: Sequence[TableRow]) -> str:
                  percent_ci(row.attacked_clean_accuracy, row.attacked_clean_accuracy_ci)]
         cells += [percent_ci(row.robust_accuracy.get(key), row.robust_accuracy_ci.get(key)) for key in budgets]
         cells += [number(row.median_distance.get(norm), ".3g") for norm in norms]
+        cells.append(", ".join(row.gradients) or "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n\n" + table_note(rows) + "\n"

@@ -431,3 +431,31 @@ def test_html_report_renders_in_chromium(rows: list[TableRow], figures: list[Fig
         assert not [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
     finally:
         driver.quit()
+
+
+def test_the_table_says_where_gradients_came_from(tmp_path: Path) -> None:
+    """Per model, the gradient sources of the attacks that ran: the source (or converted graph) for white-box attacks,
+    the surrogate for transfer; in the row's JSON, the CSV's last column, the Markdown and HTML tables, the terminal."""
+    from rich.console import Console
+
+    from conftest import ZOO_CHILD
+    from evaluator.assessment import AssessConfig, assess
+    from evaluator.report.terminal import render_table
+
+    config = AssessConfig(samples=20, skip_latency=True, threads=1,
+                          attacks=("pgd-linf:steps=2", "transfer-pgd-linf:steps=2", "square-linf:queries=5"))
+    assessment = assess([ZOO_CHILD], config)
+    row = table_row(assessment.models[0])
+    assert row.gradients == ("source", "surrogate") and TableRow.from_dict(row.to_dict()) == row
+    assert table_csv([row]).splitlines()[0].endswith(",gradients") and table_csv([row]).splitlines()[1].endswith(",source;surrogate")
+    lines = table_markdown([row]).splitlines()
+    assert dict(zip(markdown_cells(lines[0]), markdown_cells(lines[2])))["gradients from"] == "source, surrogate"
+    assert re.search(r'<td data-sort="source, surrogate">source, surrogate</td>',
+                     render_html([row], {"title": "t", "checks": {}, "notes": {}}, []))
+    console = Console(width=400, record=True)
+    render_table(assessment, console)
+    assert "source, surrogate" in console.export_text()
+    black_box = table_row(assess([ZOO_CHILD], replace(config, attacks=("square-linf:queries=5",))).models[0])
+    assert black_box.gradients == () and table_csv([black_box]).splitlines()[1].endswith(",")
+    old = {key: value for key, value in row.to_dict().items() if key != "gradients"}  # a row of table schema 1.1
+    assert TableRow.from_dict(old).gradients == ()

@@ -99,6 +99,7 @@ def table_cells(row: TableRow, budgets: Sequence[str], norms: Sequence[str]) -> 
     cells += [(percent_ci(row.robust_accuracy.get(key), row.robust_accuracy_ci.get(key)), row.robust_accuracy.get(key))
               for key in budgets]
     cells += [(number(row.median_distance.get(norm), ".3g"), row.median_distance.get(norm)) for norm in norms]
+    cells.append((", ".join(row.gradients) or "-", ", ".join(row.gradients)))
     return cells
 
 
@@ -119,8 +120,8 @@ def results_table(rows: Sequence[TableRow]) -> str:
         failed = row.checks_failed
         attributes = f' class="failed" title="{text("failed checks: " + ", ".join(failed))}"' if failed else ""
         cells = []
-        for index, (shown, key) in enumerate(table_cells(row, budgets, norms)):
-            css = "" if index in (0, 1, 11) else ' class="num"'
+        for shown, key in table_cells(row, budgets, norms):
+            css = "" if isinstance(key, str) else ' class="num"'
             cells.append(f'<td{css} data-sort="{text(sort_value(key))}">{text(shown)}</td>')
         body.append(f"<tr{attributes}>{''.join(cells)}</tr>")
     return (f'<div class="wide"><table id="results" class="sortable"><thead><tr>{head}</tr></thead>'

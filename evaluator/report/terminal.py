@@ -56,6 +56,8 @@ def robustness_measures(assessment: Assessment) -> list[tuple[str, Callable[[Mod
     measures: list[tuple[str, Callable[[ModelAssessment], str]]] = []
     if any(model.attacks for model in assessment.models):
         measures.append(("attacked\nclean acc", attacked_clean_cell))
+    if any(model.gradient_sources() for model in assessment.models):
+        measures.append(("gradients\nfrom", lambda model: ", ".join(model.gradient_sources()) or "-"))
     attacks: list[tuple[str, float]] = []
     for model in assessment.models:
         attacks += [key for key in ((r.name, r.epsilon) for r in model.attacks) if key not in attacks]

@@ -97,6 +97,7 @@ class Check:
 # white-box attacks' gradients came from).
 FROM_SOURCE = "source"  # the model's PyTorch source (.pt2)
 FROM_CONVERTED_GRAPH = "converted graph"  # the deployed graph converted to torch (evaluator.converted_source)
+FROM_SURROGATE = "surrogate"  # the transfer attacks' surrogate (the unpruned parent's source, or --surrogate)
 # 1.2: per-sample results (`samples`, `outcomes`, per-norm `distances`) and 95 % intervals (`*_ci`); the attacked
 # sample is the first N of one seeded permutation of the test split (1.1 drew N without such nesting).
 SCHEMA_VERSION = "1.3"
@@ -220,6 +221,13 @@ class ModelAssessment:
     def accuracy_drop(self) -> float | None:
         """Parent's clean accuracy minus this model's, on the same test set (points as a share; None without a parent)."""
         return None if self.parent_clean_accuracy is None else self.parent_clean_accuracy - self.clean_accuracy
+
+    def gradient_sources(self) -> tuple[str, ...]:
+        """Where the gradients of the attacks that ran came from, in the order the attacks ran: `gradients` (the
+        source or the converted graph) for white-box attacks, FROM_SURROGATE for transfer attacks; () for none."""
+        sources = [self.gradients if result.kind == "white-box" else FROM_SURROGATE
+                   for result in self.attacks if result.kind in ("white-box", "transfer")]
+        return tuple(dict.fromkeys(source for source in sources if source))
 
     def median_distances(self) -> dict[str, float | None]:
         """Per norm the median over samples of the smallest adversarial distance any minimal-norm attack found

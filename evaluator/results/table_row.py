@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-TABLE_SCHEMA_VERSION = "1.1"  # 1.1: clean_accuracy_ci, attacked_samples, attacked_clean_accuracy(_ci), robust_accuracy_ci
+TABLE_SCHEMA_VERSION = "1.2"  # 1.1: clean_accuracy_ci, attacked_samples, attacked_clean_accuracy(_ci), robust_accuracy_ci;
+# 1.2: gradients
 Interval = tuple[float, float]  # (low, high): a 95 % Wilson interval of a share, JSON's [low, high]
 Point = tuple[float, float]  # (epsilon, robust accuracy): one step of a robustness curve, JSON's [eps, acc]
 
@@ -53,6 +54,7 @@ class TableRow:
     checks_failed: tuple[str, ...]
     sha256: str
     path: str
+    gradients: tuple[str, ...] = ()  # where the gradient attacks' gradients came from (ModelAssessment.gradient_sources)
 
     def to_dict(self) -> dict[str, Any]:
         """The row's JSON form (a table.json row), keys in field order."""
@@ -71,6 +73,7 @@ class TableRow:
             "median_distance": dict(self.median_distance),
             "curves": {norm: [list(point) for point in points] for norm, points in self.curves.items()},
             "checks_failed": list(self.checks_failed), "sha256": self.sha256, "path": self.path,
+            "gradients": list(self.gradients),
         }
 
     @classmethod
@@ -92,7 +95,8 @@ class TableRow:
             median_distance=dict(data.get("median_distance") or {}),
             curves={norm: tuple((eps, accuracy) for eps, accuracy in points)
                     for norm, points in (data.get("curves") or {}).items()},
-            checks_failed=tuple(data.get("checks_failed") or ()), sha256=data["sha256"], path=data["path"])
+            checks_failed=tuple(data.get("checks_failed") or ()), sha256=data["sha256"], path=data["path"],
+            gradients=tuple(data.get("gradients") or ()))
 
 
 def interval_list(interval: Interval | None) -> list[float] | None:

@@ -62,3 +62,26 @@ def test_a_parent_with_external_data_is_copied_with_it(tmp_path: Path) -> None:
     report = json.loads((out / "assessments" / f"{ZOO_PARENT.stem}.json").read_text())["models"][0]
     assert report["external_data"] == ["weights/lenet.bin"]
     assert report["size_bytes"] == onnx_path.stat().st_size + copied.stat().st_size
+
+
+def test_the_dataset_comes_from_the_parents_metadata_or_must_be_given(tiny_model: Path, small_npz: Path, tmp_path: Path) -> None:
+    """Without --dataset a sweep uses the data the parent .pt2's metadata names (an .npz, found relative to the .pt2,
+    not Fashion-MNIST); a plain .pt2 names none: one line, exit 2, nothing written."""
+    from evaluator.app.sweep_config import make_config
+
+    config = make_config({"source": str(tiny_model.with_suffix(".pt2")), "rates": "1", "methods": "filter-l1"}).resolved()
+    assert config.dataset is not None and Path(config.dataset).resolve() == small_npz.resolve()
+    out = tmp_path / "results"
+    result = CliRunner().invoke(app, ["sweep", "--source", str(tiny_model.with_suffix(".pt2")), "--methods", "filter-l1",
+                                      "--rates", "1", "--out", str(out), *QUICK])
+    assert result.exit_code == 0, result.output
+    row = json.loads((out / "table.json").read_text())["rows"][0]
+    assert row["attacked_samples"] == 30 and Path(json.loads((out / "sweep.json").read_text())["config"]["dataset"]).name == "fmnist_small.npz"
+    model, _, _ = load_trainable(ZOO_PARENT.with_suffix(".pt2"))
+    plain = tmp_path / "plain.pt2"
+    torch.export.save(torch.export.export(model.eval(), (torch.zeros(2, 1, 28, 28),),
+                                          dynamic_shapes=({0: torch.export.Dim("batch")},)), str(plain))
+    refused = tmp_path / "refused"
+    result = CliRunner().invoke(app, ["sweep", "--source", str(plain), "--out", str(refused), *QUICK])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert "--dataset must be given: " in result.output and not refused.exists()

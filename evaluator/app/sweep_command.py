@@ -16,7 +16,8 @@ def sweep(
     source: Annotated[Optional[str], typer.Option(help="Architecture to train (lenet5, resnet8, vgg11, resnet18, mobilenetv2) or a parent .pt2. \\[default: lenet5]")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Results directory. \\[default: sweep-results]")] = None,
     dataset: Annotated[Optional[str], typer.Option(help="fashion-mnist, mnist, cifar10, a train/test .npz, a folder of "
-                                                   "CIFAR-10 binary batches or an image folder.")] = None,
+                                                   "CIFAR-10 binary batches or an image folder. \\[default: the one a "
+                                                   "parent .pt2's metadata names; fashion-mnist for a parent trained here]")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the dataset's IDX files.")] = None,
     image_size: Annotated[Optional[int], typer.Option(help="Side in pixels of the RGB images an image folder is decoded "
                                                        "to for a parent trained here. \\[default: 224]")] = None,

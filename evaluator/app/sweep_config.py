@@ -3,6 +3,7 @@ unknown key or a wrong type) and checked as a whole before anything is written (
 
 from __future__ import annotations
 
+import json
 import math
 import tomllib
 from dataclasses import asdict, dataclass, fields, replace
@@ -21,6 +22,7 @@ from evaluator.threads import choose_threads
 PROVIDERS = ("auto", "cpu", "cuda")
 MAX_RETIME_ROUNDS = 100
 MAX_SEED = 2**63 - 1  # as the CLI's other commands (torch takes up to 2**64 - 1)
+DEFAULT_DATASET = "fashion-mnist"  # of a parent trained here
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class SweepConfig:
 
     source: str = "lenet5"  # an architecture to train, or a .pt2: made by `evaluator train` / `prune`, or a user's own
     out: Path = Path("sweep-results")
-    dataset: str = "fashion-mnist"
+    dataset: str | None = None  # None: the dataset a .pt2 parent's metadata names, DEFAULT_DATASET for one trained here
     data_dir: Path | None = None
     image_size: int | None = None  # side of the RGB images an image folder is decoded to for a parent trained here
     width: float = 1.0
@@ -65,13 +67,36 @@ class SweepConfig:
     def to_dict(self) -> dict[str, Any]:
         return {key: str(value) if isinstance(value, Path) else value for key, value in asdict(self).items()}
 
+    def resolved(self) -> SweepConfig:
+        """This config with its dataset named: as given, else the one a .pt2 parent's evaluator metadata names (a path
+        taken relative to the .pt2), else DEFAULT_DATASET for a parent trained here; still None for a .pt2 without
+        metadata (or one that does not load: validate says why)."""
+        if self.dataset is not None:
+            return self
+        if not self.source.endswith(".pt2"):
+            return replace(self, dataset=DEFAULT_DATASET)
+        from evaluator.datasets import recorded_dataset
+        from evaluator.source import PT2_METADATA_FILE, load_program
+
+        try:
+            _, extra = load_program(Path(self.source))
+            recorded = json.loads(extra[PT2_METADATA_FILE]).get("dataset") if PT2_METADATA_FILE in extra else None
+        except (EvaluatorError, ValueError, AttributeError):
+            return self
+        return replace(self, dataset=recorded_dataset(recorded, Path(self.source))) if isinstance(recorded, str) else self
+
     def validate(self) -> None:
         """Every setting, the source and its files, the dataset and the results folder: all before anything is
         written. Loads the dataset (and a .pt2 source) once to see that they load and fit."""
+        if self.dataset is None and self.resolved().dataset is not None:
+            return self.resolved().validate()
         if not self.source.endswith(".pt2") and self.source not in ARCHITECTURES:
             raise EvaluatorError(f"source must be one of {', '.join(ARCHITECTURES)} or a .pt2 file, got {self.source!r}")
         if self.source.endswith(".pt2") and not Path(self.source).is_file():
             raise EvaluatorError(f"source file not found: {self.source}")
+        if self.dataset is None:
+            raise EvaluatorError(f"dataset must be given: {self.source} carries no evaluator metadata naming the data it "
+                                 "classifies", field="dataset")
         if self.image_size is not None and self.source.endswith(".pt2"):
             raise EvaluatorError("image_size is for a parent trained here: a .pt2 parent decodes images at its own input size")
         unknown = [method for method in self.methods if method not in METHODS]
@@ -132,6 +157,7 @@ class SweepConfig:
 
             _, spec, metadata = load_trainable(Path(self.source))
             expected = shape = (spec.in_channels, spec.image_size, spec.image_size)
+        assert self.dataset is not None  # validate checked it
         dataset = load_dataset(self.dataset, self.data_dir, input_shape=shape)
         if self.source.endswith(".pt2"):
             if dataset.input_shape != expected:
@@ -250,6 +276,8 @@ def convert(value: Any, default: Any, key: str) -> Any:
 def describe(default: Any, key: str) -> str:
     if key in ("out", "data_dir"):
         return "path"
+    if key == "dataset":
+        return "str"
     if key in ("threads", "image_size"):
         return "whole number"
     if isinstance(default, tuple):

@@ -72,6 +72,7 @@ Say = Callable[[str], None]
 
 def run_sweep(config: SweepConfig, progress: Progress = SilentProgress(), say: Say = lambda message: None) -> SweepResult:
     """The whole study for one parent; `progress` shows the long steps."""
+    config = config.resolved()
     config.validate()
     out = Path(config.out)
     make_folder(out)

@@ -454,8 +454,14 @@ def test_the_table_says_where_gradients_came_from(tmp_path: Path) -> None:
                      render_html([row], {"title": "t", "checks": {}, "notes": {}}, []))
     console = Console(width=400, record=True)
     render_table(assessment, console)
-    assert "source, surrogate" in console.export_text()
-    black_box = table_row(assess([ZOO_CHILD], replace(config, attacks=("square-linf:queries=5",))).models[0])
+    assert "gradients from: source, surrogate" in console.export_text()
+    from evaluator.report.terminal import gradients_line
+
+    square_only = assess([ZOO_CHILD], replace(config, attacks=("square-linf:queries=5",)))
+    mixed = replace(assessment, models=(assessment.models[0], replace(square_only.models[0], path="/m/other.onnx")))
+    assert gradients_line(mixed) == "gradients from: lenet5_fmnist_filter-l1_cr4.onnx source, surrogate; other.onnx -"
+    assert gradients_line(square_only) is None
+    black_box = table_row(square_only.models[0])
     assert black_box.gradients == () and table_csv([black_box]).splitlines()[1].endswith(",")
     old = {key: value for key, value in row.to_dict().items() if key != "gradients"}  # a row of table schema 1.1
     assert TableRow.from_dict(old).gradients == ()

@@ -56,8 +56,6 @@ def robustness_measures(assessment: Assessment) -> list[tuple[str, Callable[[Mod
     measures: list[tuple[str, Callable[[ModelAssessment], str]]] = []
     if any(model.attacks for model in assessment.models):
         measures.append(("attacked\nclean acc", attacked_clean_cell))
-    if any(model.gradient_sources() for model in assessment.models):
-        measures.append(("gradients\nfrom", lambda model: ", ".join(model.gradient_sources()) or "-"))
     attacks: list[tuple[str, float]] = []
     for model in assessment.models:
         attacks += [key for key in ((r.name, r.epsilon) for r in model.attacks) if key not in attacks]
@@ -127,6 +125,17 @@ def split_tables(assessment: Assessment, measures: list[tuple[str, Callable[[Mod
     return [speed, robustness]
 
 
+def gradients_line(assessment: Assessment) -> str | None:
+    """Where the gradient attacks' gradients came from, under the table: 'gradients from: source, surrogate' when every
+    model shares them, else per model; None when no gradient attack ran."""
+    sources = {Path(model.path).name: ", ".join(model.gradient_sources()) or "-" for model in assessment.models}
+    if all(value == "-" for value in sources.values()):
+        return None
+    if len(set(sources.values())) == 1:
+        return f"gradients from: {next(iter(sources.values()))}"
+    return "gradients from: " + "; ".join(f"{name} {value}" for name, value in sources.items())
+
+
 def render_table(assessment: Assessment, console: Console) -> None:
     """One row per model, one column per (attack, epsilon); where that is wider than the console, a size / speed
     table and a robustness table with one row per (attack, epsilon) instead."""
@@ -145,6 +154,9 @@ def render_table(assessment: Assessment, console: Console) -> None:
                       "on the deployed graph, out of the attacked samples' clean accuracy (attacked clean acc); (q) = mean queries per "
                       "attacked sample; worst = robust against every attack run, [95 % Wilson interval]; "
                       f"median dist = median smallest adversarial distance found (minimal-norm attacks); {cascade}", style="dim")
+    gradients = gradients_line(assessment)
+    if gradients:
+        console.print(gradients, style="dim")
     for model in assessment.models:
         for result in model.attacks:
             if result.out_of_budget:

@@ -145,18 +145,20 @@ def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset],
     subset = attack_subset(dataset.test, config.samples, config.seed)
     subset_predictions = classifier.predict(subset.x)  # once, not per attack and epsilon
     attacked = AttackedSamples(config.seed, indices, subset.y.copy(), subset_predictions == subset.y)
+    attacks = config.create_attacks()
     target, gradients = AttackTarget(classifier, source, surrogate), FROM_SOURCE if source is not None else None
-    if source is None and any(attack.kind.value == "white-box" for attack in config.create_attacks()):
+    if source is None and any(attack.kind.value == "white-box" for attack in attacks):
         from evaluator.converted_source import converted_graph
 
         module, note = converted_graph(classifier, subset.x)
         notes.append(note)
         if module is not None:
             target, gradients = AttackTarget(classifier, None, surrogate, _source=module), FROM_CONVERTED_GRAPH
-    runnable = [attack for attack in config.create_attacks() if skip_reason(attack, target) is None]
+    runnable = [attack for attack in attacks if skip_reason(attack, target) is None]
     if runnable and say is not silent_step:  # the probe costs a few passes: only when someone is told
         say(f"{Path(path).name}: attacks {estimate_work(target, runnable, config.epsilons_for, subset.x).line()}")
-    results, minimal = run_attacks(target, subset, subset_predictions, config, f"{Path(path).name}: ", progress, notes)
+    results, minimal = run_attacks(attacks, target, subset, subset_predictions, config, f"{Path(path).name}: ", progress,
+                                   notes)
     checks = [above_chance(clean_accuracy, len(dataset.test), classifier.num_classes),
               output_is_logits(classifier.logits(subset.x[:256])), deterministic(classifier, subset.x[:64])]
     if target.has_gradients() and any(r.kind == "white-box" for r in results):
@@ -191,15 +193,15 @@ def parent_clean_accuracy(path: Path, metadata: dict[str, Any] | None, config: A
     return float((classifier.predict(dataset.test.x) == dataset.test.y).mean()), []
 
 
-def run_attacks(target: AttackTarget, subset: Split, predictions: np.ndarray, config: AssessConfig, label: str,
-                progress: Step, notes: list[str]) -> tuple[list[AttackResult], list[MinimalNormResult]]:
-    """Every attack at every epsilon of its norm. A minimal-norm attack runs once on all samples and gives its result at
+def run_attacks(attacks: list[Attack], target: AttackTarget, subset: Split, predictions: np.ndarray, config: AssessConfig,
+                label: str, progress: Step, notes: list[str]) -> tuple[list[AttackResult], list[MinimalNormResult]]:
+    """Every attack (in order) at every epsilon of its norm (config's budgets). A minimal-norm attack runs once on all samples and gives its result at
     each epsilon from its distances. In a cascade the reported robust accuracy of an attack is that after it and every
     attack before it at that (norm, epsilon)."""
     results: list[AttackResult] = []
     minimal: list[MinimalNormResult] = []
     still_robust: dict[tuple[str, float], np.ndarray] = {}
-    for attack in config.create_attacks():
+    for attack in attacks:
         reason = skip_reason(attack, target)
         if reason is not None:
             notes.append(f"{attack.name} skipped: {reason}")

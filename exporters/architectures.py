@@ -29,6 +29,11 @@ class ArchSpec:
     mean: tuple[float, ...] = (0.5,)
     std: tuple[float, ...] = (0.5,)
 
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the images the model takes."""
+        return self.in_channels, self.image_size, self.image_size
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -389,7 +389,7 @@ def test_a_minimal_norm_attack_in_a_cascade_counts_only_what_was_left(spec: str,
     subset = fmnist.test.head(100)
     config = AssessConfig(attacks=("pgd-l2:steps=5", spec), epsilons_l2=(1.0,))
     predictions = target.deployed.predict(subset.x)
-    results, minimal = run_attacks(target, subset, predictions, config, "", lambda message: None, [])
+    results, minimal = run_attacks(config.create_attacks(), target, subset, predictions, config, "", lambda message: None, [])
     pgd, row = results
     alone = minimal[0].at_epsilon(1.0)
     assert row.attacked == int(pgd.robust.sum()) < alone.attacked

@@ -102,6 +102,6 @@ def test_attacks_a_model_has_too_few_classes_for_are_skipped_with_a_note(tmp_pat
     subset = type(subset)(subset.x, subset.y % 3)
     config = AssessConfig(attacks=tuple(spec.replace("apgd-ce-linf", "apgd-ce-linf:steps=3") for spec in DEFAULT_ATTACKS))
     notes: list[str] = []
-    results, _ = run_attacks(target, subset, deployed.predict(subset.x), config, "", lambda message: None, notes)
+    results, _ = run_attacks(config.create_attacks(), target, subset, deployed.predict(subset.x), config, "", lambda message: None, notes)
     assert [result.name for result in results] == ["apgd-ce-linf", "square-linf"]
     assert notes == ["apgd-t-linf skipped: it needs a model with at least 4 classes, this one has 3"]

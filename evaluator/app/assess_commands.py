@@ -9,7 +9,7 @@ import typer
 
 from evaluator.app.console import console, say_line, task_progress
 from evaluator.app.options import (
-    THREADS_HELP, InputRange, Layout, Provider, Scores, check_output_path, parse_epsilons, parse_numbers,
+    THREADS_HELP, InputRange, Layout, Provider, Scores, check_output_path, input_overrides, parse_epsilons,
 )
 from evaluator.default_attacks import DEFAULT_CASCADES
 from evaluator.errors import EvaluatorError
@@ -60,7 +60,6 @@ def assess(
     from evaluator.assess_config import BUDGET_FIELDS, AssessConfig, check_budgets, plan_assessment
     from evaluator.assessment import assess as run_assessment
     from evaluator.files import write_text_atomic
-    from evaluator.input_options import InputOverrides
     from evaluator.report.terminal import render_table
 
     if dataset is not None and not dataset.strip():
@@ -70,9 +69,7 @@ def assess(
         dataset=dataset, data_dir=data_dir, source=source, surrogate=surrogate, samples=samples,
         cascade=not no_cascade, provider=provider,
         batch_size=batch_size, throughput_batch=throughput_batch, threads=threads, seed=seed, skip_latency=no_latency,
-        inputs=InputOverrides(None if layout is None else str(layout), None if input_range is None else str(input_range),
-                              parse_numbers(mean, "--mean"), parse_numbers(std, "--std"), output,
-                              None if scores is None else str(scores)),
+        inputs=input_overrides(layout, input_range, mean, std, output, scores),
         **{BUDGET_FIELDS[norm]: parse_epsilons(text) for norm, text in budgets.items() if text is not None},  # type: ignore[arg-type]
         **({} if attacks is None else {"attacks": tuple(a.strip() for a in attacks.split(",") if a.strip())}),
     )

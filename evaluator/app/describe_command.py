@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from evaluator.app.console import console
-from evaluator.app.options import InputRange, Layout, Scores, check_output_path, parse_numbers
+from evaluator.app.options import InputRange, Layout, Scores, check_output_path, input_overrides
 from evaluator.errors import EvaluatorError
 
 
@@ -28,15 +28,11 @@ def describe(
     """Check how a model takes images on its dataset and write a copy whose metadata records it: `assess` then needs no
     flags. The graph is not changed."""
     from evaluator.describe import describe_model
-    from evaluator.input_options import InputOverrides
 
     if out.suffix != ".onnx":
         raise EvaluatorError(f"--out {out} must end in .onnx")
     check_output_path(out, "--out")
-    inputs = InputOverrides(None if layout is None else str(layout), None if input_range is None else str(input_range),
-                            parse_numbers(mean, "--mean"), parse_numbers(std, "--std"), output,
-                            None if scores is None else str(scores))
-    result = describe_model(model, out, dataset, data_dir, inputs)
+    result = describe_model(model, out, dataset, data_dir, input_overrides(layout, input_range, mean, std, output, scores))
     recorded = result.metadata["input"]
     console.print(f"clean accuracy {result.clean_accuracy:.4f} on {result.test_samples:,} test images of "
                   f"{result.metadata['dataset']} ({recorded['layout']}, pixels 0-{recorded['range'][1]:g}, "

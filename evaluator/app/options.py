@@ -11,7 +11,7 @@ from pathlib import Path
 
 from evaluator.catalogue import ARCHITECTURES
 from evaluator.errors import EvaluatorError
-from evaluator.input_options import LAYOUTS, RANGES, SCORES
+from evaluator.input_options import LAYOUTS, RANGES, SCORES, InputOverrides
 
 THREADS_HELP = "Threads of torch and ONNX Runtime, 1 to 1024 (default: the free cores, see README)."
 
@@ -42,6 +42,13 @@ def parse_numbers(text: str | None, flag: str) -> tuple[float, ...] | None:
     if not values or not all(math.isfinite(value) for value in values):
         raise EvaluatorError(f"{flag} takes finite numbers separated by commas, got {text!r}")
     return values
+
+
+def input_overrides(layout: Choice | None, input_range: Choice | None, mean: str | None, std: str | None,
+                    output: str | None, scores: Choice | None) -> InputOverrides:
+    """The input flags of `assess` and `describe` (--layout, --input-range, --mean, --std, --output, --scores)."""
+    return InputOverrides(choice(layout), choice(input_range), parse_numbers(mean, "--mean"), parse_numbers(std, "--std"),
+                          output, choice(scores))
 
 
 class Provider(Choice):

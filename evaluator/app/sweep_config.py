@@ -88,8 +88,10 @@ class SweepConfig:
     def validate(self) -> None:
         """Every setting, the source and its files, the dataset and the results folder: all before anything is
         written. Loads the dataset (and a .pt2 source) once to see that they load and fit."""
-        if self.dataset is None and self.resolved().dataset is not None:
-            return self.resolved().validate()
+        if self.dataset is None:
+            resolved = self.resolved()  # reads a .pt2 parent's metadata: once
+            if resolved.dataset is not None:
+                return resolved.validate()
         if not self.source.endswith(".pt2") and self.source not in ARCHITECTURES:
             raise EvaluatorError(f"source must be one of {', '.join(ARCHITECTURES)} or a .pt2 file, got {self.source!r}")
         if self.source.endswith(".pt2") and not Path(self.source).is_file():
@@ -156,7 +158,7 @@ class SweepConfig:
             from exporters.artifacts import load_trainable
 
             _, spec, metadata = load_trainable(Path(self.source))
-            expected = shape = (spec.in_channels, spec.image_size, spec.image_size)
+            expected = shape = spec.input_shape
         assert self.dataset is not None  # validate checked it
         dataset = load_dataset(self.dataset, self.data_dir, input_shape=shape)
         if self.source.endswith(".pt2"):

@@ -197,6 +197,7 @@ def copy_parent(source: Path, models: Path) -> Path:
 def import_parent(config: SweepConfig, source: Path, models: Path, say: Say) -> Path:
     """A .pt2 without its .onnx and .json beside it (a user's own torch.export program, or an evaluator .pt2 alone):
     rebuilt, exported and verified into models/ as `evaluator train` writes a parent, cached by the .pt2's hash."""
+    from evaluator.datasets import load_dataset
     from exporters.artifacts import load_trainable, save_artifacts
     from exporters.train import accuracy
     from exporters.workflows import base_metadata
@@ -208,9 +209,7 @@ def import_parent(config: SweepConfig, source: Path, models: Path, say: Say) -> 
         return stem_file(stem, ".onnx")
     say(f"exporting the parent {source.name}")
     model, spec, metadata = load_trainable(source)
-    from evaluator.datasets import load_dataset
-
-    dataset = load_dataset(config.dataset, config.data_dir, input_shape=(spec.in_channels, spec.image_size, spec.image_size))
+    dataset = load_dataset(config.dataset, config.data_dir, input_shape=spec.input_shape)
     metadata = {"training": None, "pruning": None, "parent": None, **metadata, **base_metadata(dataset, spec, models)}
     artifacts = save_artifacts(model, stem, metadata, dataset.test, {"sweep_key": key, "imported_from": str(source),
                                                                      "test_accuracy": accuracy(model, dataset.test)})

@@ -161,13 +161,12 @@ def run_schedule(job: PruneJob, request: PruneRequest, progress: Progress = Sile
     if not (job.dataset or parent_metadata.get("dataset")):
         raise EvaluatorError(f"dataset must be given: {source} carries no evaluator metadata naming one", field="dataset")
     data_options = DataOptions(job.dataset or recorded_dataset(parent_metadata["dataset"], source), job.data_dir,
-                               recorded_validation_size(parent_metadata),
-                               (spec.in_channels, spec.image_size, spec.image_size))  # an image folder at the model's size
+                               recorded_validation_size(parent_metadata), spec.input_shape)  # an image folder at the model's size
     data = load_training_data(data_options, seed)
     dataset, train = data.dataset, data.train
     options = FinetuneOptions(request, method, data, seed)
-    if dataset.input_shape != (spec.in_channels, spec.image_size, spec.image_size):
-        raise EvaluatorError(f"{source} expects inputs {(spec.in_channels, spec.image_size, spec.image_size)}, "
+    if dataset.input_shape != spec.input_shape:
+        raise EvaluatorError(f"{source} expects inputs {spec.input_shape}, "
                              f"dataset {dataset.name!r} has {dataset.input_shape}")
     example = torch.from_numpy(train.x[:1].copy())
     calibration = (torch.from_numpy(train.x[:CALIBRATION_SAMPLES].copy()), torch.from_numpy(train.y[:CALIBRATION_SAMPLES].copy()))

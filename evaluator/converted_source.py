@@ -14,6 +14,7 @@ from evaluator.errors import EvaluatorError
 from evaluator.runtime import OnnxClassifier
 from evaluator.source import in_chunks
 
+
 def converted_graph(classifier: OnnxClassifier, x: np.ndarray) -> tuple[Any | None, str]:
     """(module, note): the classifier's graph as a differentiable module x (N, C, H, W) -> logits (N, classes) and a
     note saying how closely it matched ONNX Runtime on x; (None, why) when it cannot be converted or does not match.

@@ -23,6 +23,7 @@ from evaluator.profile import external_data_files
 from evaluator.results import Check
 from evaluator.runtime import OnnxClassifier
 
+
 @dataclass(frozen=True)
 class Description:
     """What was written: the new model's path, its metadata block, and its clean accuracy on the dataset's test split

@@ -41,16 +41,18 @@ class SourceModel(nn.Module):
         return self
 
 
+def user_input_values(program: torch.export.ExportedProgram) -> list[Any]:
+    """The example values export recorded for the program's user inputs (fake tensors, None where absent), in order."""
+    names = set(program.graph_signature.user_inputs)
+    return [node.meta.get("val") for node in program.graph.nodes if node.op == "placeholder" and node.name in names]
+
+
 def static_batch(program: torch.export.ExportedProgram) -> int | None:
     """The batch size a program was exported with when its first input's batch dimension is fixed, else None."""
-    names = program.graph_signature.user_inputs
-    for node in program.graph.nodes:
-        if node.op == "placeholder" and node.name in names:
-            value = node.meta.get("val")
-            shape = getattr(value, "shape", None)
-            if shape is not None and len(shape) >= 1 and isinstance(shape[0], int):
-                return int(shape[0])
-            return None
+    values = user_input_values(program)
+    shape = getattr(values[0], "shape", None) if values else None
+    if shape is not None and len(shape) >= 1 and isinstance(shape[0], int):
+        return int(shape[0])
     return None
 
 

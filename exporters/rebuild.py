@@ -17,6 +17,7 @@ from torch import fx, nn
 from torch.export.graph_signature import InputKind
 
 from evaluator.errors import EvaluatorError
+from evaluator.source import user_input_values
 
 EXPORTED = "exported"  # the architecture name of a rebuilt user program (and of its pruned children)
 aten = torch.ops.aten
@@ -46,10 +47,9 @@ def pair(value: Any) -> tuple[int, int]:
 
 def input_shape(program: torch.export.ExportedProgram, path: Path) -> tuple[int, int, int, int]:
     """(C, H, W, classes) of a program taking one image batch (N, C, H, W) with a dynamic N to logits (N, classes)."""
-    inputs = [spec for spec in program.graph_signature.input_specs if spec.kind == InputKind.USER_INPUT]
-    placeholders = {node.name: node for node in program.graph.nodes if node.op == "placeholder"}
+    inputs = user_input_values(program)
     outputs = [node for node in program.graph.nodes if node.op == "output"][0].args[0]
-    value = placeholders[inputs[0].arg.name].meta.get("val") if len(inputs) == 1 else None
+    value = inputs[0] if len(inputs) == 1 else None
     result = outputs[0].meta.get("val") if len(outputs) == 1 and isinstance(outputs[0], fx.Node) else None
     if not isinstance(value, torch.Tensor) or value.dim() != 4 or not isinstance(result, torch.Tensor) or result.dim() != 2:
         raise EvaluatorError(f"{path} is not an image classifier evaluator prune can read: it must take one (N, C, H, W) "

@@ -35,7 +35,8 @@ class WorkEstimate:
     samples: int
 
     def line(self) -> str:
-        """e.g. 'at most 1.2M gradient passes, 0.2M queries on 200 samples: about 14 min at this machine's pace'."""
+        """e.g. 'at most 100k gradient passes, 400 forward passes, 201k queries of the deployed graph on 200 samples:
+        about 11 min at the probe's pace (less when attacks stop early)'."""
         parts = [(self.work.gradients + self.work.surrogate_gradients, "gradient passes"), (self.work.forwards, "forward passes"),
                  (self.work.queries, "queries of the deployed graph")]
         counted = ", ".join(f"{count_text(count)} {what}" for count, what in parts if count)

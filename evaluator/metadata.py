@@ -3,7 +3,8 @@
 Written by `exporters` for every artifact and read by `evaluator assess`, so a model our exporters
 made needs no other flag (`evaluator describe` writes it for a foreign model). Keys: format, dataset, classes, input
 {shape, range, layout, dtype, mean, std, output, scores: see evaluator.graph_input}, architecture,
-training, pruning (null for an unpruned model), parent {file, sha256} and source {file, sha256}.
+training, pruning (null for an unpruned model), parent {file, sha256}, source {file, sha256} and precision (only
+for a quantized or fp16 artifact: evaluator quantize; its parent is the float32 .onnx).
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ SCHEMA: dict[str, Any] = {  # key -> type, or a nested schema of an optional obj
     "parent": {"file": str, "sha256": str, "source_file": str, "source_sha256": str},
     "pruning": {"method": str, "achieved_rate": Number, "layers": [str], "root": CENSUS, "after": CENSUS,
                 "root_source": FILE_RECORD, "target": {"rate": Number}},
+    "precision": {"name": str, "method": str, "weights": str, "activations": str, "io": str, "tool": str,
+                  "calibration": {"dataset": str, "split": str, "samples": int, "seed": int, "method": str},
+                  "parent": FILE_RECORD},
 }
 
 

@@ -16,6 +16,20 @@ from evaluator.errors import EvaluatorError
 from evaluator.results import ModelProfile
 
 FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16}
+# Weights of a quantized graph: int8 / uint8 weights and int32 biases, counted like the float ones they replace.
+PARAMETER_TYPES = FLOAT_TYPES | {onnx.TensorProto.INT8, onnx.TensorProto.UINT8, onnx.TensorProto.INT32}
+# Inputs of quantized operators that hold scales and zero points (by position), not weights.
+QUANTIZATION_PARAMETER_INPUTS = {
+    "QuantizeLinear": (1, 2), "DequantizeLinear": (1, 2), "ConvInteger": (2, 3), "MatMulInteger": (2, 3),
+    "DynamicQuantizeMatMul": (2, 3), "QLinearConv": (1, 2, 4, 5, 6, 7), "QLinearMatMul": (1, 2, 4, 5, 6, 7),
+    "QGemm": (1, 2, 4, 5, 7, 8),
+}
+
+
+def quantization_parameter_names(model: onnx.ModelProto) -> set[str]:
+    """Names of the tensors that quantized operators read as scales or zero points."""
+    return {node.input[index] for node in model.graph.node
+            for index in QUANTIZATION_PARAMETER_INPUTS.get(node.op_type, ()) if index < len(node.input)}
 
 
 def external_data_files(path: Path) -> list[Path]:
@@ -56,8 +70,9 @@ def profile_model(path: Path, model: onnx.ModelProto) -> ModelProfile:
     external = external_data_files(Path(path))
     sha256, size, compressed = file_figures([Path(path), *external])
     params = nonzero = 0
+    quantization_parameters = quantization_parameter_names(model)
     for initializer in model.graph.initializer:
-        if initializer.data_type in FLOAT_TYPES:
+        if initializer.data_type in PARAMETER_TYPES and initializer.name not in quantization_parameters:
             values = numpy_helper.to_array(initializer)
             params += int(values.size)
             nonzero += int(np.count_nonzero(values))
@@ -106,11 +121,11 @@ def count_macs(model: onnx.ModelProto) -> int:
         shapes[initializer.name] = list(initializer.dims)
     macs = 0
     for node in inferred.graph.node:
-        if node.op_type == "Conv":
+        if node.op_type in ("Conv", "ConvInteger"):
             weight, output = shapes.get(node.input[1]), shapes.get(node.output[0])
             if weight and output:
                 macs += int(np.prod(output)) * int(np.prod(weight[1:]))
-        elif node.op_type in ("Gemm", "MatMul"):
+        elif node.op_type in ("Gemm", "MatMul", "MatMulInteger", "DynamicQuantizeMatMul"):
             left, output = shapes.get(node.input[0]), shapes.get(node.output[0])
             if left and output:
                 transposed = node.op_type == "Gemm" and any(a.name == "transA" and a.i for a in node.attribute)

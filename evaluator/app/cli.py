@@ -17,7 +17,7 @@ from evaluator.app.describe_command import describe
 from evaluator.app.assess_commands import assess, list_attacks_command
 from evaluator.app.console import errors
 from evaluator.app.sweep_command import sweep
-from evaluator.app.train_commands import prune, train
+from evaluator.app.train_commands import prune, quantize, train
 from evaluator.errors import EvaluatorError
 
 try:  # typer 0.2x carries its own copy of click
@@ -123,6 +123,7 @@ app.command()(handles_errors(assess))
 app.command("attacks")(list_attacks_command)
 app.command()(handles_errors(train))
 app.command()(handles_errors(prune))
+app.command()(handles_errors(quantize))
 app.command()(handles_errors(sweep))
 app.command()(handles_errors(describe))
 

@@ -8,9 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from evaluator.app.console import console, console_progress
+from evaluator.app.console import console, console_progress, task_progress
 from evaluator.app.options import (THREADS_HELP, Architecture, RateBasis, RateTarget, Schedule, Scope, check_output_folder,
-                                   check_seed, choice, parse_rates, positive_finite)
+                                   check_output_path, check_seed, choice, parse_rates, positive_finite)
 from evaluator.errors import EvaluatorError
 from evaluator.files import check_name
 
@@ -130,3 +130,38 @@ def prune(
             console.print("  note: channel counts are not all multiples of 8: ONNX Runtime's fast CPU convolutions (NCHWc, "
                           "blocks of 8 channels, 16 on AVX-512 CPUs) pad or skip such layers; --round-to 8 (or 16) with a "
                           "nearby rate avoids it", style="yellow")
+
+
+def quantize(
+    model: Annotated[Path, typer.Argument(help="The float32 .onnx to quantize (written by the evaluator, or described "
+                                                "by `evaluator describe`).")],
+    precision: Annotated[str, typer.Option(help="int8 (static QDQ, calibrated), int8-dynamic or fp16.")] = "int8",
+    out: Annotated[Optional[Path], typer.Option(help="Output .onnx (default: MODEL_PRECISION.onnx beside the model, "
+                                                "where its .pt2 source stays in reach of `assess`).")] = None,
+    calibration_samples: Annotated[int, typer.Option(help="int8: training images the activation ranges are "
+                                                     "calibrated on (a seeded subset; never the test split).")] = 512,
+    calibration_method: Annotated[str, typer.Option(help="int8: minmax, entropy or percentile.")] = "minmax",
+    dataset: Annotated[Optional[str], typer.Option(help="Default: the dataset in the model's metadata.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option()] = None,
+    fp16_io: Annotated[bool, typer.Option("--fp16-io", help="fp16: float16 inputs and outputs too (default float32).")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the calibration subset.")] = 0,
+    threads: Annotated[Optional[int], typer.Option(help=THREADS_HELP)] = None,
+) -> None:
+    """Quantize a float32 model to int8 or fp16 and write NAME_PRECISION.onnx and .json, checked against its parent."""
+    from evaluator.threads import assessment_threads
+    from exporters.quantize import QuantizeOptions, quantize_artifact
+
+    check_seed(seed)
+    if out is not None:
+        check_output_path(out, "--out")
+    with assessment_threads(threads) as chosen, task_progress(2) as progress:
+        options = QuantizeOptions(precision, calibration_samples, calibration_method, seed, dataset, data_dir, fp16_io,
+                                  chosen.threads)
+        artifact = quantize_artifact(model, options, out, progress)
+    check = artifact.check
+    console.print(f"{precision}: test accuracy {check.accuracy:.4f} (float parent {check.parent_accuracy:.4f}, drop "
+                  f"{100 * check.accuracy_drop:.2f} points), top-1 agreement with the parent {check.top1_agreement:.4f} "
+                  f"on {check.samples:,} test images")
+    parent_bytes, own_bytes = model.stat().st_size, artifact.onnx.stat().st_size
+    console.print(f"size {own_bytes:,} bytes ({parent_bytes / own_bytes:.2f}x smaller than the parent's {parent_bytes:,})")
+    console.print(f"wrote {artifact.onnx}, {artifact.card}")

@@ -46,7 +46,8 @@ class LatencyStats:
 @dataclass(frozen=True)
 class ModelProfile:
     """size_bytes, gzip_bytes and sha256 cover the .onnx file and its external data files, in that order (the files'
-    bytes one after another); params / nonzero_params: elements of floating-point initializers; macs:
+    bytes one after another); params / nonzero_params: elements of the weight initializers (floating-point, or int8 and int32 in a quantized
+    graph; scales and zero points excluded); macs:
     multiply-accumulates at batch 1."""
 
     sha256: str

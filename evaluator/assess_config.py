@@ -61,11 +61,12 @@ class AssessConfig:
 
     def progress_steps(self, models: int) -> int:
         """The steps `assess` reports (evaluator.progress.Step) for `models` models: per model its latency (unless
-        skipped), its clean accuracy, one per (attack, epsilon) and one per minimal-norm attack."""
+        skipped), its clean accuracy, its precision and kernel placement, one per (attack, epsilon) and one per minimal-norm
+        attack."""
         from evaluator.attacks import is_minimal
 
         attacks = sum(1 if is_minimal(a) else len(self.epsilons_for(a.norm.value)) for a in self.create_attacks())
-        return models * ((0 if self.skip_latency else 1) + 1 + attacks)
+        return models * ((0 if self.skip_latency else 1) + 2 + attacks)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -11,7 +11,7 @@ import numpy as np
 from evaluator.attacks import Attack, AttackTarget, is_minimal
 from evaluator.assess_config import AssessConfig, check_budgets
 from evaluator.checks import (
-    above_chance, deterministic, epsilon_monotone, gradients_nonzero, output_is_logits, source_agrees, unbounded_attacks_succeed,
+    above_chance, deterministic, epsilon_monotone, gradients_nonzero, int8_kernels_exact, output_is_logits, source_agrees, unbounded_attacks_succeed,
     white_box_strongest,
 )
 from evaluator.datasets import Dataset, Split, load_dataset, recorded_dataset
@@ -25,7 +25,8 @@ from evaluator.robustness import evaluate_attack, evaluate_minimal, worst_cases
 from evaluator.runtime import CPU_EP, OnnxClassifier, nchwc_block
 from evaluator.threads import assessment_threads
 from evaluator.work_estimate import estimate_work
-from evaluator.results import FROM_CONVERTED_GRAPH, FROM_SOURCE, Assessment, AttackResult, AttackedSamples, LatencyStats, MinimalNormResult, ModelAssessment
+from evaluator.precision_assessment import placement_of, precision_result
+from evaluator.results import FROM_CONVERTED_GRAPH, FROM_FLOAT_SOURCE, FROM_SOURCE, Assessment, AttackResult, AttackedSamples, LatencyStats, MinimalNormResult, ModelAssessment
 
 
 
@@ -141,12 +142,19 @@ def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset],
     clean_accuracy = float((classifier.predict(dataset.test.x) == dataset.test.y).mean())
     parent_accuracy, parent_notes = parent_clean_accuracy(Path(path), metadata, config, dataset)
     notes += parent_notes
+    progress(f"{Path(path).name}: precision and kernel placement")
+    precision, precision_notes = precision_result(Path(path), classifier, config, dataset.test.x, dataset.test.y, throughput)
+    placement, placement_notes = placement_of(classifier, precision.name, dataset.test.x, config.threads)
+    notes += precision_notes + placement_notes
     indices = attack_indices(len(dataset.test), config.samples, config.seed)
     subset = attack_subset(dataset.test, config.samples, config.seed)
     subset_predictions = classifier.predict(subset.x)  # once, not per attack and epsilon
     attacked = AttackedSamples(config.seed, indices, subset.y.copy(), subset_predictions == subset.y)
     attacks = config.create_attacks()
     target, gradients = AttackTarget(classifier, source, surrogate), FROM_SOURCE if source is not None else None
+    reduced = precision.is_reduced and (metadata or {}).get("precision") is not None
+    if source is not None and reduced and config.source is None:
+        gradients = FROM_FLOAT_SOURCE  # the float32 parent's source: white-box attacks transferred to this graph
     if source is None and any(attack.kind.value == "white-box" for attack in attacks):
         from evaluator.converted_source import converted_graph
 
@@ -162,8 +170,10 @@ def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset],
     checks = [above_chance(clean_accuracy, len(dataset.test), classifier.num_classes),
               output_is_logits(classifier.logits(subset.x[:256])), deterministic(classifier, subset.x[:64])]
     if target.has_gradients() and any(r.kind == "white-box" for r in results):
-        checks.append(source_agrees(target.source(), classifier, subset.x))
+        checks.append(source_agrees(target.source(), classifier, subset.x, gradients == FROM_FLOAT_SOURCE))
         checks.append(gradients_nonzero(target.source(), subset.x[:500], subset.y[:500]))
+    if precision.name == "int8":
+        checks.append(int8_kernels_exact(classifier, subset.x[:256]))
     if results:
         checks += [white_box_strongest(results), epsilon_monotone(results)]
     if minimal:
@@ -172,7 +182,8 @@ def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset],
     return ModelAssessment(str(path), dataset.name, profile, classifier.runtime, latency, throughput, tuple(timed.values()),
                            clean_accuracy, parent_accuracy,
                            len(dataset.test), tuple(results), tuple(minimal), tuple(worst_cases(results)), tuple(checks),
-                           str(source) if source else None, metadata, tuple(notes), attacked, gradients)
+                           str(source) if source else None, metadata, tuple(notes), attacked, gradients, precision,
+                           placement)
 
 
 def parent_clean_accuracy(path: Path, metadata: dict[str, Any] | None, config: AssessConfig,

@@ -59,7 +59,7 @@ SCHEMA: dict[str, Any] = {  # key -> type, or a nested schema of an optional obj
     "parent": {"file": str, "sha256": str, "source_file": str, "source_sha256": str},
     "pruning": {"method": str, "achieved_rate": Number, "layers": [str], "root": CENSUS, "after": CENSUS,
                 "root_source": FILE_RECORD, "target": {"rate": Number}},
-    "precision": {"name": str, "method": str, "weights": str, "activations": str, "io": str, "tool": str,
+    "precision": {"name": str, "method": str, "weights": str, "activations": str, "io": str, "tool": str, "reduce_range": bool,
                   "calibration": {"dataset": str, "split": str, "samples": int, "seed": int, "method": str},
                   "parent": FILE_RECORD},
 }

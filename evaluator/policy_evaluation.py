@@ -98,6 +98,10 @@ def evaluate_policy(policy: Policy, model: ModelAssessment) -> Verdict:
 
 
 def evaluate_rule(rule: Rule, model: ModelAssessment, black_box_evidence: bool = False) -> Outcome:
+    own = model.precision.name if model.precision else "fp32"
+    if rule.precision is not None and rule.precision != own:
+        return Outcome(rule.name, rule.metric, rule.threshold_text(), None, "not applicable", True,
+                       f"the rule applies to {rule.precision} models; this one is {own}", rule)
     measured, evidence = measure(rule, model)
     if measured is not None and rule.metric == "robust_accuracy" and not black_box_evidence:
         worst = worst_case_at(rule, model)
@@ -161,6 +165,12 @@ def measure(rule: Rule, model: ModelAssessment) -> tuple[float | None, str]:
         if drop is None or parent is None:
             return None, "no parent model was assessed (the model's metadata names no parent .onnx beside it), so no accuracy drop"
         return drop, f"parent {parent:.4f}, model {model.clean_accuracy:.4f}"
+    if rule.metric in FLOAT_PARENT_METRICS:
+        return measure_against_float(rule, model)
+    if rule.metric == "fallback_kernels":
+        if model.placement is None:
+            return None, "where the kernels ran was not recorded"
+        return float(len(model.placement.fallbacks)), model.placement.summary()
     if rule.metric == "clean_accuracy":
         value = finite(model.clean_accuracy)
         if value is None:
@@ -168,6 +178,26 @@ def measure(rule: Rule, model: ModelAssessment) -> tuple[float | None, str]:
         return value, f"on {model.clean_samples:,} test images"
     value = finite(float(getattr(model.profile, rule.metric)))
     return (value, "") if value is not None else (None, f"the assessment holds no {rule.metric}")
+
+
+FLOAT_PARENT_METRICS = ("float_accuracy_drop", "accuracy_vs_float", "speedup_vs_float")
+
+
+def measure_against_float(rule: Rule, model: ModelAssessment) -> tuple[float | None, str]:
+    """The int8 / fp16 model against its float32 parent (evaluator quantize's record, the parent beside it)."""
+    precision = model.precision
+    if precision is None or not precision.is_reduced:
+        return None, "the model is float32: it has no float parent to compare with (scope the rule with precision)"
+    parent = precision.float_parent_accuracy
+    if parent is None:
+        return None, "the float32 parent was not assessed (its .onnx, named in the precision record, is not beside the model)"
+    if rule.metric == "float_accuracy_drop":
+        return parent - model.clean_accuracy, f"float32 parent {parent:.4f}, model {model.clean_accuracy:.4f}"
+    if rule.metric == "accuracy_vs_float":
+        return (model.clean_accuracy / parent if parent else None), f"float32 parent {parent:.4f}, model {model.clean_accuracy:.4f}"
+    if precision.speedup is None:
+        return None, "latency was not measured (switched off), so no speed-up"
+    return precision.speedup, f"{precision.float_parent_throughput_per_s:,.0f} samples/s for the float32 parent"
 
 
 def worst_case_at(rule: Rule, model: ModelAssessment) -> WorstCase | None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluator.errors import EvaluatorError
+from evaluator.precision import PRECISIONS
 from evaluator.files import read_text_file
 from evaluator.limits import MAX_BATCH
 from evaluator.policy_rules import (
@@ -104,12 +105,19 @@ def parse_rule(entry: dict[str, Any], where: str) -> Rule:
     epsilon, epsilon_text = parse_epsilon(entry["epsilon"], norm, where) if "epsilon" in entry else (None, None)
     batch = parse_batch(entry["batch"], where) if "batch" in entry else None
     provider = parse_provider(entry["provider"], where) if "provider" in entry else None
+    precision = parse_precision(entry["precision"], where) if "precision" in entry else None
     name = entry.get("name")
     if name is None:
-        name = default_name(metric, comparator, norm, epsilon_text, batch, provider)
+        name = default_name(metric, comparator, norm, epsilon_text, batch, provider, precision)
     elif not isinstance(name, str) or not name.strip():
         raise EvaluatorError(f"{where}: `name` must be a non-empty string, got {name!r}")
-    return Rule(name.strip(), metric, comparator, threshold, norm, epsilon, epsilon_text, batch, provider)
+    return Rule(name.strip(), metric, comparator, threshold, norm, epsilon, epsilon_text, batch, provider, precision)
+
+
+def parse_precision(value: Any, where: str) -> str:
+    if value not in PRECISIONS:
+        raise EvaluatorError(f"{where}: unknown precision {value!r} (expected one of {', '.join(PRECISIONS)})")
+    return str(value)
 
 
 def parse_threshold(entry: dict[str, Any], metric: str, where: str) -> tuple[Comparator, float]:
@@ -180,8 +188,8 @@ def parse_provider(value: Any, where: str) -> str:
 
 
 def default_name(metric: str, comparator: Comparator, norm: str | None, epsilon_text: str | None, batch: int | None,
-                 provider: str | None) -> str:
-    """E.g. 'robust_accuracy Linf eps=8/255 min', 'latency_p99_ms batch=1 CPU max'."""
-    parts = [metric, norm, f"eps={epsilon_text}" if epsilon_text else None, f"batch={batch}" if batch else None,
+                 provider: str | None, precision: str | None = None) -> str:
+    """E.g. 'robust_accuracy Linf eps=8/255 min', 'latency_p99_ms batch=1 CPU max', 'speedup_vs_float int8 min'."""
+    parts = [metric, precision, norm, f"eps={epsilon_text}" if epsilon_text else None, f"batch={batch}" if batch else None,
              provider.removesuffix("ExecutionProvider") if provider else None, comparator]
     return " ".join(part for part in parts if part)

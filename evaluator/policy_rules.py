@@ -16,12 +16,16 @@ METRICS: dict[str, str] = {
     "size_bytes": "size of the .onnx file in bytes",
     "gzip_bytes": "size of the gzipped .onnx file in bytes",
     "accuracy_drop": "parent's clean accuracy minus the model's (0.02 = 2 points lost)",
+    "float_accuracy_drop": "an int8 / fp16 model's float32 parent's clean accuracy minus its own (0.01 = 1 point)",
+    "accuracy_vs_float": "an int8 / fp16 model's clean accuracy over its float32 parent's (MLPerf's 0.99 of FP32)",
+    "speedup_vs_float": "an int8 / fp16 model's throughput over its float32 parent's, timed in the same run",
+    "fallback_kernels": "kernels that ran in float32 in an int8 / fp16 graph or off the chosen provider",
 }
 EXTRA_KEYS: dict[str, tuple[str, ...]] = {"robust_accuracy": ("norm", "epsilon"), "median_distance": ("norm",),
                                           "latency_p99_ms": ("batch", "provider")}
 REQUIRED_KEYS: dict[str, tuple[str, ...]] = {"robust_accuracy": ("norm", "epsilon"), "median_distance": ("norm",),
                                              "latency_p99_ms": ("batch",)}
-COMMON_KEYS = ("metric", "name", "min", "max")
+COMMON_KEYS = ("metric", "name", "min", "max", "precision")  # precision: the rule applies to models of that one only
 POLICY_KEYS = ("name", "description", "require_checks", "black_box_evidence")
 NORMS = NORM_NAMES
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
@@ -44,6 +48,7 @@ class Rule:
     epsilon_text: str | None = None
     batch: int | None = None
     provider: str | None = None
+    precision: str | None = None  # fp32, int8, int8-dynamic or fp16: models of another precision are not judged
 
     def threshold_text(self) -> str:
         return f"{'>=' if self.comparator == 'min' else '<='} {format_value(self.metric, self.threshold, self.norm, exact=True)}"
@@ -55,7 +60,7 @@ class Rule:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "metric": self.metric, "norm": self.norm, "epsilon": self.epsilon,
                 "epsilon_text": self.epsilon_text, "batch": self.batch, "provider": self.provider,
-                "comparator": self.comparator, "threshold": self.threshold}
+                "comparator": self.comparator, "threshold": self.threshold, "precision": self.precision}
 
 
 @dataclass(frozen=True)
@@ -89,10 +94,15 @@ def format_value(metric: str, value: float, norm: str | None = None, exact: bool
     """A measured value (exact=False: rounded) or a threshold (exact=True: as written) in the metric's unit."""
     if metric in ("size_bytes", "gzip_bytes"):
         return f"{value:,.0f} B ({value / 1024:.1f} KiB)"
-    digits = 10 if exact else 6 if metric in ("clean_accuracy", "robust_accuracy", "accuracy_drop") else 4
+    if metric == "fallback_kernels":
+        return f"{value:.0f}"
+    digits = 10 if exact else 6 if metric in ("clean_accuracy", "robust_accuracy", "accuracy_drop", "float_accuracy_drop",
+                                              "accuracy_vs_float") else 4
     text = f"{value:.{digits}g}"  # 0.014000000000000012 -> 0.014
     if metric == "latency_p99_ms":
         return f"{text} ms"
+    if metric == "speedup_vs_float":
+        return f"{text}x"
     return f"{text} px" if metric == "median_distance" and norm == "L0" else text
 
 

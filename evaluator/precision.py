@@ -6,10 +6,10 @@ recognised too (and refused by `evaluator quantize`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import onnx
-from onnx import TensorProto
+if TYPE_CHECKING:  # the names below are read by light modules (the policy) that must not load onnx
+    import onnx
 
 FP32 = "fp32"
 INT8 = "int8"  # static: activations quantized with scales calibrated beforehand
@@ -28,8 +28,10 @@ DYNAMIC_INT8_OPS = {"DynamicQuantizeLinear", "DynamicQuantizeMatMul", "MatMulInt
 FLOAT_COMPUTE_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul", "FusedConv", "FusedGemm", "FusedMatMul"}
 
 
-def graph_precision(model: onnx.ModelProto) -> str:
+def graph_precision(model: "onnx.ModelProto") -> str:
     """The precision `model` computes in, from its operators (int8 kinds) and its floating-point weights (fp16)."""
+    from onnx import TensorProto
+
     ops = {node.op_type for node in model.graph.node}
     if ops & DYNAMIC_INT8_OPS:
         return INT8_DYNAMIC

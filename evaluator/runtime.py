@@ -80,6 +80,27 @@ def nchwc_filter_counts(model: onnx.ModelProto) -> list[int]:
             if node.op_type == "Conv" and node.domain.endswith("nchwc") and node.input[1] in shapes]
 
 
+def unoptimised_logits(classifier: "OnnxClassifier", x: np.ndarray) -> np.ndarray:
+    """Logits (N, classes) of the classifier's graph on ONNX Runtime's CPU EP with every graph optimisation off: each
+    node runs as the ONNX spec defines it (a QDQ graph dequantizes and computes in float32), the reference for what
+    fused integer kernels should compute."""
+    ort = import_onnxruntime()
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = classifier.threads
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(classifier.graph.SerializeToString(), options, providers=[CPU_EP])
+    size = classifier.fixed_batch or 256
+    outputs = []
+    for start in range(0, len(x), size):
+        chunk = np.ascontiguousarray(x[start:start + size], dtype=np.float32)
+        count = len(chunk)
+        if classifier.fixed_batch and count < size:
+            chunk = np.concatenate([chunk, np.zeros((size - count, *chunk.shape[1:]), np.float32)])
+        outputs.append(session.run([classifier.output_name], {classifier.input_name: chunk})[0][:count])
+    return np.concatenate(outputs).astype(np.float32, copy=False)
+
+
 @functools.lru_cache(maxsize=1)
 def nchwc_block() -> int:
     """Channels per block of ONNX Runtime's NCHWc convolutions on this CPU (8 with AVX2, 16 with AVX-512), or 1

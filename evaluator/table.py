@@ -63,6 +63,10 @@ def table_row(model: ModelAssessment, variant: str | None = None) -> TableRow:
         sha256=model.profile.sha256,
         path=model.path,
         gradients=model.gradient_sources(),
+        precision=model.precision.name if model.precision else "fp32",
+        float_accuracy_drop=model.float_accuracy_drop,
+        speedup_vs_float=model.precision.speedup if model.precision else None,
+        fallback_kernels=len(model.placement.fallbacks) if model.placement else None,
     )
 
 
@@ -127,6 +131,10 @@ def flat_row(row: TableRow, budgets: Sequence[str], norms: Sequence[str]) -> dic
     for key in budgets:
         flat.update(interval_columns(f"robust_{key}", row.robust_accuracy_ci.get(key)))
     flat["gradients"] = ";".join(row.gradients)  # after the columns of table schema 1.1
+    flat["precision"] = row.precision  # after those of 1.2
+    flat["float_accuracy_drop"] = row.float_accuracy_drop
+    flat["speedup_vs_float"] = row.speedup_vs_float
+    flat["fallback_kernels"] = row.fallback_kernels
     return flat
 
 
@@ -158,10 +166,19 @@ def number(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def versus_float(row: TableRow) -> str:
+    """'0.5, 0.83x': an int8 / fp16 row's accuracy drop (points) and speed-up against its float32 parent; '-' if none."""
+    if row.float_accuracy_drop is None and row.speedup_vs_float is None:
+        return "-"
+    return f"{number(None if row.float_accuracy_drop is None else 100 * row.float_accuracy_drop, '.1f')}, " \
+           f"{'-' if row.speedup_vs_float is None else format(row.speedup_vs_float, '.2f') + 'x'}"
+
+
 def table_header(rows: Sequence[TableRow]) -> list[str]:
     """The columns of the Markdown and HTML tables."""
-    return (["variant", "method", "rate (target / achieved)", "params", "non-zero", "MACs", "size B", "gzip B", "p50 ms",
-             "p99 ms", "samples/s", "provider", "clean %", "drop pts", "attacked n", "attacked clean %"]
+    return (["variant", "method", "precision", "rate (target / achieved)", "params", "non-zero", "MACs", "size B", "gzip B", "p50 ms",
+             "p99 ms", "samples/s", "provider", "clean %", "drop pts", "vs fp32: drop pts, speed-up", "attacked n",
+             "attacked clean %"]
             + [f"robust {key} %" for key in budget_columns(rows)]
             + [f"median {norm}" for norm in distance_columns(rows)] + ["gradients from"])
 
@@ -181,12 +198,12 @@ def table_markdown(rows: Sequence[TableRow]) -> str:
     header = table_header(rows)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        cells = [row.variant, row.method, f"{row.target_rate:g} / {row.achieved_rate:.2f}", f"{row.params:,}",
+        cells = [row.variant, row.method, row.precision, f"{row.target_rate:g} / {row.achieved_rate:.2f}", f"{row.params:,}",
                  f"{row.nonzero_params:,}", f"{row.macs:,}", f"{row.size_bytes:,}", f"{row.gzip_bytes:,}",
                  number(row.latency_p50_ms, ".3f"), number(row.latency_p99_ms, ".3f"),
                  number(row.throughput_per_s, ",.0f"), row.provider.replace("ExecutionProvider", ""),
                  percent_ci(row.clean_accuracy, row.clean_accuracy_ci),
-                 "-" if row.accuracy_drop is None else f"{100 * row.accuracy_drop:.1f}",
+                 "-" if row.accuracy_drop is None else f"{100 * row.accuracy_drop:.1f}", versus_float(row),
                  number(row.attacked_samples, ","),
                  percent_ci(row.attacked_clean_accuracy, row.attacked_clean_accuracy_ci)]
         cells += [percent_ci(row.robust_accuracy.get(key), row.robust_accuracy_ci.get(key)) for key in budgets]

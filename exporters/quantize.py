@@ -33,7 +33,8 @@ from evaluator.graph_input import image_input
 from evaluator.metadata import METADATA_FORMAT, write_metadata
 from evaluator.precision import FP16, FP32, INT8, INT8_DYNAMIC, QUANTIZED_PRECISIONS, graph_precision, recorded_precision
 from evaluator.progress import Step, silent_step
-from evaluator.runtime import CPU_EP, OnnxClassifier, first_line, import_onnxruntime
+from evaluator.environment import int8_instructions
+from evaluator.runtime import CPU_EP, OnnxClassifier, first_line, import_onnxruntime, unoptimised_logits
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 CALIBRATION_BATCH = 64
@@ -53,6 +54,7 @@ class QuantizeOptions:
     data_dir: Path | None = None
     fp16_io: bool = False
     threads: int | None = None
+    reduce_range: bool | None = None  # int8: 7-bit weights; None: when this CPU is x86 without VNNI (see reduce_range)
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,8 @@ class PrecisionCheck:
     parent_accuracy: float
     accuracy: float
     max_abs_logit_diff: float
+    kernel_max_abs_diff: float | None = None  # int8: ONNX Runtime's fused kernels against the graph's QDQ arithmetic
+    kernel_agreement: float | None = None  # ... and the share of equal top-1 labels between them
 
     @property
     def accuracy_drop(self) -> float:
@@ -227,6 +231,10 @@ def quantize_static(model: onnx.ModelProto, calibration: np.ndarray,
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
     from onnxruntime.quantization import quantize_static as ort_quantize_static
 
+    reduce_range = options.reduce_range
+    if reduce_range is None:
+        isa = int8_instructions()
+        reduce_range = bool(isa["x86"] and not isa["vnni"])
     methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                "percentile": CalibrationMethod.Percentile}
     input_name = image_input(model).name
@@ -235,7 +243,8 @@ def quantize_static(model: onnx.ModelProto, calibration: np.ndarray,
         target = Path(folder) / "int8.onnx"
         try:
             ort_quantize_static(str(prepared), str(target), CalibrationBatches(input_name, calibration),
-                                quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QInt8,
+                                quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=reduce_range,
+                                activation_type=QuantType.QInt8,
                                 weight_type=QuantType.QInt8, calibrate_method=methods[options.calibration_method],
                                 extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
         except EvaluatorError:
@@ -244,7 +253,8 @@ def quantize_static(model: onnx.ModelProto, calibration: np.ndarray,
             raise EvaluatorError(f"ONNX Runtime's static quantization failed: {first_line(error)}") from None
         proto = onnx.load(str(target))
     record = {"name": INT8, "method": "static, QDQ (ONNX Runtime quantize_static)",
-              "weights": "int8, per output channel, symmetric", "activations": "int8, per tensor, asymmetric",
+              "weights": f"int8{' in a 7-bit range' if reduce_range else ''}, per output channel, symmetric",
+              "activations": "int8, per tensor, asymmetric", "reduce_range": reduce_range,
               "io": "float32", "tool": tool_version(),
               "calibration": {"split": "train", "samples": int(len(calibration)), "seed": options.seed,
                               "method": options.calibration_method}}
@@ -296,8 +306,13 @@ def compare_with_parent(parent: OnnxClassifier, data: bytes, dataset: Dataset, t
         candidate_path.write_bytes(data)
         candidate = OnnxClassifier(candidate_path, "cpu", threads=threads)
         logits = candidate.logits(dataset.test.x)
+        kernel_diff = kernel_agreement = None
+        if graph_precision(candidate.model) == INT8:
+            exact = unoptimised_logits(candidate, dataset.test.x)
+            kernel_diff = float(np.abs(logits - exact).max())
+            kernel_agreement = float((logits.argmax(1) == exact.argmax(1)).mean())
     reference = parent.logits(dataset.test.x)
     labels, reference_labels = logits.argmax(1), reference.argmax(1)
     return PrecisionCheck(len(dataset.test), float((labels == reference_labels).mean()),
                           float((reference_labels == dataset.test.y).mean()), float((labels == dataset.test.y).mean()),
-                          float(np.abs(logits - reference).max()))
+                          float(np.abs(logits - reference).max()), kernel_diff, kernel_agreement)

@@ -62,7 +62,7 @@ def test_small_sweep_writes_every_result(uninterrupted: Path) -> None:
         assert row["attacked_samples"] == 60 and set(row["robust_accuracy_ci"]) == set(row["robust_accuracy"])
         low, high = row["robust_accuracy_ci"]["Linf@0.03137"]
         assert low <= row["robust_accuracy"]["Linf@0.03137"] <= high <= row["attacked_clean_accuracy_ci"][1]
-    assert table["schema_version"] == "1.2"
+    assert table["schema_version"] == "1.3"
     assert "out of the 60 attacked test images" in (uninterrupted / "table.md").read_text()
     parent = json.loads((uninterrupted / "assessments" / f"{ZOO_PARENT.stem}.json").read_text())["models"][0]
     assert parent["samples"]["count"] == 60 and len(parent["robustness"][0]["outcomes"]) == 60

@@ -144,6 +144,10 @@ def quantize(
     dataset: Annotated[Optional[str], typer.Option(help="Default: the dataset in the model's metadata.")] = None,
     data_dir: Annotated[Optional[Path], typer.Option()] = None,
     fp16_io: Annotated[bool, typer.Option("--fp16-io", help="fp16: float16 inputs and outputs too (default float32).")] = False,
+    reduce_range: Annotated[Optional[bool], typer.Option("--reduce-range/--full-range", help="int8: weights in 7 bits, "
+                                                         "for x86 CPUs without VNNI, whose int8 kernels saturate with 8 "
+                                                         "(default: this machine's CPU decides; quantize for the CPU "
+                                                         "it will run on).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the calibration subset.")] = 0,
     threads: Annotated[Optional[int], typer.Option(help=THREADS_HELP)] = None,
 ) -> None:
@@ -156,12 +160,16 @@ def quantize(
         check_output_path(out, "--out")
     with assessment_threads(threads) as chosen, task_progress(2) as progress:
         options = QuantizeOptions(precision, calibration_samples, calibration_method, seed, dataset, data_dir, fp16_io,
-                                  chosen.threads)
+                                  chosen.threads, reduce_range)
         artifact = quantize_artifact(model, options, out, progress)
     check = artifact.check
     console.print(f"{precision}: test accuracy {check.accuracy:.4f} (float parent {check.parent_accuracy:.4f}, drop "
                   f"{100 * check.accuracy_drop:.2f} points), top-1 agreement with the parent {check.top1_agreement:.4f} "
                   f"on {check.samples:,} test images")
+    if check.kernel_agreement is not None and check.kernel_agreement < 0.99:
+        console.print(f"  warning: ONNX Runtime's int8 kernels on this CPU depart from the graph's QDQ arithmetic (top-1 "
+                      f"agreement {check.kernel_agreement:.4f}, max |logit diff| {check.kernel_max_abs_diff:.3g}): they "
+                      "saturate without VNNI; quantize with --reduce-range", style="yellow")
     parent_bytes, own_bytes = model.stat().st_size, artifact.onnx.stat().st_size
     console.print(f"size {own_bytes:,} bytes ({parent_bytes / own_bytes:.2f}x smaller than the parent's {parent_bytes:,})")
     console.print(f"wrote {artifact.onnx}, {artifact.card}")

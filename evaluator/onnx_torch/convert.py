@@ -13,12 +13,14 @@ from typing import Any
 import numpy as np
 import onnx
 import torch
-from onnx import AttributeProto, inliner, numpy_helper
+from onnx import AttributeProto, TensorProto, inliner, numpy_helper
 from torch import nn
 
 import evaluator.onnx_torch.ops_nn  # noqa: F401 (each ops module registers its ops in OPS when imported)
 import evaluator.onnx_torch.ops_shape  # noqa: F401
 import evaluator.onnx_torch.ops_tensor  # noqa: F401
+import evaluator.onnx_torch.ops_quantize  # noqa: F401
+from evaluator.onnx_torch.ops_quantize import RANGE_ATTRIBUTE
 from evaluator.errors import EvaluatorError
 from evaluator.onnx_torch.ops_elementwise import torch_dtype
 from evaluator.onnx_torch.registry import OPS, Node, Tensor, UnsupportedGraph, refusal
@@ -52,11 +54,16 @@ def decode_attribute(attribute: onnx.AttributeProto, op_type: str, where: str) -
     return list(value) if isinstance(value, (list, tuple)) else value
 
 
-def make_node(proto: onnx.NodeProto, opset: int, index: int) -> Node:
+def make_node(proto: onnx.NodeProto, opset: int, index: int, tensor_types: dict[str, int] | None = None) -> Node:
+    """The node as the op functions see it; tensor_types (name -> ONNX element type) give a QuantizeLinear the type
+    of its zero point, which is its output's (the converter computes integers as int64 and loses it)."""
     name = proto.name or f"#{index} {proto.op_type}"
     if proto.domain not in DEFAULT_DOMAINS:
         raise UnsupportedGraph(proto.op_type, name, f"ops of domain {proto.domain!r} are not supported")
     attrs = {attribute.name: decode_attribute(attribute, proto.op_type, name) for attribute in proto.attribute}
+    if proto.op_type == "QuantizeLinear":
+        zero_point = proto.input[2] if len(proto.input) > 2 else ""
+        attrs[RANGE_ATTRIBUTE] = (tensor_types or {}).get(zero_point) or attrs.get("output_dtype") or TensorProto.UINT8
     outputs = list(proto.output)
     while outputs and not outputs[-1]:
         outputs.pop()
@@ -171,7 +178,9 @@ def convert_onnx(model: onnx.ModelProto | Path | str, output: str | None = None)
     output = output if output is not None else graph.output[0].name
     constants = {init.name: tensor_from_proto(init, init.name) for init in graph.initializer}
     order = needed_nodes(graph, output, set(constants) | {input_name})
-    nodes = [(make_node(graph.node[index], opset, index), graph.node[index]) for index in order]  # checks all first
+    tensor_types = {init.name: init.data_type for init in graph.initializer}
+    tensor_types.update((value.name, value.type.tensor_type.elem_type) for value in graph.value_info)
+    nodes = [(make_node(graph.node[index], opset, index, tensor_types), graph.node[index]) for index in order]  # checks all first
     steps: list[Step] = []
     for node, node_proto in nodes:
         inputs = list(node_proto.input)

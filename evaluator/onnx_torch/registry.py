@@ -50,7 +50,7 @@ class Op:
 
 OPS: dict[str, Op] = {}
 
-QUANTIZED = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
+QUANTIZED = {"DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
              "ConvInteger", "MatMulInteger", "QLinearAdd", "QLinearMul", "QGemm"}
 
 
@@ -68,7 +68,8 @@ def op(*op_types: str, check: Check | None = None) -> Callable[[OpFunction], OpF
 def refusal(node: Node) -> str | None:
     """Why `node` cannot be converted (None when it can): unknown op, or a setting its check refuses."""
     if node.op_type in QUANTIZED:
-        return f"quantized ops ({node.op_type}) are not supported yet: convert the float model before quantization"
+        return f"integer-kernel ops ({node.op_type}) are not supported: QDQ graphs (QuantizeLinear / DequantizeLinear) are, " \
+               "or pass the float model's source"
     entry = OPS.get(node.op_type)
     if entry is None:
         return f"op {node.op_type} has no torch equivalent in the converter"

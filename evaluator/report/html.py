@@ -25,7 +25,7 @@ from evaluator.files import write_text_atomic
 from evaluator.report.plots import FigureFiles, key_label, latency_of, plot_all
 from evaluator.scenario import Scenario, default_budget_key, pareto_front, scenario
 from evaluator.results import TableRow
-from evaluator.table import budget_columns, distance_columns, number, percent_ci, table_header, table_note
+from evaluator.table import budget_columns, distance_columns, number, percent_ci, table_header, table_note, versus_float
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.5rem auto; max-width: 1400px;
@@ -84,7 +84,7 @@ def table_cells(row: TableRow, budgets: Sequence[str], norms: Sequence[str]) -> 
     """One row's cells as in `table_markdown` (accuracies in percent), each with its sort value (a number, or text)."""
     drop = row.accuracy_drop
     cells: list[tuple[str, Any]] = [
-        (row.variant, row.variant), (row.method, row.method),
+        (row.variant, row.variant), (row.method, row.method), (row.precision, row.precision),
         (f"{row.target_rate:g} / {row.achieved_rate:.2f}", row.achieved_rate),
         (f"{row.params:,}", row.params), (f"{row.nonzero_params:,}", row.nonzero_params),
         (f"{row.macs:,}", row.macs), (f"{row.size_bytes:,}", row.size_bytes),
@@ -93,7 +93,8 @@ def table_cells(row: TableRow, budgets: Sequence[str], norms: Sequence[str]) -> 
         (number(row.throughput_per_s, ",.0f"), row.throughput_per_s),
         (row.provider.replace("ExecutionProvider", ""), row.provider),
         (percent_ci(row.clean_accuracy, row.clean_accuracy_ci), row.clean_accuracy),
-        ("-" if drop is None else f"{100 * drop:.1f}", drop), (number(row.attacked_samples, ","), row.attacked_samples),
+        ("-" if drop is None else f"{100 * drop:.1f}", drop), (versus_float(row), row.float_accuracy_drop),
+        (number(row.attacked_samples, ","), row.attacked_samples),
         (percent_ci(row.attacked_clean_accuracy, row.attacked_clean_accuracy_ci), row.attacked_clean_accuracy),
     ]
     cells += [(percent_ci(row.robust_accuracy.get(key), row.robust_accuracy_ci.get(key)), row.robust_accuracy.get(key))

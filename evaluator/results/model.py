@@ -12,6 +12,8 @@ import numpy as np
 from evaluator.results.attacks import (
     OUTCOME_CODES, AttackResult, MinimalNormResult, WorstCase, curve_points, distance_list, interval, worst_distances,
 )
+from evaluator.results.placement import Placement
+from evaluator.results.precision import PrecisionResult
 from evaluator.results.schema import check_schema
 
 
@@ -101,8 +103,11 @@ FROM_CONVERTED_GRAPH = "converted graph"  # the deployed graph converted to torc
 FROM_SURROGATE = "surrogate"  # the transfer attacks' surrogate (the unpruned parent's source, or --surrogate)
 # 1.2: per-sample results (`samples`, `outcomes`, per-norm `distances`) and 95 % intervals (`*_ci`); the attacked
 # sample is the first N of one seeded permutation of the test split (1.1 drew N without such nesting).
-SCHEMA_VERSION = "1.3"
-READABLE_SCHEMAS = ("1.2", "1.3")
+# 1.4: precision (the graph's precision; for an int8 or fp16 artifact its float32 parent's accuracy and throughput),
+# float_accuracy_drop, placement (where each kernel ran, with fallbacks flagged).
+FROM_FLOAT_SOURCE = "float source"  # the float32 parent's PyTorch source, for an int8 or fp16 graph
+SCHEMA_VERSION = "1.4"
+READABLE_SCHEMAS = ("1.2", "1.3", "1.4")
 
 
 @dataclass(frozen=True)
@@ -162,7 +167,10 @@ class ModelAssessment:
     metadata: dict[str, Any] | None
     notes: tuple[str, ...] = field(default=())
     attacked: AttackedSamples | None = None
-    gradients: str | None = None  # where the white-box attacks' gradients came from: FROM_SOURCE, FROM_CONVERTED_GRAPH
+    gradients: str | None = None  # where the white-box attacks' gradients came from: FROM_SOURCE, FROM_CONVERTED_GRAPH,
+    # FROM_FLOAT_SOURCE
+    precision: PrecisionResult | None = None
+    placement: Placement | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON entry of one model (README, "JSON report"). Per-sample lists (`samples`, each result's `outcomes`
@@ -191,6 +199,9 @@ class ModelAssessment:
             "checks": [check.to_dict() for check in self.checks],
             "source": self.source,
             "gradients": self.gradients,
+            "precision": self.precision.to_dict() if self.precision else None,
+            "float_accuracy_drop": self.float_accuracy_drop,
+            "placement": self.placement.to_dict() if self.placement else None,
             "architecture": (self.metadata or {}).get("architecture"),
             "pruning": (self.metadata or {}).get("pruning"),
             "notes": list(self.notes),
@@ -216,12 +227,20 @@ class ModelAssessment:
             source=data["source"], metadata=metadata or None, notes=tuple(data["notes"]),
             attacked=None if data["samples"] is None else AttackedSamples.from_dict(data["samples"]),
             gradients=data.get("gradients"),
+            precision=PrecisionResult.from_dict(data.get("precision")),
+            placement=None if data.get("placement") is None else Placement.from_dict(data["placement"]),
         )
 
     @property
     def accuracy_drop(self) -> float | None:
         """Parent's clean accuracy minus this model's, on the same test set (points as a share; None without a parent)."""
         return None if self.parent_clean_accuracy is None else self.parent_clean_accuracy - self.clean_accuracy
+
+    @property
+    def float_accuracy_drop(self) -> float | None:
+        """For an int8 or fp16 graph: its float32 parent's clean accuracy minus its own (None without the parent)."""
+        parent = self.precision.float_parent_accuracy if self.precision else None
+        return None if parent is None else parent - self.clean_accuracy
 
     def gradient_sources(self) -> tuple[str, ...]:
         """Where the gradients of the attacks that ran came from, in the order the attacks ran: `gradients` (the

@@ -9,5 +9,5 @@ def check_schema(data: dict[str, Any], readable: tuple[str, ...], what: str) -> 
     """Raise ValueError unless data["schema_version"] is one of `readable` (the message names the versions)."""
     found = data.get("schema_version")
     if found not in readable:
-        raise ValueError(f"this {what} has schema version {found}, this evaluator reads {' and '.join(readable)}: "
+        raise ValueError(f"this {what} has schema version {found}, this evaluator reads {', '.join(readable[:-1]) + ' and ' + readable[-1] if len(readable) > 1 else readable[0]}: "
                          "assess the model again")

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-TABLE_SCHEMA_VERSION = "1.2"  # 1.1: clean_accuracy_ci, attacked_samples, attacked_clean_accuracy(_ci), robust_accuracy_ci;
-# 1.2: gradients
+TABLE_SCHEMA_VERSION = "1.3"  # 1.1: clean_accuracy_ci, attacked_samples, attacked_clean_accuracy(_ci), robust_accuracy_ci;
+# 1.2: gradients; 1.3: precision, float_accuracy_drop, speedup_vs_float, fallback_kernels
 Interval = tuple[float, float]  # (low, high): a 95 % Wilson interval of a share, JSON's [low, high]
 Point = tuple[float, float]  # (epsilon, robust accuracy): one step of a robustness curve, JSON's [eps, acc]
 
@@ -55,6 +55,10 @@ class TableRow:
     sha256: str
     path: str
     gradients: tuple[str, ...] = ()  # where the gradient attacks' gradients came from (ModelAssessment.gradient_sources)
+    precision: str = "fp32"  # fp32, int8, int8-dynamic or fp16 (evaluator.precision)
+    float_accuracy_drop: float | None = None  # an int8 / fp16 graph's float32 parent's clean accuracy minus its own
+    speedup_vs_float: float | None = None  # its throughput over the float32 parent's, timed in the same run
+    fallback_kernels: int | None = None  # kernels that ran in float32 or on another provider (evaluator.placement)
 
     def to_dict(self) -> dict[str, Any]:
         """The row's JSON form (a table.json row), keys in field order."""
@@ -73,12 +77,14 @@ class TableRow:
             "median_distance": dict(self.median_distance),
             "curves": {norm: [list(point) for point in points] for norm, points in self.curves.items()},
             "checks_failed": list(self.checks_failed), "sha256": self.sha256, "path": self.path,
-            "gradients": list(self.gradients),
+            "gradients": list(self.gradients), "precision": self.precision,
+            "float_accuracy_drop": self.float_accuracy_drop, "speedup_vs_float": self.speedup_vs_float,
+            "fallback_kernels": self.fallback_kernels,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TableRow":
-        """A row of table schema 1.1 or 1.0 (without the intervals and attacked samples: those read None or empty)."""
+        """A row of table schema 1.3, 1.2, 1.1 or 1.0 (without the intervals and attacked samples: those read None or empty)."""
         intervals = {key: read_interval(value) for key, value in (data.get("robust_accuracy_ci") or {}).items()}
         return cls(
             variant=data["variant"], method=data["method"], target_rate=data["target_rate"],
@@ -96,7 +102,9 @@ class TableRow:
             curves={norm: tuple((eps, accuracy) for eps, accuracy in points)
                     for norm, points in (data.get("curves") or {}).items()},
             checks_failed=tuple(data.get("checks_failed") or ()), sha256=data["sha256"], path=data["path"],
-            gradients=tuple(data.get("gradients") or ()))
+            gradients=tuple(data.get("gradients") or ()), precision=data.get("precision") or "fp32",
+            float_accuracy_drop=data.get("float_accuracy_drop"), speedup_vs_float=data.get("speedup_vs_float"),
+            fallback_kernels=data.get("fallback_kernels"))
 
 
 def interval_list(interval: Interval | None) -> list[float] | None:

@@ -463,6 +463,7 @@ def test_the_table_says_where_gradients_came_from(tmp_path: Path) -> None:
     assert gradients_line(mixed) == "gradients from: lenet5_fmnist_filter-l1_cr4.onnx source, surrogate; other.onnx -"
     assert gradients_line(square_only) is None
     black_box = table_row(square_only.models[0])
-    assert black_box.gradients == () and table_csv([black_box]).splitlines()[1].endswith(",")
+    header, cells = (line.split(",") for line in table_csv([black_box]).splitlines())
+    assert black_box.gradients == () and cells[header.index("gradients")] == ""
     old = {key: value for key, value in row.to_dict().items() if key != "gradients"}  # a row of table schema 1.1
     assert TableRow.from_dict(old).gradients == ()

@@ -71,8 +71,8 @@ def table_row(model: ModelAssessment, variant: str | None = None) -> TableRow:
 
 
 def parent_row(rows: Sequence[TableRow]) -> TableRow | None:
-    """The unpruned parent (method 'none') when the table has exactly one."""
-    parents = [row for row in rows if row.method == PARENT_METHOD]
+    """The unpruned float32 parent (method 'none', precision fp32) when the table has exactly one."""
+    parents = [row for row in rows if row.method == PARENT_METHOD and row.precision == "fp32"]
     return parents[0] if len(parents) == 1 else None
 
 

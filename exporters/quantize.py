@@ -101,10 +101,10 @@ def default_output(parent: Path, precision: str) -> Path:
     return Path(parent).with_name(f"{Path(parent).stem}_{precision}.onnx")
 
 
-def quantize_artifact(parent: Path, options: QuantizeOptions, out: Path | None = None,
-                      progress: Step = silent_step) -> QuantizedArtifact:
+def quantize_artifact(parent: Path, options: QuantizeOptions, out: Path | None = None, progress: Step = silent_step,
+                      card_extra: dict[str, Any] | None = None) -> QuantizedArtifact:
     """Quantize the float32 model at `parent`, verify it on the test split, then write OUT.onnx and OUT.json (OUT
-    defaults to default_output). Nothing is written when any step fails."""
+    defaults to default_output; card_extra: more keys of the card). Nothing is written when any step fails."""
     check_options(options)
     out = Path(out) if out is not None else default_output(parent, options.precision)
     if out.suffix != ".onnx":
@@ -142,6 +142,7 @@ def quantize_artifact(parent: Path, options: QuantizeOptions, out: Path | None =
                            "gzip_bytes": len(gzip.compress(data, 9))}},
         "metadata": {"format": METADATA_FORMAT, **metadata},
         "precision_check": {**asdict(check), "accuracy_drop": check.accuracy_drop},
+        **(card_extra or {}),
     }
     card_path = out.with_suffix(".json")
     write_bytes_atomic(out, data)
@@ -231,10 +232,7 @@ def quantize_static(model: onnx.ModelProto, calibration: np.ndarray,
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
     from onnxruntime.quantization import quantize_static as ort_quantize_static
 
-    reduce_range = options.reduce_range
-    if reduce_range is None:
-        isa = int8_instructions()
-        reduce_range = bool(isa["x86"] and not isa["vnni"])
+    reduce_range = resolved_reduce_range(options.reduce_range)
     methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                "percentile": CalibrationMethod.Percentile}
     input_name = image_input(model).name
@@ -259,6 +257,14 @@ def quantize_static(model: onnx.ModelProto, calibration: np.ndarray,
               "calibration": {"split": "train", "samples": int(len(calibration)), "seed": options.seed,
                               "method": options.calibration_method}}
     return proto, record
+
+
+def resolved_reduce_range(asked: bool | None) -> bool:
+    """`asked`, or when None: whether this CPU is x86 without VNNI."""
+    if asked is not None:
+        return asked
+    isa = int8_instructions()
+    return bool(isa["x86"] and not isa["vnni"])
 
 
 def quantize_dynamic(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, Any]]:

@@ -24,6 +24,8 @@ def sweep(
     methods: Annotated[Optional[str], typer.Option(help="Pruning methods, comma separated. \\[default: the study's nine]")] = None,
     rates: Annotated[Optional[str], typer.Option(help="Compression rates, comma separated; 1 is the parent. \\[default: 1,2,4,8,16,32,64]")] = None,
     schedule: Annotated[Optional[Schedule], typer.Option(help="Pruning schedule. \\[default: iterative]")] = None,
+    precisions: Annotated[Optional[str], typer.Option(help="Precisions of every variant, comma separated: fp32, int8, "
+                                                      "int8-dynamic, fp16. \\[default: fp32]")] = None,
     rate_tolerance: Annotated[Optional[float], typer.Option(help="Accepted relative distance of an achieved rate from its "
                                                             "target. \\[default: 0.05]")] = None,
     finetune_epochs: Annotated[Optional[int], typer.Option(help="Most fine-tuning epochs per pruning step. \\[default: 10]")] = None,
@@ -47,7 +49,7 @@ def sweep(
     from evaluator.app.sweep_run import run_sweep
 
     given = {"source": source, "out": out, "dataset": dataset, "data_dir": data_dir, "image_size": image_size,
-             "methods": methods, "rates": rates,
+             "methods": methods, "rates": rates, "precisions": precisions,
              "schedule": choice(schedule), "rate_tolerance": rate_tolerance, "finetune_epochs": finetune_epochs, "train_epochs": train_epochs, "width": width,
              "attacks": attacks, "epsilons": eps, "epsilons_l2": eps_l2, "epsilons_l1": eps_l1, "epsilons_l0": eps_l0,
              "samples": samples, "provider": choice(provider), "seed": seed, "skip_latency": True if no_latency else None,

@@ -43,6 +43,11 @@ class SweepConfig:
     finetune_epochs: int = 10
     patience: int = 3
     learning_rate: float = 1e-3
+    # Every variant (the parent and each pruned one) in each precision: fp32 as trained, int8 / int8-dynamic / fp16
+    # made by `evaluator quantize` (int8 calibrated on calibration_samples training images with calibration_method).
+    precisions: tuple[str, ...] = ("fp32",)
+    calibration_samples: int = 512
+    calibration_method: str = "minmax"
     # The assessment settings of every variant: the AssessConfig fields of the same names (and defaults), passed on
     # as they are; the per-model ones (source, surrogate, latency_batches) a sweep decides itself.
     attacks: tuple[str, ...] = AssessConfig.attacks  # make_config: the default cascades of the norms whose budgets are given
@@ -106,6 +111,13 @@ class SweepConfig:
             raise EvaluatorError(f"unknown pruning method {unknown[0]!r}: see `evaluator prune --list`")
         if not self.rates or any(not (rate >= 1 and math.isfinite(rate)) for rate in self.rates):
             raise EvaluatorError(f"rates must be finite numbers >= 1 (1 = the unpruned parent), got {self.rates}")
+        from evaluator.precision import PRECISIONS
+
+        wrong = [name for name in self.precisions if name not in PRECISIONS]
+        if not self.precisions or wrong:
+            raise EvaluatorError(f"precisions must name some of {', '.join(PRECISIONS)}, got {list(self.precisions)}")
+        if self.calibration_method not in ("minmax", "entropy", "percentile"):
+            raise EvaluatorError(f"calibration_method must be minmax, entropy or percentile, got {self.calibration_method!r}")
         if self.schedule not in ("iterative", "oneshot"):
             raise EvaluatorError(f"schedule must be iterative or oneshot, got {self.schedule!r}")
         if not 0 < self.rate_tolerance < 1:
@@ -117,7 +129,7 @@ class SweepConfig:
             from exporters.architectures import check_input_size
 
             check_input_size(self.source, 3, self.image_size)
-        for name, least in (("samples", 1), ("train_epochs", 1), ("patience", 1), ("finetune_epochs", 0), ("batch_size", 1),
+        for name, least in (("samples", 1), ("calibration_samples", 1), ("train_epochs", 1), ("patience", 1), ("finetune_epochs", 0), ("batch_size", 1),
                             ("throughput_batch", 1)):
             if getattr(self, name) < least:
                 raise EvaluatorError(f"{name} must be a whole number >= {least}, got {getattr(self, name)}")

@@ -98,6 +98,18 @@ def sweep_locked(config: SweepConfig, out: Path, progress: Progress, say: Say) -
         if failure:
             failures.append(failure)
             say(f"[yellow]note[/yellow] {failure}")
+    deployed: list[Path] = []
+    for onnx in variants:
+        deployed += [onnx] if "fp32" in config.precisions else []
+        for precision in config.precisions:
+            if precision == "fp32":
+                continue
+            quantized, failure = quantize_variant(config, onnx, precision, progress, say)
+            deployed += [quantized] if quantized is not None else []
+            if failure:
+                failures.append(failure)
+                say(f"[yellow]note[/yellow] {failure}")
+    variants = deployed
     cached = [assess_variant(config, onnx, out / "assessments", say) for onnx in variants]
     assessments, keys = [assessment for assessment, _ in cached], [key for _, key in cached]
     if config.retime_rounds and not config.skip_latency:
@@ -246,6 +258,40 @@ def prune_method(config: SweepConfig, parent: Path, method: str, progress: Progr
     return [step.artifacts.onnx for step in steps], (stopped[0] if stopped else None)
 
 
+QUANTIZE_CACHE_VERSION = "1"  # bump when a change of the evaluator changes quantized artifacts
+
+
+def quantize_variant(config: SweepConfig, onnx: Path, precision: str, progress: Progress,
+                     say: Say) -> tuple[Path | None, str | None]:
+    """NAME_<precision>.onnx beside a float32 variant (evaluator quantize), cached by a hash of the variant's file and
+    the quantization settings; (None, the reason) when it cannot be made."""
+    from exporters.quantize import QuantizeOptions, default_output, quantize_artifact, resolved_reduce_range, tool_version
+
+    options = QuantizeOptions(precision, config.calibration_samples, config.calibration_method, config.seed,
+                              config.dataset, config.data_dir, threads=config.threads)
+    target = default_output(onnx, precision)
+    settings = {"precision": precision, "dataset": config.dataset, "seed": config.seed, "tool": tool_version()}
+    if precision == "int8":
+        settings.update(calibration=[config.calibration_samples, config.calibration_method],
+                        reduce_range=resolved_reduce_range(None))
+    key = digest({"parent": sha256_of(onnx), **settings, "cache": QUANTIZE_CACHE_VERSION})
+    card = read_json_object(target.with_suffix(".json"))
+    entry = ((card or {}).get("files") or {}).get("onnx")
+    if (card or {}).get("sweep_key") == key and isinstance(entry, dict) and target.is_file() \
+            and entry.get("sha256") == sha256_of(target):
+        say(f"{precision} {onnx.stem}: cached")
+        return target, None
+    say(f"quantizing {onnx.stem} to {precision}")
+    task = progress.task(f"{onnx.stem}: {precision}", 2)
+    try:
+        quantize_artifact(onnx, options, target, lambda description: task.advance(), {"sweep_key": key})
+    except EvaluatorError as error:
+        return None, f"{precision} of {onnx.stem} failed: {error}"
+    finally:
+        task.finish()
+    return target, None
+
+
 def assessment_key(assess_config: AssessConfig, onnx: Path) -> str:
     """The hash of what decides a variant's assessment: its files, the settings (threads aside) and the cache version."""
     from evaluator.profile import external_data_files
@@ -347,6 +393,7 @@ def write_report(config: SweepConfig, out: Path, rows: list[TableRow], assessmen
     from evaluator.report.html import write_report as write_html_report
 
     models = [model for assessment in assessments for model in assessment.models]
+    rows = [row if row.precision == "fp32" else replace(row, method=f"{row.method} {row.precision}") for row in rows]
     context = {"title": f"evaluator sweep: {config.source} on {config.dataset}", "config": config.to_dict(),
                "environment": environment,
                "checks": {variant_name(m): [check.to_dict() for check in m.checks] for m in models},

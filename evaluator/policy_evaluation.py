@@ -30,8 +30,9 @@ from evaluator.stats import wilson_interval
 
 @dataclass(frozen=True)
 class Outcome:
-    """One rule against one model. measured is None when the value was not measured (then passed is False);
-    rule is None for the "sanity checks" outcome of require_checks. interval: the measured accuracy's 95 % Wilson
+    """One rule against one model. measured is None when the value was not measured (then passed is False) or the
+    rule does not apply to the model's precision (then passed is True); rule is None for the "sanity checks" outcome
+    of require_checks. interval: the measured accuracy's 95 % Wilson
     interval (low, high) as shares, None for other metrics or when not measured."""
 
     name: str

@@ -1,0 +1,212 @@
+"""`evaluator quantize` and the assessment of what it writes: int8 (static QDQ), int8-dynamic and fp16 artifacts of
+the zoo parent, checked against their float32 parent; bad input refused in one line with nothing written; the
+converter runs QDQ graphs; a masked gradient behind an int8 graph is flagged; precision rules of a policy."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from evaluator.app.cli import app
+from evaluator.assess_config import AssessConfig
+from evaluator.assessment import assess
+from evaluator.datasets import Dataset
+from evaluator.environment import int8_instructions
+from evaluator.policy import evaluate_policy, policy_from_toml
+from evaluator.precision import graph_precision
+from evaluator.runtime import OnnxClassifier, unoptimised_logits
+
+from conftest import ZOO_PARENT
+from test_cli import one_error_line
+
+runner = CliRunner()
+
+
+def invoke(*args: object):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, [str(arg) for arg in args])
+
+
+@pytest.fixture(scope="module")
+def zoo_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The zoo parent's .onnx, .pt2 and .json in a folder of their own."""
+    folder = tmp_path_factory.mktemp("quantize")
+    for suffix in (".onnx", ".pt2", ".json"):
+        shutil.copy(ZOO_PARENT.with_suffix(suffix), folder)
+    return folder / ZOO_PARENT.name
+
+
+@pytest.fixture(scope="module")
+def int8_model(zoo_copy: Path) -> Path:
+    result = invoke("quantize", zoo_copy, "--precision", "int8", "--threads", "1")
+    assert result.exit_code == 0, result.output
+    return zoo_copy.with_name(f"{zoo_copy.stem}_int8.onnx")
+
+
+def test_int8_artifact_records_how_it_was_made_and_keeps_accuracy(int8_model: Path, zoo_copy: Path) -> None:
+    model = onnx.load(str(int8_model))
+    assert graph_precision(model) == "int8" and graph_precision(onnx.load(str(zoo_copy))) == "fp32"
+    card = json.loads(int8_model.with_suffix(".json").read_text())
+    record = card["metadata"]["precision"]
+    assert record["name"] == "int8" and record["parent"]["file"] == zoo_copy.name
+    assert record["calibration"] == {"dataset": "fashion-mnist", "split": "train", "samples": 512, "seed": 0,
+                                     "method": "minmax"}
+    isa = int8_instructions()
+    assert record["reduce_range"] == (isa["x86"] and not isa["vnni"])  # 7-bit weights where int8 kernels saturate
+    assert card["metadata"]["source"]["file"] == zoo_copy.with_suffix(".pt2").name  # the float source, for gradients
+    check = card["precision_check"]
+    assert check["samples"] == 10_000 and abs(check["accuracy_drop"]) <= 0.01 and check["top1_agreement"] >= 0.98
+    assert check["kernel_agreement"] >= 0.99  # ORT's fused kernels compute what the QDQ nodes define
+    assert zoo_copy.stat().st_size >= 3.5 * int8_model.stat().st_size
+    assert card["files"]["onnx"]["sha256"] == __import__("hashlib").sha256(int8_model.read_bytes()).hexdigest()
+
+
+def test_dynamic_and_fp16_artifacts(zoo_copy: Path, fmnist: Dataset, tmp_path: Path) -> None:
+    parent = OnnxClassifier(zoo_copy, "cpu", threads=1)
+    expected = parent.predict(fmnist.test.x[:2000])
+    for precision, extra in (("int8-dynamic", []), ("fp16", []), ("fp16", ["--fp16-io"])):
+        out = tmp_path / f"{precision}{''.join(extra)}.onnx"
+        result = invoke("quantize", zoo_copy, "--precision", precision, "--out", out, "--threads", "1", *extra)
+        assert result.exit_code == 0, result.output
+        model = onnx.load(str(out))
+        assert graph_precision(model) == precision
+        input_type = model.graph.input[0].type.tensor_type.elem_type
+        assert input_type == (onnx.TensorProto.FLOAT16 if extra else onnx.TensorProto.FLOAT)
+        labels = OnnxClassifier(out, "cpu", threads=1).predict(fmnist.test.x[:2000])
+        assert (labels == expected).mean() >= 0.98
+        ratio = zoo_copy.stat().st_size / out.stat().st_size
+        assert ratio >= (3.5 if precision == "int8-dynamic" else 1.9)
+
+
+def test_bad_input_is_one_line_and_writes_nothing(int8_model: Path, zoo_copy: Path, tmp_path: Path) -> None:
+    wrong = tmp_path / "rgb32.npz"
+    rng = np.random.default_rng(0)
+    np.savez(wrong, x_train=rng.integers(0, 255, (64, 32, 32, 3), dtype=np.uint8), y_train=np.zeros(64, np.int64),
+             x_test=rng.integers(0, 255, (16, 32, 32, 3), dtype=np.uint8), y_test=np.zeros(16, np.int64))
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(b"not a model")
+    cases = {
+        "already int8": ([int8_model], "already int8"),
+        "unknown precision": ([zoo_copy, "--precision", "int4"], "unknown"),
+        "fp32 is no target": ([zoo_copy, "--precision", "fp32"], "float parent's precision"),
+        "calibration of the wrong shape": ([zoo_copy, "--dataset", wrong], "(3, 32, 32)"),
+        "no calibration samples": ([zoo_copy, "--calibration-samples", "0"], "at least 1"),
+        "unknown calibration method": ([zoo_copy, "--calibration-method", "mse"], "calibration method"),
+        "corrupt model": ([corrupt], "not a valid ONNX model"),
+        "missing model": ([tmp_path / "missing.onnx"], "not found"),
+    }
+    for name, (arguments, expected) in cases.items():
+        before = sorted(path.name for folder in (tmp_path, zoo_copy.parent) for path in folder.iterdir())
+        line = one_error_line(invoke("quantize", *arguments, "--threads", "1"))
+        assert expected in line, (name, line)
+        assert sorted(path.name for folder in (tmp_path, zoo_copy.parent) for path in folder.iterdir()) == before, name
+
+
+def test_converter_runs_a_qdq_graph_with_straight_through_gradients(int8_model: Path, fmnist: Dataset) -> None:
+    from evaluator.onnx_torch import convert_onnx
+
+    classifier = OnnxClassifier(int8_model, "cpu", threads=1)
+    module = convert_onnx(classifier.graph)
+    x = fmnist.test.x[:1000]
+    with torch.no_grad():
+        converted = module(torch.from_numpy(x)).numpy()
+    reference = unoptimised_logits(classifier, x)  # the QDQ arithmetic, node by node
+    assert (converted.argmax(1) == reference.argmax(1)).mean() >= 0.99
+    assert np.median(np.abs(converted - reference)) < 1e-3
+    inputs = torch.from_numpy(x[:32]).requires_grad_(True)
+    torch.nn.functional.cross_entropy(module(inputs), torch.from_numpy(fmnist.test.y[:32])).backward()
+    assert inputs.grad is not None and (inputs.grad.flatten(1).norm(dim=1) > 0).all()  # rounding does not block them
+
+
+SMALL = AssessConfig(samples=60, attacks=("apgd-ce-linf:steps=20", "square-linf:queries=300"), threads=1)
+
+
+@pytest.fixture(scope="module")
+def int8_assessment(int8_model: Path):  # type: ignore[no-untyped-def]
+    return assess([int8_model], SMALL).models[0]
+
+
+def test_assessment_of_an_int8_graph(int8_assessment, int8_model: Path) -> None:  # type: ignore[no-untyped-def]
+    model = int8_assessment
+    assert model.precision.name == "int8" and model.precision.float_parent == ZOO_PARENT.name
+    assert model.precision.float_parent_accuracy == pytest.approx(0.9062, abs=0.002)
+    assert model.float_accuracy_drop == pytest.approx(model.precision.float_parent_accuracy - model.clean_accuracy)
+    assert model.precision.speedup == pytest.approx(model.throughput.throughput_per_s / model.precision.float_parent_throughput_per_s)
+    assert model.gradients == "float source"
+    assert {check.name: check.passed for check in model.checks}["int8-kernels-exact"]
+    assert {check.name: check.passed for check in model.checks}["source-agrees"]
+    kernels = {kernel.op for kernel in model.placement.kernels}
+    assert {"QLinearConv", "QGemm"} <= kernels and not model.placement.fallbacks
+    data = model.to_dict()
+    assert data["precision"]["name"] == "int8" and data["placement"]["kernels"]
+    assert all(result.robust.sum() <= model.attacked.clean_correct.sum() for result in model.attacks)
+    if model.precision.speedup < 1:
+        assert any("not faster than its float32 parent" in note for note in model.notes)
+
+
+def test_masked_gradients_behind_an_int8_graph_are_flagged(int8_model: Path, tmp_path: Path) -> None:
+    """A fake-quantized source (inputs rounded to 16 levels, as quantization-aware training exports them) has a zero
+    input gradient almost everywhere: the white-box attack on it finds nothing while Square, on the int8 graph, does.
+    The report must say the robust accuracy rests on masked gradients, not leave it as a robustness figure."""
+    from exporters.artifacts import export_program, load_trainable
+
+    float_model, _, _ = load_trainable(int8_model.with_name(ZOO_PARENT.name).with_suffix(".pt2"))
+
+    class FakeQuantizedInput(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = float_model
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.inner(torch.round(x * 15) / 15)
+
+    source = tmp_path / "fake_quantized.pt2"
+    torch.export.save(export_program(FakeQuantizedInput().eval(), torch.zeros(2, 1, 28, 28)), str(source))
+    model = assess([int8_model], replace(SMALL, source=source, skip_latency=True)).models[0]
+    checks = {check.name: check for check in model.checks}
+    assert not checks["gradients-nonzero"].passed
+    assert not checks["white-box-strongest"].passed and "gradient masking is likely" in checks["white-box-strongest"].detail
+    assert any("gradient masking" in note for note in model.notes)
+
+
+def test_precision_rules_of_a_policy(int8_assessment) -> None:  # type: ignore[no-untyped-def]
+    from evaluator.results import PrecisionResult
+
+    policy = policy_from_toml("""
+[policy]
+name = "int8 edge"
+[[rule]]
+metric = "accuracy_vs_float"
+precision = "int8"
+min = 0.99
+[[rule]]
+metric = "float_accuracy_drop"
+precision = "int8"
+max = 0.01
+[[rule]]
+metric = "fallback_kernels"
+max = 0
+[[rule]]
+metric = "speedup_vs_float"
+precision = "int8"
+min = 100
+""")
+    verdict = evaluate_policy(policy, int8_assessment)
+    passed = {outcome.name: outcome.passed for outcome in verdict.outcomes}
+    assert passed == {"accuracy_vs_float int8 min": True, "float_accuracy_drop int8 max": True,
+                      "fallback_kernels max": True, "speedup_vs_float int8 min": False}
+    float_model = replace(int8_assessment, precision=PrecisionResult("fp32"))
+    outcomes = {outcome.name: outcome for outcome in evaluate_policy(policy, float_model).outcomes}
+    assert outcomes["accuracy_vs_float int8 min"].passed and outcomes["accuracy_vs_float int8 min"].measured_text == "not applicable"
+    unscoped = policy_from_toml('[policy]\nname = "x"\n[[rule]]\nmetric = "float_accuracy_drop"\nmax = 0.01\n')
+    outcome = evaluate_policy(unscoped, float_model).outcomes[0]
+    assert not outcome.passed and "float32" in outcome.message
+    with pytest.raises(Exception, match="unknown precision"):
+        policy_from_toml('[policy]\nname = "x"\n[[rule]]\nmetric = "clean_accuracy"\nprecision = "int4"\nmin = 0.5\n')

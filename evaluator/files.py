@@ -22,6 +22,11 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def digest(data: Any) -> str:
+    """Hex sha256 of `data` as sorted JSON (values JSON cannot hold as their str): a cache key of plain values."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write `data` to a temporary file beside `path`, then rename it over `path`."""
     path = Path(path)

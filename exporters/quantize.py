@@ -111,7 +111,7 @@ def quantize_artifact(parent: Path, options: QuantizeOptions, out: Path | None =
         raise EvaluatorError(f"the output must be an .onnx file, got {out}")
     check_name(out.name, "the output file")
     if out.resolve() == Path(parent).resolve():
-        raise EvaluatorError("the output would overwrite the parent: choose another --out")
+        raise EvaluatorError("out would overwrite the parent: choose another output file", field="out")
     float_model = OnnxClassifier(parent, "cpu", threads=options.threads)
     found = graph_precision(float_model.model)
     recorded = recorded_precision(float_model.metadata)
@@ -156,8 +156,7 @@ def quantization_dataset(parent: Path, model: OnnxClassifier, options: QuantizeO
     recorded = (model.metadata or {}).get("dataset")
     name = options.dataset or (recorded and recorded_dataset(recorded, Path(parent)))
     if not name:
-        raise EvaluatorError(f"dataset is needed: {parent} carries no evaluator metadata naming its data (pass --dataset)",
-                             field="dataset")
+        raise EvaluatorError(f"dataset is needed: {parent} carries no evaluator metadata naming its data", field="dataset")
     test_only = options.precision != INT8
     dataset = load_dataset(name, options.data_dir, test_only=test_only, input_shape=model.input_shape)
     if dataset.input_shape != model.input_shape:

@@ -146,11 +146,11 @@ def tiny_graph(last: onnx.NodeProto, domain: str | None = None) -> onnx.ModelPro
 
 @pytest.mark.parametrize("last, pattern", [
     (helper.make_node("Einsum", ["a"], ["y"], name="einsum", equation="ij->ij"), r"'einsum' \(Einsum\): op Einsum has no"),
-    (helper.make_node("DequantizeLinear", ["a", "c"], ["y"], name="dq"), r"quantized ops \(DequantizeLinear\)"),
-    (helper.make_node("QuantizeLinear", ["a", "c"], ["y"], name="q"), r"quantized ops"),
+    (helper.make_node("ConvInteger", ["a", "c"], ["y"], name="ci"), r"integer-kernel ops \(ConvInteger\)"),
+    (helper.make_node("DynamicQuantizeLinear", ["a"], ["y", "s", "z"], name="dq"), r"QDQ graphs .* are"),
     (helper.make_node("Resize", ["a", "", "c"], ["y"], name="cubic", mode="cubic"), r"mode='cubic'"),
     (helper.make_node("MaxPool", ["a"], ["y", "idx"], name="pool", kernel_shape=[1]), r"Indices output"),
-], ids=["unknown-op", "dequantize", "quantize", "cubic-resize", "maxpool-indices"])
+], ids=["unknown-op", "conv-integer", "dynamic-quantize", "cubic-resize", "maxpool-indices"])
 def test_a_graph_it_cannot_run_is_refused_before_anything_runs(last: onnx.NodeProto, pattern: str,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     ran = []

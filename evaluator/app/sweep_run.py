@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -36,13 +35,14 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from evaluator.app.sweep_config import SweepConfig
+from evaluator.app.sweep_precision import in_precisions
 from evaluator.assess_config import AssessConfig
 from evaluator.assessment import assess
 from evaluator.errors import EvaluatorError
 from evaluator.progress import Progress, SilentProgress
 from evaluator.threads import training_threads
 from evaluator.results import Assessment, ModelAssessment, TableRow
-from evaluator.files import (is_inside, json_text, read_json_object, sha256_of, stem_file, write_bytes_atomic,
+from evaluator.files import (digest, is_inside, json_text, read_json_object, sha256_of, stem_file, write_bytes_atomic,
                              write_text_atomic)
 
 SWEEP_SCHEMA_VERSION = "1.0"
@@ -53,10 +53,6 @@ ASSESS_CACHE_VERSION = "5"
 LOCK_FILE = ".sweep.lock"
 STALE_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")  # evaluator.files.write_bytes_atomic's, left by a killed run
 RESULT_FOLDERS = ("", "models", "assessments", "figures")
-
-
-def digest(data: Any) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
 @dataclass
@@ -98,18 +94,7 @@ def sweep_locked(config: SweepConfig, out: Path, progress: Progress, say: Say) -
         if failure:
             failures.append(failure)
             say(f"[yellow]note[/yellow] {failure}")
-    deployed: list[Path] = []
-    for onnx in variants:
-        deployed += [onnx] if "fp32" in config.precisions else []
-        for precision in config.precisions:
-            if precision == "fp32":
-                continue
-            quantized, failure = quantize_variant(config, onnx, precision, progress, say)
-            deployed += [quantized] if quantized is not None else []
-            if failure:
-                failures.append(failure)
-                say(f"[yellow]note[/yellow] {failure}")
-    variants = deployed
+    variants = in_precisions(config, variants, progress, say, failures)
     cached = [assess_variant(config, onnx, out / "assessments", say) for onnx in variants]
     assessments, keys = [assessment for assessment, _ in cached], [key for _, key in cached]
     if config.retime_rounds and not config.skip_latency:
@@ -256,40 +241,6 @@ def prune_method(config: SweepConfig, parent: Path, method: str, progress: Progr
     job = PruneJob(parent.with_suffix(".pt2"), parent.parent, dataset=config.dataset, data_dir=config.data_dir, seed=config.seed)
     steps = run_schedule(job, request, progress, stopped)
     return [step.artifacts.onnx for step in steps], (stopped[0] if stopped else None)
-
-
-QUANTIZE_CACHE_VERSION = "1"  # bump when a change of the evaluator changes quantized artifacts
-
-
-def quantize_variant(config: SweepConfig, onnx: Path, precision: str, progress: Progress,
-                     say: Say) -> tuple[Path | None, str | None]:
-    """NAME_<precision>.onnx beside a float32 variant (evaluator quantize), cached by a hash of the variant's file and
-    the quantization settings; (None, the reason) when it cannot be made."""
-    from exporters.quantize import QuantizeOptions, default_output, quantize_artifact, resolved_reduce_range, tool_version
-
-    options = QuantizeOptions(precision, config.calibration_samples, config.calibration_method, config.seed,
-                              config.dataset, config.data_dir, threads=config.threads)
-    target = default_output(onnx, precision)
-    settings = {"precision": precision, "dataset": config.dataset, "seed": config.seed, "tool": tool_version()}
-    if precision == "int8":
-        settings.update(calibration=[config.calibration_samples, config.calibration_method],
-                        reduce_range=resolved_reduce_range(None))
-    key = digest({"parent": sha256_of(onnx), **settings, "cache": QUANTIZE_CACHE_VERSION})
-    card = read_json_object(target.with_suffix(".json"))
-    entry = ((card or {}).get("files") or {}).get("onnx")
-    if (card or {}).get("sweep_key") == key and isinstance(entry, dict) and target.is_file() \
-            and entry.get("sha256") == sha256_of(target):
-        say(f"{precision} {onnx.stem}: cached")
-        return target, None
-    say(f"quantizing {onnx.stem} to {precision}")
-    task = progress.task(f"{onnx.stem}: {precision}", 2)
-    try:
-        quantize_artifact(onnx, options, target, lambda description: task.advance(), {"sweep_key": key})
-    except EvaluatorError as error:
-        return None, f"{precision} of {onnx.stem} failed: {error}"
-    finally:
-        task.finish()
-    return target, None
 
 
 def assessment_key(assess_config: AssessConfig, onnx: Path) -> str:

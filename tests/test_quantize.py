@@ -210,3 +210,15 @@ min = 100
     assert not outcome.passed and "float32" in outcome.message
     with pytest.raises(Exception, match="unknown precision"):
         policy_from_toml('[policy]\nname = "x"\n[[rule]]\nmetric = "clean_accuracy"\nprecision = "int4"\nmin = 0.5\n')
+
+
+def test_the_shipped_int8_policy(int8_assessment) -> None:  # type: ignore[no-untyped-def]
+    from evaluator.policy import load_policy
+
+    from conftest import ROOT
+
+    policy = load_policy(ROOT / "policies" / "edge-int8.toml")
+    outcomes = {outcome.name: outcome for outcome in evaluate_policy(policy, int8_assessment).outcomes}
+    for name in ("99% of FP32 accuracy", "accuracy lost to quantization", "no fallback kernels"):
+        assert outcomes[name].passed, outcomes[name].message
+    assert outcomes["robust accuracy Linf 8/255"].measured is not None

@@ -161,3 +161,37 @@ def test_flagged_variants_are_left_out_of_robustness_claims() -> None:
     assert finding_sweet_spots([PARENT, masked]).verdict == "no data"
     assert finding_scenario([PARENT, masked]).verdict == "contradicted"  # the parent alone is best everywhere
     assert finding_scenario([PARENT, replace(masked, checks_failed=())]).verdict == "confirmed"
+
+
+def test_page_shows_the_parent_in_every_precision_of_a_precision_sweep(tmp_path: Path) -> None:
+    """A sweep of the parent alone in fp32, int8 and fp16 adds its section; the int8 rows of a sweep never join the
+    float32 pivots (a method's rate holds one row)."""
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "table.json").write_text(json.dumps({"config": {"samples": 300}, "rows": [PARENT_DATA, row_data(UNSTRUCTURED, 2.0, 0.9)],
+                                                  "failures": [], "environment": {}}))
+    reduced = [{**PARENT_DATA, "variant": "parent_int8", "precision": "int8", "clean_accuracy": 0.895, "size_bytes": 500,
+                "throughput_per_s": 800.0, "speedup_vs_float": 0.5, "fallback_kernels": 0,
+                "robust_accuracy": {"Linf@0.01": 0.61, "Linf@0.02": 0.41, "Linf@0.03": 0.21}},
+               {**PARENT_DATA, "variant": "parent_fp16", "precision": "fp16", "size_bytes": 1000, "throughput_per_s": 500.0,
+                "fallback_kernels": 3, "checks_failed": ["white-box-strongest"]},
+               {**row_data(UNSTRUCTURED, 2.0, 0.1), "variant": f"{UNSTRUCTURED}_cr2_int8", "precision": "int8"}]
+    sweep = tmp_path / "precision"
+    sweep.mkdir()
+    (sweep / "table.json").write_text(json.dumps({"config": {"samples": 300, "calibration_samples": 512,
+                                                             "calibration_method": "minmax"},
+                                                  "rows": [{**PARENT_DATA, "fallback_kernels": 0}, *reduced],
+                                                  "failures": [], "environment": {}}))
+    page = tmp_path / "docs" / "reproduction.md"
+    assert main([str(study), "--precision", str(sweep), "--out", str(page)]) == 0
+    text = page.read_text()
+    assert "### The parent in deployment precision" in text and "calibrated on 512 training images, minmax" in text
+    assert "| fp32 | 90.0 | 0.0 | 2,000 | 1.00x | 1.00x | 40.0 | 0 | - |" in text
+    assert "| int8 | 89.5 | 0.5 | 500 | 4.00x | 0.80x | 41.0 | 0 | - |" in text  # throughput of the rows, side by side
+    assert "| fp16 | 90.0 | 0.0 | 1,000 | 2.00x | 0.50x | 40.0 | 3 | white-box-strongest |" in text
+    assert f"| {UNSTRUCTURED} | 90.0 | 90.0 |" in text  # the int8 variant's 10 % is not in the float pivot
+    data = tmp_path / "docs" / "reproduction" / "parent" / "precision.json"
+    assert data.read_bytes() == (sweep / "table.json").read_bytes()
+    rebuilt = tmp_path / "docs" / "rebuilt.md"  # from the page's own data
+    assert main([str(data.parent), "--precision", str(data), "--out", str(rebuilt)]) == 0
+    assert "| int8 | 89.5 | 0.5 | 500 | 4.00x | 0.80x | 41.0 | 0 | - |" in rebuilt.read_text()

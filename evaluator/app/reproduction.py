@@ -18,7 +18,7 @@ import argparse
 import json
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -47,7 +47,9 @@ class Finding:
 
 @dataclass(frozen=True)
 class StudyResult:
-    """One sweep's results directory: its name (the parent's stem), configuration and table rows."""
+    """One sweep's results directory: its name (the parent's stem), configuration and float32 table rows;
+    `precision`: the parent in every precision a sweep measured (its own table's, else a precision sweep's rows:
+    with_precision_sweep), None when none was."""
 
     name: str
     folder: Path
@@ -55,21 +57,78 @@ class StudyResult:
     rows: list[TableRow]
     failures: list[str]
     environment: dict[str, Any]
+    precision: PrecisionRows | None = None
+
+
+@dataclass(frozen=True)
+class PrecisionRows:
+    """The unpruned parent in fp32 and reduced precisions, measured in one sweep (its table file)."""
+
+    table: Path
+    rows: list[TableRow]
+    config: dict[str, Any]
 
 
 def load_result(folder: Path) -> StudyResult:
-    """A sweep's table.json; one clear error when the folder holds none."""
-    table = Path(folder) / "table.json"
+    """A sweep's table.json (or a table file itself, e.g. a page's precision.json); one clear error when there is
+    none."""
+    table = Path(folder) if Path(folder).suffix == ".json" else Path(folder) / "table.json"
+    folder = table.parent
     try:
         data = json.loads(table.read_text())
     except FileNotFoundError:
         raise EvaluatorError(f"{table} not found: run `evaluator sweep` for it first") from None
     except json.JSONDecodeError as error:
         raise EvaluatorError(f"{table} is not valid JSON: {error}") from None
-    rows = [TableRow.from_dict(row) for row in data["rows"]]
+    every = [TableRow.from_dict(row) for row in data["rows"]]
+    rows = [row for row in every if row.precision == "fp32"]
     parent = parent_row(rows)
     name = parent.variant if parent is not None else Path(folder).name
-    return StudyResult(name, Path(folder), data.get("config", {}), rows, data.get("failures", []), data.get("environment", {}))
+    config = data.get("config", {})
+    parents = [row for row in every if row.method == PARENT_METHOD]
+    precision = PrecisionRows(table, parents, config) if len(parents) > 1 else None
+    return StudyResult(name, Path(folder), config, rows, data.get("failures", []), data.get("environment", {}), precision)
+
+
+def with_precision_sweep(result: StudyResult, folder: Path) -> StudyResult:
+    """`result` with the parent's precisions from a sweep of that parent alone (`--rates 1 --precisions ...`; its
+    folder or its table file): its rows of the parent in each precision, timed side by side in that sweep."""
+    other = load_result(folder)
+    if other.name != result.name or other.precision is None:
+        raise EvaluatorError(f"{folder}/table.json holds no reduced-precision rows of {result.name}")
+    return replace(result, precision=other.precision)
+
+
+def precision_lines(result: StudyResult, data_folder: Path, page: Path) -> list[str]:
+    """The parent in every precision measured: clean and robust accuracy, size, speed against fp32."""
+    assert result.precision is not None
+    rows, config = result.precision.rows, result.precision.config
+    float_row = next((row for row in rows if row.precision == "fp32"), None)
+    keys = [key for key in (middle_key(rows, norm) for norm in ("L0", "L2", "Linf")) if key]
+    lines = ["### The parent in deployment precision", "",
+             f"`evaluator quantize` of the parent (int8: static QDQ, calibrated on {config.get('calibration_samples', '?')} "
+             f"training images, {config.get('calibration_method', '?')}), assessed like the sweep's variants with the same "
+             f"attacks on {config.get('samples', '?')} test images; white-box gradients from the float source, every "
+             "adversarial example re-checked on the reduced-precision graph; throughput relative to the fp32 row, timed in "
+             "the same sweep.", "",
+             "| precision | clean % | drop vs fp32 pts | size B | smaller | throughput vs fp32 | "
+             + " | ".join(f"robust {key} %" for key in keys) + " | fallback kernels | failed checks |",
+             "|---|---:|---:|---:|---:|---:|" + "---:|" * len(keys) + "---:|---|"]
+    for row in rows:
+        drop = None if float_row is None else float_row.clean_accuracy - row.clean_accuracy
+        smaller = "-" if float_row is None else f"{float_row.size_bytes / row.size_bytes:.2f}x"
+        speed = row.speedup_vs_float  # timed right after the parent in its assessment; the rows' own figures when
+        if float_row is not None and float_row.throughput_per_s and row.throughput_per_s:  # (re)timed side by side
+            speed = row.throughput_per_s / float_row.throughput_per_s
+        cells = [row.precision, pct(row.clean_accuracy), "-" if drop is None else f"{100 * drop:.1f}",
+                 f"{row.size_bytes:,}", smaller, "-" if speed is None else f"{speed:.2f}x",
+                 *(pct(row.robust_accuracy.get(key)) for key in keys), number(row.fallback_kernels, "d"),
+                 ", ".join(row.checks_failed) or "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    target = data_folder / "precision.json"
+    write_bytes_atomic(target, result.precision.table.read_bytes())
+    lines += ["", f"Data: [{result.name}/precision.json]({target.relative_to(page.parent).as_posix()}).", ""]
+    return lines
 
 
 def by_method(rows: Sequence[TableRow]) -> dict[str, dict[float, TableRow]]:
@@ -288,6 +347,8 @@ def section(result: StudyResult, figure_folder: Path, page: Path) -> list[str]:
     lines += pivot(rows, lambda row: "-" if not base or not row.throughput_per_s else f"{row.throughput_per_s / base:.2f}x", rates)
     lines.append("")
     data_folder = figure_folder / result.name
+    if result.precision is not None:
+        lines += precision_lines(result, data_folder, page)
     write_bytes_atomic(data_folder / "table.json", (result.folder / "table.json").read_bytes())
     for name, svg in draw_figures(rows).items():
         target = data_folder / f"{name}.svg"
@@ -353,12 +414,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/reproduction.md"))
     parser.add_argument("--command", default="bash docs/reproduce.sh")
     parser.add_argument("--remark", action="append", default=[], help="a paragraph about this run's conditions")
+    parser.add_argument("--precision", action="append", default=[], type=Path,
+                        help="a sweep of one parent alone in several precisions (its folder or a precision.json)")
     args = parser.parse_args(argv)
     missing = [folder for folder in args.results if not (folder / "table.json").is_file()]
     for folder in missing:
         print(f"note: {folder}/table.json not found: listed as not measured yet", file=sys.stderr)
     try:
         results = [load_result(folder) for folder in args.results if folder not in missing]
+        for extra in args.precision:
+            name = load_result(extra).name
+            results = [with_precision_sweep(result, extra) if result.name == name else result for result in results]
         if not results:
             raise EvaluatorError("none of the results folders has a table.json: run `evaluator sweep` first")
         write_text_atomic(args.out, render_page(results, args.out, args.command, missing, args.remark))

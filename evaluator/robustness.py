@@ -85,6 +85,28 @@ def evaluate_attack(attack: Attack, target: AttackTarget, split: Split, epsilon:
     )
 
 
+OVERSHOOT = (1.01, 1.03, 1.1, 1.3)  # perturbation scales tried, in order, on the deployed graph
+
+
+def past_the_boundary(deployed: OnnxClassifier, x: np.ndarray, y: np.ndarray, x_adv: np.ndarray, missed: np.ndarray,
+                      fooled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A minimal-norm candidate sits on its gradient source's decision boundary; a deployed graph that computes a
+    slightly different function (int8 or fp16, or another runtime's rounding) may still classify it correctly. For
+    those (`missed`, (N,) bool) the perturbation x_adv - x is scaled by each of OVERSHOOT in turn (clipped to [0, 1])
+    until the deployed graph is fooled: a few queries each, and the distance is then measured at the larger scale.
+    Returns the candidates and the (N,) fooled mask, both updated."""
+    x_adv, fooled = x_adv.copy(), fooled.copy()
+    for scale in OVERSHOOT:
+        index = np.flatnonzero(missed & ~fooled)
+        if not index.size:
+            break
+        scaled = np.clip(x[index] + scale * (x_adv[index] - x[index]), 0.0, 1.0).astype(np.float32)
+        hit = deployed.predict(scaled) != y[index]
+        x_adv[index[hit]] = scaled[hit]
+        fooled[index[hit]] = True
+    return x_adv, fooled
+
+
 def judge_candidates(deployed: OnnxClassifier, x: np.ndarray, y: np.ndarray, x_adv: np.ndarray, norm: Norm) -> tuple[np.ndarray, np.ndarray]:
     """Per-sample distances (N,) of candidates x_adv for clean x (N, C, H, W) with labels y, judged on the deployed
     graph: the evaluator's own distance where the candidate is finite, inside [0, 1] and misclassified, else inf; and
@@ -93,6 +115,7 @@ def judge_candidates(deployed: OnnxClassifier, x: np.ndarray, y: np.ndarray, x_a
     valid = np.isfinite(flat).all(axis=1) & (np.nan_to_num(flat, nan=-1).min(axis=1) >= 0) & (np.nan_to_num(flat, nan=2).max(axis=1) <= 1)
     x_adv = np.where(valid[:, None, None, None], x_adv, x).astype(np.float32)
     fooled = valid & (deployed.predict(x_adv) != y)
+    x_adv, fooled = past_the_boundary(deployed, x, y, x_adv, valid & ~fooled, fooled)
     judged = np.full(len(x), np.inf)
     judged[fooled] = distances(x[fooled], x_adv[fooled], norm)
     return judged, valid

@@ -222,3 +222,25 @@ def test_the_shipped_int8_policy(int8_assessment) -> None:  # type: ignore[no-un
     for name in ("99% of FP32 accuracy", "accuracy lost to quantization", "no fallback kernels"):
         assert outcomes[name].passed, outcomes[name].message
     assert outcomes["robust accuracy Linf 8/255"].measured is not None
+
+
+def test_minimal_norm_candidates_are_pushed_past_the_deployed_boundary() -> None:
+    """A candidate on the source's boundary that the deployed graph (a slightly different function) still classifies
+    correctly is scaled out along its perturbation until it fools the graph; the distance is measured there."""
+    from evaluator.norms import Norm
+    from evaluator.robustness import judge_candidates
+
+    class Threshold:  # label 1 where the mean pixel exceeds `at`
+        def __init__(self, at: float) -> None:
+            self.at = at
+
+        def predict(self, x: np.ndarray) -> np.ndarray:
+            return (x.reshape(len(x), -1).mean(axis=1) > self.at).astype(np.int64)
+
+    x = np.full((3, 1, 2, 2), 0.5, np.float32)
+    y = np.zeros(3, np.int64)
+    x_adv = np.stack([np.full((1, 2, 2), value, np.float32) for value in (0.6001, 0.6001, 0.52)])
+    distances, valid = judge_candidates(Threshold(0.6), x, y, x_adv, Norm("Linf"))  # the source's boundary: fooled
+    assert valid.all() and np.allclose(distances, [0.1001, 0.1001, np.inf], atol=1e-5)
+    distances, _ = judge_candidates(Threshold(0.605), x, y, x_adv, Norm("Linf"))  # deployed just beyond: 1.1x reaches it
+    assert np.allclose(distances, [0.11011, 0.11011, np.inf], atol=1e-4)

@@ -48,8 +48,9 @@ from evaluator.files import (digest, is_inside, json_text, read_json_object, sha
 SWEEP_SCHEMA_VERSION = "1.0"
 TRAIN_CACHE_VERSION = "2"  # bump when a change of the evaluator changes trained parents
 # bump when a change of the evaluator changes assessment numbers (3: CW warm start, ties; 4: nested sample of the
-# test split, per-sample outcomes and intervals in the JSON; 5: APGD attacks stop when fooled)
-ASSESS_CACHE_VERSION = "5"
+# test split, per-sample outcomes and intervals in the JSON; 5: APGD attacks stop when fooled;
+# 6: minimal-norm candidates pushed past the deployed graph's boundary, precision and placement)
+ASSESS_CACHE_VERSION = "6"
 LOCK_FILE = ".sweep.lock"
 STALE_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")  # evaluator.files.write_bytes_atomic's, left by a killed run
 RESULT_FOLDERS = ("", "models", "assessments", "figures")

@@ -151,17 +151,9 @@ def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset],
     subset_predictions = classifier.predict(subset.x)  # once, not per attack and epsilon
     attacked = AttackedSamples(config.seed, indices, subset.y.copy(), subset_predictions == subset.y)
     attacks = config.create_attacks()
-    target, gradients = AttackTarget(classifier, source, surrogate), FROM_SOURCE if source is not None else None
-    reduced = precision.is_reduced and (metadata or {}).get("precision") is not None
-    if source is not None and reduced and config.source is None:
-        gradients = FROM_FLOAT_SOURCE  # the float32 parent's source: white-box attacks transferred to this graph
-    if source is None and any(attack.kind.value == "white-box" for attack in attacks):
-        from evaluator.converted_source import converted_graph
-
-        module, note = converted_graph(classifier, subset.x)
-        notes.append(note)
-        if module is not None:
-            target, gradients = AttackTarget(classifier, None, surrogate, _source=module), FROM_CONVERTED_GRAPH
+    target, gradients, notes_of_source = white_box_target(classifier, source, surrogate, config, precision.name,
+                                                          attacks, subset.x)
+    notes += notes_of_source
     runnable = [attack for attack in attacks if skip_reason(attack, target) is None]
     if runnable and say is not silent_step:  # the probe costs a few passes: only when someone is told
         say(f"{Path(path).name}: attacks {estimate_work(target, runnable, config.epsilons_for, subset.x).line()}")
@@ -184,6 +176,30 @@ def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset],
                            len(dataset.test), tuple(results), tuple(minimal), tuple(worst_cases(results)), tuple(checks),
                            str(source) if source else None, metadata, tuple(notes), attacked, gradients, precision,
                            placement)
+
+
+def white_box_target(classifier: OnnxClassifier, source: Path | None, surrogate: Path | None, config: AssessConfig,
+                     precision: str, attacks: list[Attack], x: np.ndarray) -> tuple[AttackTarget, str | None, list[str]]:
+    """Where the white-box attacks take their gradients: the PyTorch source; for an int8 artifact the deployed graph
+    converted to torch when it converts and agrees with ONNX Runtime (its forward is the int8 arithmetic, the
+    rounding straight-through), else its float parent's source; the converted graph when there is no source.
+    (target, FROM_* or None, notes)."""
+    if not any(attack.kind.value == "white-box" for attack in attacks):
+        return AttackTarget(classifier, source, surrogate), None, []
+    recorded = (classifier.metadata or {}).get("precision") is not None
+    if source is not None and not (recorded and config.source is None):
+        return AttackTarget(classifier, source, surrogate), FROM_SOURCE, []
+    if source is not None and precision != "int8":  # fp16, int8-dynamic: the float function is theirs up to rounding
+        return AttackTarget(classifier, source, surrogate), FROM_FLOAT_SOURCE, []
+    from evaluator.converted_source import converted_graph
+
+    module, note = converted_graph(classifier, x)
+    if module is not None:
+        return AttackTarget(classifier, None, surrogate, _source=module), FROM_CONVERTED_GRAPH, [note]
+    if source is not None:
+        return AttackTarget(classifier, source, surrogate), FROM_FLOAT_SOURCE, [
+            f"the int8 graph's own gradients are unavailable ({note}): white-box attacks use its float parent's source"]
+    return AttackTarget(classifier, None, surrogate), None, [note]
 
 
 def parent_clean_accuracy(path: Path, metadata: dict[str, Any] | None, config: AssessConfig,

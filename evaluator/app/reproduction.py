@@ -108,9 +108,13 @@ def precision_lines(result: StudyResult, data_folder: Path, page: Path) -> list[
     lines = ["### The parent in deployment precision", "",
              f"`evaluator quantize` of the parent (int8: static QDQ, calibrated on {config.get('calibration_samples', '?')} "
              f"training images, {config.get('calibration_method', '?')}), assessed like the sweep's variants with the same "
-             f"attacks on {config.get('samples', '?')} test images; white-box gradients from the float source, every "
-             "adversarial example re-checked on the reduced-precision graph; throughput relative to the fp32 row, timed in "
+             f"attacks on {config.get('samples', '?')} test images; white-box gradients from the float source (fp16), every "
+             "adversarial example re-checked on the reduced-precision graph (int8: gradients of the int8 graph converted to torch, "
+             "rounding straight-through); throughput relative to the fp32 row, timed in "
              "the same sweep.", "",
+             *([] if float_row is None or parent_row(result.rows) is None or float_row.sha256 == parent_row(result.rows).sha256
+               else ["This table's fp32 parent is not the file of the sweep above (another training run of the same "
+                     f"settings: sha256 {float_row.sha256[:12]}...); its rows compare with each other.", ""]),
              "| precision | clean % | drop vs fp32 pts | size B | smaller | throughput vs fp32 | "
              + " | ".join(f"robust {key} %" for key in keys) + " | fallback kernels | failed checks |",
              "|---|---:|---:|---:|---:|---:|" + "---:|" * len(keys) + "---:|---|"]

@@ -55,6 +55,7 @@ class QuantizeOptions:
     fp16_io: bool = False
     threads: int | None = None
     reduce_range: bool | None = None  # int8: 7-bit weights; None: when this CPU is x86 without VNNI (see reduce_range)
+    activations: str | None = None  # int8: "uint8" or "int8" activations; None: uint8 on x86, int8 elsewhere
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,8 @@ def check_options(options: QuantizeOptions) -> None:
     if options.calibration_method not in CALIBRATION_METHODS:
         raise EvaluatorError(f"unknown calibration method {options.calibration_method!r}: expected one of "
                              f"{', '.join(CALIBRATION_METHODS)}", field="calibration_method")
+    if options.activations not in (None, "uint8", "int8"):
+        raise EvaluatorError(f"activations must be uint8 or int8, got {options.activations!r}", field="activations")
     if options.calibration_samples < 1:
         raise EvaluatorError(f"calibration samples must be at least 1, got {options.calibration_samples}")
     if not 0 <= options.seed < 2**63:
@@ -232,6 +235,7 @@ def quantize_static(model: onnx.ModelProto, calibration: np.ndarray,
     from onnxruntime.quantization import quantize_static as ort_quantize_static
 
     reduce_range = resolved_reduce_range(options.reduce_range)
+    activations = resolved_activations(options.activations)
     methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                "percentile": CalibrationMethod.Percentile}
     input_name = image_input(model).name
@@ -241,7 +245,7 @@ def quantize_static(model: onnx.ModelProto, calibration: np.ndarray,
         try:
             ort_quantize_static(str(prepared), str(target), CalibrationBatches(input_name, calibration),
                                 quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=reduce_range,
-                                activation_type=QuantType.QInt8,
+                                activation_type=QuantType.QUInt8 if activations == "uint8" else QuantType.QInt8,
                                 weight_type=QuantType.QInt8, calibrate_method=methods[options.calibration_method],
                                 extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
         except EvaluatorError:
@@ -251,7 +255,7 @@ def quantize_static(model: onnx.ModelProto, calibration: np.ndarray,
         proto = onnx.load(str(target))
     record = {"name": INT8, "method": "static, QDQ (ONNX Runtime quantize_static)",
               "weights": f"int8{' in a 7-bit range' if reduce_range else ''}, per output channel, symmetric",
-              "activations": "int8, per tensor, asymmetric", "reduce_range": reduce_range,
+              "activations": f"{activations}, per tensor, asymmetric", "reduce_range": reduce_range,
               "io": "float32", "tool": tool_version(),
               "calibration": {"split": "train", "samples": int(len(calibration)), "seed": options.seed,
                               "method": options.calibration_method}}
@@ -264,6 +268,11 @@ def resolved_reduce_range(asked: bool | None) -> bool:
         return asked
     isa = int8_instructions()
     return bool(isa["x86"] and not isa["vnni"])
+
+
+def resolved_activations(asked: str | None) -> str:
+    """`asked`, or when None: uint8 on x86 (what ONNX Runtime's int8 CPU kernels take there), int8 elsewhere."""
+    return asked or ("uint8" if int8_instructions()["x86"] else "int8")
 
 
 def quantize_dynamic(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, Any]]:

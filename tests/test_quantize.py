@@ -60,6 +60,7 @@ def test_int8_artifact_records_how_it_was_made_and_keeps_accuracy(int8_model: Pa
                                      "method": "minmax"}
     isa = int8_instructions()
     assert record["reduce_range"] == (isa["x86"] and not isa["vnni"])  # 7-bit weights where int8 kernels saturate
+    assert record["activations"].startswith("uint8" if isa["x86"] else "int8")  # what the x86 int8 kernels take
     assert card["metadata"]["source"]["file"] == zoo_copy.with_suffix(".pt2").name  # the float source, for gradients
     check = card["precision_check"]
     assert check["samples"] == 10_000 and abs(check["accuracy_drop"]) <= 0.01 and check["top1_agreement"] >= 0.98
@@ -244,3 +245,28 @@ def test_minimal_norm_candidates_are_pushed_past_the_deployed_boundary() -> None
     assert valid.all() and np.allclose(distances, [0.1001, 0.1001, np.inf], atol=1e-5)
     distances, _ = judge_candidates(Threshold(0.605), x, y, x_adv, Norm("Linf"))  # deployed just beyond: 1.1x reaches it
     assert np.allclose(distances, [0.11011, 0.11011, np.inf], atol=1e-4)
+
+
+def test_a_residual_network_runs_every_layer_in_int8(tiny_resnet: Path, tmp_path: Path) -> None:
+    """A tensor read by two layers (a residual block's conv and shortcut) must reach int8 kernels too: with int8
+    activations ONNX Runtime's x86 kernels leave such layers in float32, which the placement flags."""
+    from evaluator.placement import node_placement
+
+    out = tmp_path / "resnet_int8.onnx"
+    result = invoke("quantize", tiny_resnet.with_suffix(".onnx"), "--out", out, "--calibration-samples", "128",
+                    "--threads", "1")
+    assert result.exit_code == 0, result.output
+    classifier = OnnxClassifier(out, "cpu", threads=1)
+    placement = node_placement(classifier.graph, classifier.runtime.used, "int8",
+                               np.zeros((4, *classifier.input_shape), np.float32), threads=1)
+    assert {"QLinearConv", "QLinearAdd"} <= {kernel.op for kernel in placement.kernels}
+    assert placement.fallbacks == ()
+    forced = tmp_path / "resnet_int8_s8.onnx"  # int8 activations: the shared tensors' layers fall back on x86
+    result = invoke("quantize", tiny_resnet.with_suffix(".onnx"), "--out", forced, "--calibration-samples", "128",
+                    "--activations", "int8", "--threads", "1")
+    assert result.exit_code == 0, result.output
+    if int8_instructions()["x86"] and not int8_instructions()["vnni"]:
+        classifier = OnnxClassifier(forced, "cpu", threads=1)
+        placement = node_placement(classifier.graph, classifier.runtime.used, "int8",
+                                   np.zeros((4, *classifier.input_shape), np.float32), threads=1)
+        assert placement.fallbacks and all(kernel.op == "Conv" for kernel in placement.fallbacks)

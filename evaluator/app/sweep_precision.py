@@ -38,7 +38,8 @@ def quantize_variant(config: SweepConfig, onnx: Path, precision: str, progress: 
                      say: Say) -> tuple[Path | None, str | None]:
     """NAME_<precision>.onnx beside a float32 variant (evaluator quantize), cached by a hash of the variant's file and
     the quantization settings; (None, the reason) when it cannot be made."""
-    from exporters.quantize import QuantizeOptions, default_output, quantize_artifact, resolved_reduce_range, tool_version
+    from exporters.quantize import (QuantizeOptions, default_output, quantize_artifact, resolved_activations,
+                                    resolved_reduce_range, tool_version)
 
     options = QuantizeOptions(precision, config.calibration_samples, config.calibration_method, config.seed,
                               config.dataset, config.data_dir, threads=config.threads)
@@ -46,7 +47,7 @@ def quantize_variant(config: SweepConfig, onnx: Path, precision: str, progress: 
     settings = {"precision": precision, "dataset": config.dataset, "seed": config.seed, "tool": tool_version()}
     if precision == "int8":
         settings.update(calibration=[config.calibration_samples, config.calibration_method],
-                        reduce_range=resolved_reduce_range(None))
+                        reduce_range=resolved_reduce_range(None), activations=resolved_activations(None))
     key = digest({"parent": sha256_of(onnx), **settings, "cache": QUANTIZE_CACHE_VERSION})
     card = read_json_object(target.with_suffix(".json"))
     entry = ((card or {}).get("files") or {}).get("onnx")

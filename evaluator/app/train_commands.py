@@ -148,6 +148,8 @@ def quantize(
                                                          "for x86 CPUs without VNNI, whose int8 kernels saturate with 8 "
                                                          "(default: this machine's CPU decides; quantize for the CPU "
                                                          "it will run on).")] = None,
+    activations: Annotated[Optional[str], typer.Option(help="int8: uint8 or int8 activations (default: uint8 on x86, "
+                                                       "whose int8 kernels take uint8; int8 elsewhere).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the calibration subset.")] = 0,
     threads: Annotated[Optional[int], typer.Option(help=THREADS_HELP)] = None,
 ) -> None:
@@ -160,7 +162,7 @@ def quantize(
         check_output_path(out, "--out")
     with assessment_threads(threads) as chosen, task_progress(2) as progress:
         options = QuantizeOptions(precision, calibration_samples, calibration_method, seed, dataset, data_dir, fp16_io,
-                                  chosen.threads, reduce_range)
+                                  chosen.threads, reduce_range, activations)
         artifact = quantize_artifact(model, options, out, progress)
     check = artifact.check
     console.print(f"{precision}: test accuracy {check.accuracy:.4f} (float parent {check.parent_accuracy:.4f}, drop "

@@ -11,8 +11,8 @@ import numpy as np
 from evaluator.attacks import Attack, AttackTarget, is_minimal
 from evaluator.assess_config import AssessConfig, check_budgets
 from evaluator.checks import (
-    above_chance, deterministic, epsilon_monotone, gradients_nonzero, int8_kernels_exact, output_is_logits, source_agrees, unbounded_attacks_succeed,
-    white_box_strongest,
+    FLOAT_SOURCE_DISAGREEMENT, QUANTIZED_TIES, above_chance, deterministic, epsilon_monotone, gradients_nonzero,
+    int8_kernels_exact, output_is_logits, source_agrees, unbounded_attacks_succeed, white_box_strongest,
 )
 from evaluator.datasets import Dataset, Split, load_dataset, recorded_dataset
 from evaluator.errors import EvaluatorError
@@ -162,7 +162,9 @@ def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset],
     checks = [above_chance(clean_accuracy, len(dataset.test), classifier.num_classes),
               output_is_logits(classifier.logits(subset.x[:256])), deterministic(classifier, subset.x[:64])]
     if target.has_gradients() and any(r.kind == "white-box" for r in results):
-        checks.append(source_agrees(target.source(), classifier, subset.x, gradients == FROM_FLOAT_SOURCE))
+        allowed = {FROM_FLOAT_SOURCE: FLOAT_SOURCE_DISAGREEMENT,
+                   FROM_CONVERTED_GRAPH: QUANTIZED_TIES if precision.name == "int8" else 0.0}.get(gradients or "", 0.0)
+        checks.append(source_agrees(target.source(), classifier, subset.x, allowed))
         checks.append(gradients_nonzero(target.source(), subset.x[:500], subset.y[:500]))
     if precision.name == "int8":
         checks.append(int8_kernels_exact(classifier, subset.x[:256]))

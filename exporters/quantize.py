@@ -26,6 +26,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from evaluator.assessment import check_fit
 from evaluator.datasets import Dataset, load_dataset, recorded_dataset
 from evaluator.errors import EvaluatorError
 from evaluator.files import check_name, sha256_of, write_bytes_atomic, write_text_atomic
@@ -162,13 +163,7 @@ def quantization_dataset(parent: Path, model: OnnxClassifier, options: QuantizeO
         raise EvaluatorError(f"dataset is needed: {parent} carries no evaluator metadata naming its data", field="dataset")
     test_only = options.precision != INT8
     dataset = load_dataset(name, options.data_dir, test_only=test_only, input_shape=model.input_shape)
-    if dataset.input_shape != model.input_shape:
-        raise EvaluatorError(f"dataset {dataset.name!r} has images of shape {dataset.input_shape}, but {parent} expects "
-                             f"{model.input_shape}: calibration and the check need the model's input shape")
-    top_label = int(dataset.test.y.max())
-    if top_label >= model.num_classes:
-        raise EvaluatorError(f"dataset {dataset.name!r} has label {top_label}, out of range for a model with "
-                             f"{model.num_classes} outputs")
+    check_fit(model, dataset)
     return dataset
 
 

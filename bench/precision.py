@@ -1,13 +1,16 @@
 """Deployment precision on the zoo: what int8 (static, dynamic) and fp16 cost in accuracy and buy in size and CPU speed.
 
     python bench/precision.py [--work /tmp/precision-bench] [--epochs 15] [--parents lenet5,resnet8,vgg11]
+                              [--parents resnet18,mobilenetv2 --epochs 2 --subset 10000]
                               [--precisions int8,int8-dynamic,fp16] [--threads 1] [--rounds 7] [--runs 5]
                               [--runs1 200] [--samples 200] [--no-assess] [--assess-precisions fp32,int8,int8-dynamic]
                               [--out /work/bench-precision.json]
 
 Parents: the zoo's LeNet-5 (models/lenet5_fmnist.*, copied into --work; models/ is never written), and ResNet-8
 (width 0.5) and VGG-11 (width 0.25) trained on Fashion-MNIST into --work as `models/make_zoo.sh all` trains them
-(`--epochs` overrides its 15 to keep a run short; a parent already in --work trained for the same epochs is reused).
+(`--epochs` overrides its 15 to keep a run short; a parent already in --work trained for the same epochs is reused);
+with `--parents resnet18,mobilenetv2`, ResNet-18 (width 0.5) and MobileNetV2 trained on the first --subset
+Fashion-MNIST training images (the whole set takes hours on two cores).
 Each step runs as its own `python -m evaluator ...` process with `--threads`, timed from the outside with its peak
 resident memory:
 
@@ -66,7 +69,12 @@ PARENTS = {  # name: (architecture, width); lenet5 is the committed zoo model, t
     "lenet5": ("lenet5", 1.0),
     "resnet8": ("resnet8", 0.5),
     "vgg11": ("vgg11", 0.25),
+    "resnet18": ("resnet18", 0.5),
+    "mobilenetv2": ("mobilenetv2", 1.0),
 }
+DEFAULT_PARENTS = ("lenet5", "resnet8", "vgg11")
+SUBSET_PARENTS = ("resnet18", "mobilenetv2")  # trained on a Fashion-MNIST subset (--subset): the whole set takes hours here
+SUBSET_VALIDATION = 1000
 PRECISIONS = ("int8", "int8-dynamic", "fp16")
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "avx512_bf16", "avx512_fp16", "f16c", "fma")
 VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
@@ -125,9 +133,27 @@ def run_step(args: list[str], label: str) -> dict[str, Any]:
     return result
 
 
-def parent_model(name: str, work: Path, epochs: int, threads: int, steps: list[dict[str, Any]]) -> Path | None:
-    """WORK/<stem>.onnx of the named parent: the zoo LeNet-5 copied, or ResNet-8 / VGG-11 trained (reused when a card
-    in WORK records the same epochs and seed)."""
+def fashion_mnist_subset(work: Path, count: int) -> Path:
+    """WORK/fmnist_<count>.npz: the first `count` Fashion-MNIST training images (SUBSET_VALIDATION of them held out
+    for validation by `train`) and the whole test set, as uint8."""
+    path = work / f"fmnist_{count}.npz"
+    if not path.exists():
+        import numpy as np
+
+        from evaluator.datasets import load_dataset
+
+        data = load_dataset("fashion-mnist")
+        to_uint8 = lambda x: np.round(x[:, 0] * 255).astype(np.uint8)  # noqa: E731
+        np.savez(path, x_train=to_uint8(data.train.x[:count]), y_train=data.train.y[:count], x_test=to_uint8(data.test.x),
+                 y_test=data.test.y, classes=np.array(data.classes))
+    return path
+
+
+def parent_model(name: str, work: Path, epochs: int, threads: int, steps: list[dict[str, Any]],
+                 subset: int = 10_000) -> Path | None:
+    """WORK/<stem>.onnx of the named parent: the zoo LeNet-5 copied, or the others trained (reused when a card
+    in WORK records the same epochs and seed): ResNet-8 / VGG-11 on Fashion-MNIST, ResNet-18 / MobileNetV2 on its
+    first `subset` training images."""
     arch, width = PARENTS[name]
     stem = f"{name}_fmnist"
     target = work / f"{stem}.onnx"
@@ -143,7 +169,10 @@ def parent_model(name: str, work: Path, epochs: int, threads: int, steps: list[d
         if training.get("epochs") == epochs and training.get("seed") == 0:
             print(f"reusing {target} ({training.get('epochs_run')} of {epochs} epochs run)", file=sys.stderr)
             return target
-    step = run_step(["train", arch, "--dataset", "fashion-mnist", "--width", f"{width:g}", "--epochs", str(epochs),
+    data = ["--dataset", "fashion-mnist"]
+    if name in SUBSET_PARENTS:
+        data = ["--dataset", str(fashion_mnist_subset(work, subset)), "--validation-size", str(SUBSET_VALIDATION)]
+    step = run_step(["train", arch, *data, "--width", f"{width:g}", "--epochs", str(epochs),
                      "--patience", "3", "--seed", "0", "--name", stem, "--out", str(work), "--threads", str(threads)],
                     f"train {name}")
     steps.append({"step": f"train {name}", **step})
@@ -377,7 +406,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/precision-bench"), help="scratch folder: parents, variants, reports")
     parser.add_argument("--epochs", type=int, default=ZOO_EPOCHS, help="most training epochs of ResNet-8 and VGG-11 (zoo: 15)")
-    parser.add_argument("--parents", default=",".join(PARENTS), help="comma-separated, of " + ", ".join(PARENTS))
+    parser.add_argument("--parents", default=",".join(DEFAULT_PARENTS), help="comma-separated, of " + ", ".join(PARENTS))
+    parser.add_argument("--subset", type=int, default=10_000,
+                        help="Fashion-MNIST training images of ResNet-18 and MobileNetV2 (1,000 held out for validation)")
     parser.add_argument("--precisions", default=",".join(PRECISIONS))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=7)
@@ -414,7 +445,7 @@ def main() -> None:
     training: dict[str, Any] = {}
     threads = ["--threads", str(args.threads)]
     for name in parents:
-        parent = parent_model(name, args.work, args.epochs, args.threads, steps)
+        parent = parent_model(name, args.work, args.epochs, args.threads, steps, args.subset)
         if parent is None:
             rows.append({"parent": name, "precision": "fp32", "error": steps[-1].get("error")})
             continue

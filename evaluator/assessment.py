@@ -26,7 +26,7 @@ from evaluator.runtime import CPU_EP, OnnxClassifier, nchwc_block
 from evaluator.threads import assessment_threads
 from evaluator.work_estimate import estimate_work
 from evaluator.precision_assessment import placement_of, precision_result
-from evaluator.results import FROM_CONVERTED_GRAPH, FROM_FLOAT_SOURCE, FROM_SOURCE, Assessment, AttackResult, AttackedSamples, LatencyStats, MinimalNormResult, ModelAssessment
+from evaluator.results import FLOAT_SOURCE_SUFFIX, FROM_CONVERTED_GRAPH, FROM_FLOAT_SOURCE, FROM_SOURCE, Assessment, AttackResult, AttackedSamples, LatencyStats, MinimalNormResult, ModelAssessment
 
 
 
@@ -154,11 +154,13 @@ def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset],
     target, gradients, notes_of_source = white_box_target(classifier, source, surrogate, config, precision.name,
                                                           attacks, subset.x)
     notes += notes_of_source
+    second = (AttackTarget(classifier, source, surrogate)
+              if gradients == FROM_CONVERTED_GRAPH and source is not None and precision.is_reduced else None)
     runnable = [attack for attack in attacks if skip_reason(attack, target) is None]
     if runnable and say is not silent_step:  # the probe costs a few passes: only when someone is told
         say(f"{Path(path).name}: attacks {estimate_work(target, runnable, config.epsilons_for, subset.x).line()}")
     results, minimal = run_attacks(attacks, target, subset, subset_predictions, config, f"{Path(path).name}: ", progress,
-                                   notes)
+                                   notes, second)
     checks = [above_chance(clean_accuracy, len(dataset.test), classifier.num_classes),
               output_is_logits(classifier.logits(subset.x[:256])), deterministic(classifier, subset.x[:64])]
     if target.has_gradients() and any(r.kind == "white-box" for r in results):
@@ -223,33 +225,38 @@ def parent_clean_accuracy(path: Path, metadata: dict[str, Any] | None, config: A
 
 
 def run_attacks(attacks: list[Attack], target: AttackTarget, subset: Split, predictions: np.ndarray, config: AssessConfig,
-                label: str, progress: Step, notes: list[str]) -> tuple[list[AttackResult], list[MinimalNormResult]]:
+                label: str, progress: Step, notes: list[str],
+                float_source: AttackTarget | None = None) -> tuple[list[AttackResult], list[MinimalNormResult]]:
     """Every attack (in order) at every epsilon of its norm (config's budgets). A minimal-norm attack runs once on all samples and gives its result at
     each epsilon from its distances. In a cascade the reported robust accuracy of an attack is that after it and every
     attack before it at that (norm, epsilon)."""
     results: list[AttackResult] = []
     minimal: list[MinimalNormResult] = []
     still_robust: dict[tuple[str, float], np.ndarray] = {}
-    for attack in attacks:
-        reason = skip_reason(attack, target)
-        if reason is not None:
-            notes.append(f"{attack.name} skipped: {reason}")
-            continue
-        norm = attack.norm.value
-        if is_minimal(attack):
-            progress(f"{label}{attack.name} (minimal {norm})")
-            found = evaluate_minimal(attack, target, subset, config.seed, predictions)  # type: ignore[arg-type]
-            minimal.append(found)
-        for epsilon in config.epsilons_for(norm):
-            key = (norm, epsilon)
-            mask = still_robust.get(key) if config.cascade else None
+    stages = [(target, attacks, "")]
+    if float_source is not None:  # an int8 graph's float parent's source: its white-box attacks after the graph's own
+        stages.append((float_source, [attack for attack in attacks if attack.kind.value == "white-box"], FLOAT_SOURCE_SUFFIX))
+    for stage_target, stage_attacks, suffix in stages:
+        for attack in stage_attacks:
+            reason = skip_reason(attack, stage_target)
+            if reason is not None:
+                notes.append(f"{attack.name}{suffix} skipped: {reason}")
+                continue
+            norm = attack.norm.value
             if is_minimal(attack):
-                result = found.at_epsilon(epsilon, mask)
-            else:
-                progress(f"{label}{attack.name} eps={epsilon:.4g}")
-                result = evaluate_attack(attack, target, subset, epsilon, config.seed, predictions, mask)
-            results.append(result)
-            still_robust[key] = result.robust
+                progress(f"{label}{attack.name}{suffix} (minimal {norm})")
+                found = evaluate_minimal(attack, stage_target, subset, config.seed, predictions)  # type: ignore[arg-type]
+                minimal.append(replace(found, name=found.name + suffix))
+            for epsilon in config.epsilons_for(norm):
+                key = (norm, epsilon)
+                mask = still_robust.get(key) if config.cascade else None
+                if is_minimal(attack):
+                    result = found.at_epsilon(epsilon, mask)
+                else:
+                    progress(f"{label}{attack.name}{suffix} eps={epsilon:.4g}")
+                    result = evaluate_attack(attack, stage_target, subset, epsilon, config.seed, predictions, mask)
+                results.append(replace(result, name=result.name + suffix))
+                still_robust[key] = result.robust
     return results, minimal
 
 

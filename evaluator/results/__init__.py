@@ -6,13 +6,13 @@ from evaluator.results.attacks import (
     interval, outcome_codes, worst_distances,
 )
 from evaluator.results.model import (
-    FROM_CONVERTED_GRAPH, FROM_FLOAT_SOURCE, FROM_SOURCE, SCHEMA_VERSION, Assessment, AttackedSamples, Check, LatencyStats, ModelAssessment, ModelProfile, RuntimeChoice,
+    FLOAT_SOURCE_SUFFIX, FROM_CONVERTED_GRAPH, FROM_FLOAT_SOURCE, FROM_SOURCE, SCHEMA_VERSION, Assessment, AttackedSamples, Check, LatencyStats, ModelAssessment, ModelProfile, RuntimeChoice,
 )
 from evaluator.results.placement import KernelPlacement, Placement
 from evaluator.results.precision import PrecisionResult
 from evaluator.results.table_row import TABLE_SCHEMA_VERSION, Interval, TableRow
 
-__all__ = ["BUDGET_SLACK", "FROM_CONVERTED_GRAPH", "FROM_FLOAT_SOURCE", "FROM_SOURCE", "KernelPlacement", "Placement",
+__all__ = ["BUDGET_SLACK", "FLOAT_SOURCE_SUFFIX", "FROM_CONVERTED_GRAPH", "FROM_FLOAT_SOURCE", "FROM_SOURCE", "KernelPlacement", "Placement",
            "PrecisionResult", "OUTCOME_CODES", "SCHEMA_VERSION", "TABLE_SCHEMA_VERSION", "Assessment", "AttackResult",
            "AttackedSamples", "Check", "Interval", "LatencyStats", "MinimalNormResult", "ModelAssessment", "ModelProfile",
            "RuntimeChoice", "TableRow", "WorstCase",

@@ -106,6 +106,9 @@ FROM_SURROGATE = "surrogate"  # the transfer attacks' surrogate (the unpruned pa
 # 1.4: precision (the graph's precision; for an int8 or fp16 artifact its float32 parent's accuracy and throughput),
 # float_accuracy_drop, placement (where each kernel ran, with fallbacks flagged).
 FROM_FLOAT_SOURCE = "float source"  # the float32 parent's PyTorch source, for an int8 or fp16 graph
+# Appended to the name of a white-box attack that ran a second time with the float source's gradients, after an int8
+# graph's own (converted) ones: the worst case per norm and epsilon takes both.
+FLOAT_SOURCE_SUFFIX = " (float source)"
 SCHEMA_VERSION = "1.4"
 READABLE_SCHEMAS = ("1.2", "1.3", "1.4")
 
@@ -245,7 +248,8 @@ class ModelAssessment:
     def gradient_sources(self) -> tuple[str, ...]:
         """Where the gradients of the attacks that ran came from, in the order the attacks ran: `gradients` (the
         source or the converted graph) for white-box attacks, FROM_SURROGATE for transfer attacks; () for none."""
-        sources = [self.gradients if result.kind == "white-box" else FROM_SURROGATE
+        sources = [(FROM_FLOAT_SOURCE if result.name.endswith(FLOAT_SOURCE_SUFFIX) else self.gradients)
+                   if result.kind == "white-box" else FROM_SURROGATE
                    for result in self.attacks if result.kind in ("white-box", "transfer")]
         return tuple(dict.fromkeys(source for source in sources if source))
 

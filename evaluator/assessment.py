@@ -25,6 +25,7 @@ from evaluator.robustness import evaluate_attack, evaluate_minimal, worst_cases
 from evaluator.runtime import CPU_EP, OnnxClassifier, nchwc_block
 from evaluator.threads import assessment_threads
 from evaluator.work_estimate import estimate_work
+from evaluator.precision import INT8
 from evaluator.precision_assessment import placement_of, precision_result
 from evaluator.results import FLOAT_SOURCE_SUFFIX, FROM_CONVERTED_GRAPH, FROM_FLOAT_SOURCE, FROM_SOURCE, Assessment, AttackResult, AttackedSamples, LatencyStats, MinimalNormResult, ModelAssessment
 
@@ -165,10 +166,10 @@ def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset],
               output_is_logits(classifier.logits(subset.x[:256])), deterministic(classifier, subset.x[:64])]
     if target.has_gradients() and any(r.kind == "white-box" for r in results):
         allowed = {FROM_FLOAT_SOURCE: FLOAT_SOURCE_DISAGREEMENT,
-                   FROM_CONVERTED_GRAPH: QUANTIZED_TIES if precision.name == "int8" else 0.0}.get(gradients or "", 0.0)
+                   FROM_CONVERTED_GRAPH: QUANTIZED_TIES if precision.is_reduced else 0.0}.get(gradients or "", 0.0)
         checks.append(source_agrees(target.source(), classifier, subset.x, allowed))
         checks.append(gradients_nonzero(target.source(), subset.x[:500], subset.y[:500]))
-    if precision.name == "int8":
+    if precision.name == INT8 and classifier.runtime.used == CPU_EP:  # the reference runs on the CPU
         checks.append(int8_kernels_exact(classifier, subset.x[:256]))
     if results:
         checks += [white_box_strongest(results), epsilon_monotone(results)]
@@ -191,9 +192,11 @@ def white_box_target(classifier: OnnxClassifier, source: Path | None, surrogate:
     if not any(attack.kind.value == "white-box" for attack in attacks):
         return AttackTarget(classifier, source, surrogate), None, []
     recorded = (classifier.metadata or {}).get("precision") is not None
-    if source is not None and not (recorded and config.source is None):
+    float_source = recorded and (config.source is None or sha256_of(Path(config.source)) ==
+                                 ((classifier.metadata or {}).get("source") or {}).get("sha256"))
+    if source is not None and not float_source:  # a source given for this graph itself
         return AttackTarget(classifier, source, surrogate), FROM_SOURCE, []
-    if source is not None and precision != "int8":  # fp16, int8-dynamic: the float function is theirs up to rounding
+    if source is not None and precision != INT8:  # fp16, int8-dynamic: the float function is theirs up to rounding
         return AttackTarget(classifier, source, surrogate), FROM_FLOAT_SOURCE, []
     from evaluator.converted_source import converted_graph
 
@@ -201,8 +204,9 @@ def white_box_target(classifier: OnnxClassifier, source: Path | None, surrogate:
     if module is not None:
         return AttackTarget(classifier, None, surrogate, _source=module), FROM_CONVERTED_GRAPH, [note]
     if source is not None:
+        reason = note.removeprefix("white-box attacks skipped: ").split("; give its")[0]
         return AttackTarget(classifier, source, surrogate), FROM_FLOAT_SOURCE, [
-            f"the int8 graph's own gradients are unavailable ({note}): white-box attacks use its float parent's source"]
+            f"the int8 graph's own gradients are unavailable ({reason}): white-box attacks use its float parent's source"]
     return AttackTarget(classifier, None, surrogate), None, [note]
 
 

@@ -17,6 +17,20 @@ from evaluator.source import in_chunks
 
 QUANTIZED_STEPS = 2  # an int8 graph's output may differ by this many steps of its output grid (rounding ties)
 QUANTIZED_AGREEMENT = 0.99  # ... and its top-1 label on this share of the inputs at least
+REDUCED_RELATIVE = {"int8": 0.05, "fp16": 0.01}  # of the largest logit, where the output is not on an int8 grid
+
+
+def conversion_tolerance(model: Any, output: str) -> dict[str, float]:
+    """verify_conversion's tolerance for a graph of reduced precision (nothing for float32): two steps of an int8
+    output's grid, else a share of the largest logit (REDUCED_RELATIVE: the converter computes float16 in float32 and
+    rounds int8 ties its own way); top-1 agreement on QUANTIZED_AGREEMENT of the inputs."""
+    from evaluator.precision import graph_precision
+
+    step = output_quantization_step(model, output)
+    if step is not None:
+        return {"atol": QUANTIZED_STEPS * step, "min_agreement": QUANTIZED_AGREEMENT}
+    relative = REDUCED_RELATIVE.get(graph_precision(model))
+    return {} if relative is None else {"rtol": relative, "min_agreement": QUANTIZED_AGREEMENT}
 
 
 def output_quantization_step(model: Any, output: str) -> float | None:
@@ -48,8 +62,7 @@ def converted_graph(classifier: OnnxClassifier, x: np.ndarray) -> tuple[Any | No
         module = convert_onnx(proto, output)
         if classifier.fixed_batch:
             module = FixedBatch(module, classifier.fixed_batch)
-        step = output_quantization_step(proto, output)
-        tolerance = {} if step is None else {"atol": QUANTIZED_STEPS * step, "min_agreement": QUANTIZED_AGREEMENT}
+        tolerance = conversion_tolerance(proto, output)
         with torch.no_grad():
             check = verify_conversion(module, proto, x, batch_size=classifier.fixed_batch or 256, **tolerance)
     except EvaluatorError as error:

@@ -61,7 +61,7 @@ SCHEMA: dict[str, Any] = {  # key -> type, or a nested schema of an optional obj
                 "root_source": FILE_RECORD, "target": {"rate": Number}},
     "precision": {"name": str, "method": str, "weights": str, "activations": str, "io": str, "tool": str, "reduce_range": bool,
                   "calibration": {"dataset": str, "split": str, "samples": int, "seed": int, "method": str},
-                  "parent": FILE_RECORD},
+                  "parent": {"file": str, "sha256": str, "data_sha256": str}},
 }
 
 

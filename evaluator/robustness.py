@@ -107,15 +107,18 @@ def past_the_boundary(deployed: OnnxClassifier, x: np.ndarray, y: np.ndarray, x_
     return x_adv, fooled
 
 
-def judge_candidates(deployed: OnnxClassifier, x: np.ndarray, y: np.ndarray, x_adv: np.ndarray, norm: Norm) -> tuple[np.ndarray, np.ndarray]:
+def judge_candidates(deployed: OnnxClassifier, x: np.ndarray, y: np.ndarray, x_adv: np.ndarray, norm: Norm,
+                     push: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Per-sample distances (N,) of candidates x_adv for clean x (N, C, H, W) with labels y, judged on the deployed
     graph: the evaluator's own distance where the candidate is finite, inside [0, 1] and misclassified, else inf; and
-    the (N,) mask of candidates that were finite and inside [0, 1]."""
+    the (N,) mask of candidates that were finite and inside [0, 1]. push: candidates that miss are pushed past the
+    deployed graph's boundary first (past_the_boundary)."""
     flat = x_adv.reshape(len(x), -1)
     valid = np.isfinite(flat).all(axis=1) & (np.nan_to_num(flat, nan=-1).min(axis=1) >= 0) & (np.nan_to_num(flat, nan=2).max(axis=1) <= 1)
     x_adv = np.where(valid[:, None, None, None], x_adv, x).astype(np.float32)
     fooled = valid & (deployed.predict(x_adv) != y)
-    x_adv, fooled = past_the_boundary(deployed, x, y, x_adv, valid & ~fooled, fooled)
+    if push:  # candidates of a gradient source (not counted as queries: the attack's own budget is not at stake)
+        x_adv, fooled = past_the_boundary(deployed, x, y, x_adv, valid & ~fooled, fooled)
     judged = np.full(len(x), np.inf)
     judged[fooled] = distances(x[fooled], x_adv[fooled], norm)
     return judged, valid
@@ -140,7 +143,8 @@ def evaluate_minimal(attack: MinimalNormAttack, target: AttackTarget, split: Spl
     if index.size:
         x, y = split.x[index], split.y[index]
         output = attack.run_minimal(target, x, y, seed)
-        judged, valid = judge_candidates(deployed, x, y, output.x_adv, Norm(attack.norm))
+        push = attack.kind.value == "white-box"  # gradient-source candidates; black-box ones came from the graph itself
+        judged, valid = judge_candidates(deployed, x, y, output.x_adv, Norm(attack.norm), push)
         out_of_box = int((~valid).sum())
         found = int(np.isfinite(judged).sum())
         found_distances[index] = judged

@@ -1,8 +1,8 @@
 """Deployment precision: a float32 .onnx becomes an int8 (static QDQ or dynamic) or fp16 artifact beside it.
 
 Static int8 is ONNX Runtime's QDQ quantization after its pre-processing (shape inference, Conv+BatchNorm folding):
-int8 weights per output channel (symmetric), int8 activations per tensor with ranges calibrated on a seeded subset of
-the training split (never the test split). Dynamic int8 quantizes the weights and leaves activation ranges to each
+int8 weights per output channel (symmetric; 7-bit on x86 without VNNI), activations per tensor (uint8 on x86, int8
+elsewhere) with ranges calibrated on a seeded subset of the training split (never the test split). Dynamic int8 quantizes the weights and leaves activation ranges to each
 run. fp16 converts weights and compute to float16 and keeps the graph's inputs and outputs float32 unless asked.
 
 The artifact carries its parent's metadata plus a `precision` record (method, calibration, parent file and sha256,
@@ -35,6 +35,7 @@ from evaluator.metadata import METADATA_FORMAT, write_metadata
 from evaluator.precision import FP16, FP32, INT8, INT8_DYNAMIC, QUANTIZED_PRECISIONS, graph_precision, recorded_precision
 from evaluator.progress import Step, silent_step
 from evaluator.environment import int8_instructions
+from evaluator.profile import external_data_files, file_figures
 from evaluator.runtime import CPU_EP, OnnxClassifier, first_line, import_onnxruntime, unoptimised_logits
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
@@ -92,6 +93,12 @@ def check_options(options: QuantizeOptions) -> None:
     if options.calibration_method not in CALIBRATION_METHODS:
         raise EvaluatorError(f"unknown calibration method {options.calibration_method!r}: expected one of "
                              f"{', '.join(CALIBRATION_METHODS)}", field="calibration_method")
+    given = [flag for flag, value, precision in (("reduce_range", options.reduce_range, INT8),
+                                                 ("activations", options.activations, INT8),
+                                                 ("fp16_io", options.fp16_io or None, FP16)) if value is not None and options.precision != precision]
+    if given:
+        raise EvaluatorError(f"{given[0]} is for {'fp16' if given[0] == 'fp16_io' else 'int8 (static)'} only, not "
+                             f"{options.precision}", field=given[0])
     if options.activations not in (None, "uint8", "int8"):
         raise EvaluatorError(f"activations must be uint8 or int8, got {options.activations!r}", field="activations")
     if options.calibration_samples < 1:
@@ -108,7 +115,8 @@ def default_output(parent: Path, precision: str) -> Path:
 def quantize_artifact(parent: Path, options: QuantizeOptions, out: Path | None = None, progress: Step = silent_step,
                       card_extra: dict[str, Any] | None = None) -> QuantizedArtifact:
     """Quantize the float32 model at `parent`, verify it on the test split, then write OUT.onnx and OUT.json (OUT
-    defaults to default_output; card_extra: more keys of the card). Nothing is written when any step fails."""
+    defaults to default_output; card_extra: more keys of the card). Nothing is written when quantizing or the check
+    fails; the card is written last (a card that names the .onnx's sha256 marks a finished artifact)."""
     check_options(options)
     out = Path(out) if out is not None else default_output(parent, options.precision)
     if out.suffix != ".onnx":
@@ -127,13 +135,16 @@ def quantize_artifact(parent: Path, options: QuantizeOptions, out: Path | None =
     stripped = without_node_annotations(float_model.model)
     if options.precision == INT8:
         calibration = calibration_inputs(float_model, dataset, options)
-        proto, record = quantize_static(stripped, calibration, options)
+        proto, record = quantize_static(stripped, calibration, options, float_model.fixed_batch or CALIBRATION_BATCH)
         record["calibration"]["dataset"] = dataset.name
     elif options.precision == INT8_DYNAMIC:
         proto, record = quantize_dynamic(stripped)
     else:
         proto, record = convert_fp16(stripped, options.fp16_io)
     record["parent"] = {"file": Path(parent).name, "sha256": sha256_of(Path(parent))}
+    external = external_data_files(Path(parent))
+    if external:  # the .onnx alone would not say which weights the artifact was made from
+        record["parent"]["data_sha256"] = file_figures(external)[0]
     metadata = {key: value for key, value in (float_model.metadata or {}).items() if key != "format"}
     metadata["precision"] = record
     write_metadata(proto, metadata)
@@ -173,7 +184,11 @@ def calibration_inputs(model: OnnxClassifier, dataset: Dataset, options: Quantiz
         raise EvaluatorError(f"dataset {dataset.name!r} has no training split to calibrate on (the test split is kept "
                              "for the assessment)")
     count = min(options.calibration_samples, len(dataset.train))
-    chosen = np.sort(np.random.default_rng(options.seed).permutation(len(dataset.train))[:count])
+    order = np.random.default_rng(options.seed).permutation(len(dataset.train))
+    if model.fixed_batch:  # whole batches of the graph's fixed size, of real images (zeros would shift the ranges)
+        count = max(model.fixed_batch, count - count % model.fixed_batch)
+        order = np.resize(order, count)
+    chosen = np.sort(order[:count])
     return native_inputs(model, dataset.train.x[chosen])
 
 
@@ -189,14 +204,15 @@ def native_inputs(model: OnnxClassifier, x: np.ndarray) -> np.ndarray:
     ort = import_onnxruntime()
     session = ort.InferenceSession(front.SerializeToString(), providers=[CPU_EP])
     name = session.get_inputs()[0].name
-    return np.concatenate([session.run(None, {name: x[i:i + 256]})[0] for i in range(0, len(x), 256)])
+    size = model.fixed_batch or 256  # x holds whole batches of a fixed one (calibration_inputs)
+    return np.concatenate([session.run(None, {name: x[i:i + size]})[0] for i in range(0, len(x), size)])
 
 
 class CalibrationBatches:
-    """ONNX Runtime's CalibrationDataReader over (N, ...) inputs in batches of CALIBRATION_BATCH."""
+    """ONNX Runtime's CalibrationDataReader over (N, ...) inputs in batches of `size` (a fixed batch's whole ones)."""
 
-    def __init__(self, input_name: str, x: np.ndarray) -> None:
-        self.batches = iter([{input_name: x[i:i + CALIBRATION_BATCH]} for i in range(0, len(x), CALIBRATION_BATCH)])
+    def __init__(self, input_name: str, x: np.ndarray, size: int = CALIBRATION_BATCH) -> None:
+        self.batches = iter([{input_name: x[i:i + size]} for i in range(0, len(x), size)])
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self.batches, None)
@@ -224,8 +240,8 @@ def pre_processed(model: onnx.ModelProto, folder: Path) -> Path:
     return target
 
 
-def quantize_static(model: onnx.ModelProto, calibration: np.ndarray,
-                    options: QuantizeOptions) -> tuple[onnx.ModelProto, dict[str, Any]]:
+def quantize_static(model: onnx.ModelProto, calibration: np.ndarray, options: QuantizeOptions,
+                    batch: int = CALIBRATION_BATCH) -> tuple[onnx.ModelProto, dict[str, Any]]:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
     from onnxruntime.quantization import quantize_static as ort_quantize_static
 
@@ -238,13 +254,11 @@ def quantize_static(model: onnx.ModelProto, calibration: np.ndarray,
         prepared = pre_processed(model, Path(folder))
         target = Path(folder) / "int8.onnx"
         try:
-            ort_quantize_static(str(prepared), str(target), CalibrationBatches(input_name, calibration),
+            ort_quantize_static(str(prepared), str(target), CalibrationBatches(input_name, calibration, batch),
                                 quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=reduce_range,
                                 activation_type=QuantType.QUInt8 if activations == "uint8" else QuantType.QInt8,
                                 weight_type=QuantType.QInt8, calibrate_method=methods[options.calibration_method],
                                 extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
-        except EvaluatorError:
-            raise
         except Exception as error:
             raise EvaluatorError(f"ONNX Runtime's static quantization failed: {first_line(error)}") from None
         proto = onnx.load(str(target))
@@ -283,7 +297,7 @@ def quantize_dynamic(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str,
             raise EvaluatorError(f"ONNX Runtime's dynamic quantization failed: {first_line(error)}") from None
         proto = onnx.load(str(target))
     record = {"name": INT8_DYNAMIC, "method": "dynamic (ONNX Runtime quantize_dynamic)",
-              "weights": "int8, per output channel, symmetric", "activations": "uint8, ranges computed per run",
+              "weights": "int8, symmetric, per output channel where the kernel takes it (MatMul), per tensor for Conv", "activations": "uint8, ranges computed per run",
               "io": "float32", "tool": tool_version()}
     return proto, record
 

@@ -95,7 +95,8 @@ def with_precision_sweep(result: StudyResult, folder: Path) -> StudyResult:
     folder or its table file): its rows of the parent in each precision, timed side by side in that sweep."""
     other = load_result(folder)
     if other.name != result.name or other.precision is None:
-        raise EvaluatorError(f"{folder}/table.json holds no reduced-precision rows of {result.name}")
+        raise EvaluatorError(f"{other.precision.table if other.precision else folder} holds no reduced-precision rows "
+                             f"of {result.name}")
     return replace(result, precision=other.precision)
 
 
@@ -428,6 +429,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = [load_result(folder) for folder in args.results if folder not in missing]
         for extra in args.precision:
             name = load_result(extra).name
+            if name not in {result.name for result in results}:
+                raise EvaluatorError(f"{extra}: its parent {name} is none of the sweeps' parents")
             results = [with_precision_sweep(result, extra) if result.name == name else result for result in results]
         if not results:
             raise EvaluatorError("none of the results folders has a table.json: run `evaluator sweep` first")

@@ -112,11 +112,12 @@ class SweepConfig:
         if not self.rates or any(not (rate >= 1 and math.isfinite(rate)) for rate in self.rates):
             raise EvaluatorError(f"rates must be finite numbers >= 1 (1 = the unpruned parent), got {self.rates}")
         from evaluator.precision import PRECISIONS
+        from exporters.quantize import CALIBRATION_METHODS
 
         wrong = [name for name in self.precisions if name not in PRECISIONS]
-        if not self.precisions or wrong:
-            raise EvaluatorError(f"precisions must name some of {', '.join(PRECISIONS)}, got {list(self.precisions)}")
-        if self.calibration_method not in ("minmax", "entropy", "percentile"):
+        if not self.precisions or wrong or len(set(self.precisions)) < len(self.precisions):
+            raise EvaluatorError(f"precisions must name some of {', '.join(PRECISIONS)}, each once, got {list(self.precisions)}")
+        if self.calibration_method not in CALIBRATION_METHODS:
             raise EvaluatorError(f"calibration_method must be minmax, entropy or percentile, got {self.calibration_method!r}")
         if self.schedule not in ("iterative", "oneshot"):
             raise EvaluatorError(f"schedule must be iterative or oneshot, got {self.schedule!r}")

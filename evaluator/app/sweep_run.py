@@ -11,7 +11,8 @@ Layout of the results directory:
 
 Every step is cached by a hash of its inputs and every file is written atomically, so a sweep that was
 interrupted (also killed) resumes where it stopped and ends with the same results as an uninterrupted one (except
-the wall-clock latency of variants assessed again, which no two runs share). A missing, partial or corrupt file
+the wall-clock figures of variants assessed again, which no two runs share: latency, and the kernel times and time
+shares of the placement). A missing, partial or corrupt file
 only means its step is done again.
 
 The whole configuration is checked before anything is written (SweepConfig.validate, evaluator/app/sweep_config.py).
@@ -304,6 +305,7 @@ def retime_variants(config: SweepConfig, variants: list[Path], assessments: list
                                             seed=config.seed))
             task.advance()
     updated = []
+    retimed_throughput: dict[str, float] = {}
     for onnx, assessment, key, collected in zip(variants, assessments, keys, runs):
         model = assessment.models[0]
         stats = {batch: latency_stats(batch, min(per_round, key=lambda times: float(np.median(times))))
@@ -311,12 +313,26 @@ def retime_variants(config: SweepConfig, variants: list[Path], assessments: list
         model = replace(model, latency_by_batch=tuple(stats.values()),
                         latency=stats[model.latency.batch_size] if model.latency else None,
                         throughput=stats[model.throughput.batch_size] if model.throughput else None)
+        if model.throughput is not None:
+            retimed_throughput[onnx.name] = model.throughput.throughput_per_s
+        model = with_retimed_speedup(model, retimed_throughput)
         retimed = replace(assessment, models=(model,))
         record = {**retimed.to_dict(), "sweep_key": key,
                   "latency_retimed": {"rounds": rounds, "variants": len(variants)}}
         write_text_atomic(folder / f"{onnx.stem}.json", json_text(record) + "\n")
         updated.append(retimed)
     return updated
+
+
+def with_retimed_speedup(model: ModelAssessment, throughput: dict[str, float]) -> ModelAssessment:
+    """An int8 / fp16 model's speed-up against its float parent from the re-timed figures of both (`throughput`: file
+    name -> samples/s, the parent re-timed before its variants), when the parent is among them."""
+    precision = model.precision
+    parent = throughput.get(precision.float_parent or "") if precision is not None else None
+    if precision is None or parent is None or model.throughput is None:
+        return model
+    return replace(model, precision=replace(precision, float_parent_throughput_per_s=parent,
+                                            speedup=model.throughput.throughput_per_s / parent))
 
 
 def write_outputs(config: SweepConfig, out: Path, rows: list[TableRow], assessments: list[Assessment],

@@ -172,6 +172,9 @@ def quantize(
         console.print(f"  warning: ONNX Runtime's int8 kernels on this CPU depart from the graph's QDQ arithmetic (top-1 "
                       f"agreement {check.kernel_agreement:.4f}, max |logit diff| {check.kernel_max_abs_diff:.3g}): they "
                       "saturate without VNNI; quantize with --reduce-range", style="yellow")
-    parent_bytes, own_bytes = model.stat().st_size, artifact.onnx.stat().st_size
+    from evaluator.profile import external_data_files, file_figures
+
+    parent_bytes = file_figures([model, *external_data_files(model)])[1]  # the .onnx and its external data
+    own_bytes = artifact.onnx.stat().st_size
     console.print(f"size {own_bytes:,} bytes ({parent_bytes / own_bytes:.2f}x smaller than the parent's {parent_bytes:,})")
     console.print(f"wrote {artifact.onnx}, {artifact.card}")

@@ -11,8 +11,9 @@ class PrecisionResult:
     """name: fp32, int8, int8-dynamic or fp16 (evaluator.precision), read from the graph; method: the metadata's
     record of how it was made (None for fp32 or a graph from elsewhere). float_parent: file name of the float32 .onnx
     it was made from; float_parent_accuracy: that parent's clean accuracy on the same test split; speedup: this
-    graph's throughput over the parent's at the same batch and provider, timed one after the other in the same run
-    (None when latency was skipped or the parent is not at hand)."""
+    graph's throughput over the parent's at the same batch and provider, the two timed side by side in alternating
+    rounds (a sweep's re-timing replaces it with the ratio of the re-timed figures); None when latency was skipped or
+    the parent is not at hand."""
 
     name: str
     method: str | None = None

@@ -125,7 +125,7 @@ def precision_lines(result: StudyResult, data_folder: Path, page: Path) -> list[
         speed = row.speedup_vs_float  # timed right after the parent in its assessment; the rows' own figures when
         if float_row is not None and float_row.throughput_per_s and row.throughput_per_s:  # (re)timed side by side
             speed = row.throughput_per_s / float_row.throughput_per_s
-        cells = [row.precision, pct(row.clean_accuracy), "-" if drop is None else f"{100 * drop:.1f}",
+        cells = [row.precision, pct(row.clean_accuracy), "-" if drop is None else f"{100 * drop + 0.0:.1f}".replace("-0.0", "0.0"),
                  f"{row.size_bytes:,}", smaller, "-" if speed is None else f"{speed:.2f}x",
                  *(pct(row.robust_accuracy.get(key)) for key in keys), number(row.fallback_kernels, "d"),
                  ", ".join(row.checks_failed) or "-"]
@@ -387,7 +387,8 @@ def render_page(results: Sequence[StudyResult], page: Path, command: str, missin
              "measured table. Regenerate everything with:", "", "```bash", command, "```", "",
              f"Each section's data is kept beside its figures (`{page.stem}/<parent>/table.json`); "
              f"`python -m evaluator.app.reproduction {page.parent.as_posix()}/{page.stem}/* --out {page.as_posix()}` "
-             "rebuilds the page from it without re-running a sweep.", "",
+             "rebuilds the page from it without re-running a sweep (with `--precision` and each parent's "
+             "`precision.json` for its deployment-precision table).", "",
              "The study (see `PAPER.md` in the project's shared notes) used MNIST / CIFAR-10 / Imagenette, retrained to "
              "convergence after every pruning step and averaged ~5 runs; this page is one run per architecture on "
              "Fashion-MNIST with the reduced settings stated per section, so differences of a point or two are "

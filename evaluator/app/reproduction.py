@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from evaluator.app.reproduction_precision import PrecisionRows, precision_lines
 from evaluator.errors import EvaluatorError
 from evaluator.files import write_bytes_atomic, write_text_atomic
 from evaluator.results import TableRow
@@ -48,8 +49,7 @@ class Finding:
 @dataclass(frozen=True)
 class StudyResult:
     """One sweep's results directory: its name (the parent's stem), configuration and float32 table rows;
-    `precision`: the parent in every precision a sweep measured (its own table's, else a precision sweep's rows:
-    with_precision_sweep), None when none was."""
+    `precision`: the parent in every precision measured (its table's, or with_precision_sweep's), else None."""
 
     name: str
     folder: Path
@@ -60,18 +60,8 @@ class StudyResult:
     precision: PrecisionRows | None = None
 
 
-@dataclass(frozen=True)
-class PrecisionRows:
-    """The unpruned parent in fp32 and reduced precisions, measured in one sweep (its table file)."""
-
-    table: Path
-    rows: list[TableRow]
-    config: dict[str, Any]
-
-
 def load_result(folder: Path) -> StudyResult:
-    """A sweep's table.json (or a table file itself, e.g. a page's precision.json); one clear error when there is
-    none."""
+    """A sweep's table.json (or a table file itself, e.g. a page's precision.json); one clear error if none."""
     table = Path(folder) if Path(folder).suffix == ".json" else Path(folder) / "table.json"
     folder = table.parent
     try:
@@ -95,45 +85,8 @@ def with_precision_sweep(result: StudyResult, folder: Path) -> StudyResult:
     folder or its table file): its rows of the parent in each precision, timed side by side in that sweep."""
     other = load_result(folder)
     if other.name != result.name or other.precision is None:
-        raise EvaluatorError(f"{other.precision.table if other.precision else folder} holds no reduced-precision rows "
-                             f"of {result.name}")
+        raise EvaluatorError(f"{folder} holds no reduced-precision rows of {result.name}")
     return replace(result, precision=other.precision)
-
-
-def precision_lines(result: StudyResult, data_folder: Path, page: Path) -> list[str]:
-    """The parent in every precision measured: clean and robust accuracy, size, speed against fp32."""
-    assert result.precision is not None
-    rows, config = result.precision.rows, result.precision.config
-    float_row = next((row for row in rows if row.precision == "fp32"), None)
-    keys = [key for key in (middle_key(rows, norm) for norm in ("L0", "L2", "Linf")) if key]
-    lines = ["### The parent in deployment precision", "",
-             f"`evaluator quantize` of the parent (int8: static QDQ, calibrated on {config.get('calibration_samples', '?')} "
-             f"training images, {config.get('calibration_method', '?')}), assessed like the sweep's variants with the same "
-             f"attacks on {config.get('samples', '?')} test images; white-box gradients from the float source (fp16), every "
-             "adversarial example re-checked on the reduced-precision graph (int8: gradients of the int8 graph converted to torch, "
-             "rounding straight-through); throughput relative to the fp32 row, timed in "
-             "the same sweep.", "",
-             *([] if float_row is None or parent_row(result.rows) is None or float_row.sha256 == parent_row(result.rows).sha256
-               else ["This table's fp32 parent is not the file of the sweep above (another training run of the same "
-                     f"settings: sha256 {float_row.sha256[:12]}...); its rows compare with each other.", ""]),
-             "| precision | clean % | drop vs fp32 pts | size B | smaller | throughput vs fp32 | "
-             + " | ".join(f"robust {key} %" for key in keys) + " | fallback kernels | failed checks |",
-             "|---|---:|---:|---:|---:|---:|" + "---:|" * len(keys) + "---:|---|"]
-    for row in rows:
-        drop = None if float_row is None else float_row.clean_accuracy - row.clean_accuracy
-        smaller = "-" if float_row is None else f"{float_row.size_bytes / row.size_bytes:.2f}x"
-        speed = row.speedup_vs_float  # timed right after the parent in its assessment; the rows' own figures when
-        if float_row is not None and float_row.throughput_per_s and row.throughput_per_s:  # (re)timed side by side
-            speed = row.throughput_per_s / float_row.throughput_per_s
-        cells = [row.precision, pct(row.clean_accuracy), "-" if drop is None else f"{100 * drop + 0.0:.1f}".replace("-0.0", "0.0"),
-                 f"{row.size_bytes:,}", smaller, "-" if speed is None else f"{speed:.2f}x",
-                 *(pct(row.robust_accuracy.get(key)) for key in keys), number(row.fallback_kernels, "d"),
-                 ", ".join(row.checks_failed) or "-"]
-        lines.append("| " + " | ".join(cells) + " |")
-    target = data_folder / "precision.json"
-    write_bytes_atomic(target, result.precision.table.read_bytes())
-    lines += ["", f"Data: [{result.name}/precision.json]({target.relative_to(page.parent).as_posix()}).", ""]
-    return lines
 
 
 def by_method(rows: Sequence[TableRow]) -> dict[str, dict[float, TableRow]]:
@@ -353,7 +306,7 @@ def section(result: StudyResult, figure_folder: Path, page: Path) -> list[str]:
     lines.append("")
     data_folder = figure_folder / result.name
     if result.precision is not None:
-        lines += precision_lines(result, data_folder, page)
+        lines += precision_lines(result.name, result.precision, parent, data_folder, page)
     write_bytes_atomic(data_folder / "table.json", (result.folder / "table.json").read_bytes())
     for name, svg in draw_figures(rows).items():
         target = data_folder / f"{name}.svg"

@@ -309,3 +309,12 @@ def test_the_float_source_given_explicitly_is_read_as_the_float_source(int8_mode
     model = assess([int8_model], replace(SMALL, source=source, skip_latency=True)).models[0]
     assert model.gradients == "converted graph" and "float source" in model.gradient_sources()
     assert {check.name: check.passed for check in model.checks}["source-agrees"]
+
+
+def test_a_precision_series_keeps_its_methods_colour_with_its_own_marker() -> None:
+    from evaluator.report.figure_style import PRECISION_MARKERS, method_style
+
+    for precision, marker in PRECISION_MARKERS.items():
+        style = method_style(f"filter-l1 {precision}")
+        assert style.color == method_style("filter-l1").color and style.marker == marker
+    assert method_style("none int8").color == method_style("none").color

@@ -45,9 +45,16 @@ class Style:
     linestyle: str = "-"
 
 
+PRECISION_MARKERS = {"int8": "$8$", "int8-dynamic": "$d$", "fp16": "$h$"}  # a series "METHOD PRECISION" (a sweep's)
+
+
 def method_style(method: str) -> Style:
     """The colour and marker of a pruning method: fixed for known methods, from a stable hash for others;
-    the unpruned parent ('none') is black with a star."""
+    the unpruned parent ('none') is black with a star. A sweep names its int8 / fp16 series "METHOD PRECISION": the
+    method's colour with the precision's own marker (PRECISION_MARKERS: a mathtext 8, d or h)."""
+    base, _, precision = method.rpartition(" ")
+    if base and precision in PRECISION_MARKERS:
+        return Style(method_style(base).color, PRECISION_MARKERS[precision])
     if method == PARENT_METHOD:
         return Style("#000000", "*")
     if method in KNOWN_METHODS:

@@ -258,6 +258,7 @@ def quantize_static(model: onnx.ModelProto, calibration: np.ndarray, options: Qu
                                 quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=reduce_range,
                                 activation_type=QuantType.QUInt8 if activations == "uint8" else QuantType.QInt8,
                                 weight_type=QuantType.QInt8, calibrate_method=methods[options.calibration_method],
+                                nodes_to_exclude=final_normalisers(onnx.load(str(prepared))),
                                 extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
         except Exception as error:
             raise EvaluatorError(f"ONNX Runtime's static quantization failed: {first_line(error)}") from None
@@ -269,6 +270,15 @@ def quantize_static(model: onnx.ModelProto, calibration: np.ndarray, options: Qu
               "calibration": {"split": "train", "samples": int(len(calibration)), "seed": options.seed,
                               "method": options.calibration_method}}
     return proto, record
+
+
+def final_normalisers(model: onnx.ModelProto) -> list[str]:
+    """Names of the Softmax / LogSoftmax nodes that make a graph output: left in float, so that the scores keep
+    their resolution (a quantized softmax puts probabilities on 256 levels, ties and zeros that blind score-based
+    attacks) and the logits in front of them stay reachable for gradients."""
+    outputs = {value.name for value in model.graph.output}
+    return [node.name for node in model.graph.node
+            if node.op_type in ("Softmax", "LogSoftmax") and node.name and set(node.output) & outputs]
 
 
 def resolved_reduce_range(asked: bool | None) -> bool:

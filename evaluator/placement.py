@@ -18,6 +18,8 @@ is ignored. A GPU provider's durations are host-side as the profiler records the
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,9 @@ def fallback_reason(node: str, op: str, provider: str, input_types: tuple[str, .
     return "; ".join(reasons) or None
 
 
+GENERATED_SUFFIX = re.compile(r"_token_\d+")  # ORT's suffix on the names of nodes its graph optimiser makes
+
+
 def parse_profile(events: list[dict[str, Any]], provider: str, precision: str, batch_size: int, runs: int,
                   warmup: int = 0) -> Placement:
     """The kernels of a profile (the JSON list session.end_profiling() writes) of `warmup` + `runs` runs: the first
@@ -78,12 +83,15 @@ def parse_profile(events: list[dict[str, Any]], provider: str, precision: str, b
             continue
         entry = kernels.setdefault(name.removesuffix(KERNEL_SUFFIX), {"args": event.get("args", {}), "us": 0.0})
         entry["us"] += float(event.get("dur", 0))
-    placed = []
+    placed, named = [], Counter[str]()
     for node, entry in kernels.items():
         args = entry["args"]
         op, kernel_provider = str(args.get("op_name", "")), str(args.get("provider", ""))
         input_types = tuple(kind for value in args.get("input_type_shape", []) for kind in value)
-        placed.append(KernelPlacement(node, op, kernel_provider, input_types, entry["us"] / runs,
+        stable = GENERATED_SUFFIX.sub("", node)  # ORT numbers the nodes its optimiser makes in no fixed order
+        named[stable] += 1
+        placed.append(KernelPlacement(stable if named[stable] == 1 else f"{stable}#{named[stable]}", op, kernel_provider,
+                                      input_types, entry["us"] / runs,
                                       fallback_reason(node, op, kernel_provider, input_types, provider, precision)))
     return Placement(provider, precision, batch_size, tuple(placed))
 

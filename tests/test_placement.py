@@ -276,3 +276,13 @@ def test_unknown_precision_is_refused() -> None:
 
 def test_the_results_copy_of_the_float_compute_ops_matches_evaluator_precision() -> None:
     assert FLOAT_COMPUTE_KERNELS == FLOAT_COMPUTE_OPS
+
+
+def test_names_orts_optimiser_numbers_are_made_stable() -> None:
+    """ORT numbers the nodes its optimiser makes (`_token_N`) in no fixed order from one session to the next: the
+    record names them without the number, counting repeats in execution order."""
+    events = [{"cat": "Node", "name": f"{name}_kernel_time", "ts": index, "dur": 1,
+               "args": {"op_name": "ReorderOutput", "provider": "CPUExecutionProvider", "input_type_shape": [{"float": [1]}]}}
+              for index, name in enumerate(("ReorderOutput_token_5", "conv", "ReorderOutput"))]
+    placement = parse_profile(events, "CPUExecutionProvider", "fp32", 1, 1)
+    assert [kernel.node for kernel in placement.kernels] == ["ReorderOutput", "conv", "ReorderOutput#2"]

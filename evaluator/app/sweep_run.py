@@ -11,8 +11,8 @@ Layout of the results directory:
 
 Every step is cached by a hash of its inputs and every file is written atomically, so a sweep that was
 interrupted (also killed) resumes where it stopped and ends with the same results as an uninterrupted one (except
-the wall-clock figures of variants assessed again, which no two runs share: latency, and the kernel times and time
-shares of the placement). A missing, partial or corrupt file
+the figures observed at run time of variants assessed again, which no two runs share: latency, and the placement of
+ONNX Runtime's kernels with their times). A missing, partial or corrupt file
 only means its step is done again.
 
 The whole configuration is checked before anything is written (SweepConfig.validate, evaluator/app/sweep_config.py).

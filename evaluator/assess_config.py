@@ -41,6 +41,8 @@ class AssessConfig:
     attacks: tuple[str, ...] = DEFAULT_ATTACKS
     cascade: bool = True
     provider: str = "auto"
+    device: int = 0  # the GPU ONNX Runtime's CUDA EP uses
+    torch_device: str = "auto"  # where torch computes the white-box and transfer attacks: auto, cpu, cuda, cuda:N
     batch_size: int = 256
     throughput_batch: int = 256
     latency_batches: tuple[int, ...] = ()  # more batch sizes to time (e.g. those a sign-off policy names)

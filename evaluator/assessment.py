@@ -106,7 +106,7 @@ def attack_subset(test: Split, samples: int, seed: int) -> Split:
 
 def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset], progress: Step, say: Step) -> ModelAssessment:
     classifier = OnnxClassifier(path, config.provider, config.batch_size, config.threads,  # type: ignore[arg-type]
-                                config.inputs)
+                                config.inputs, config.device)
     for batch in {config.throughput_batch, *config.latency_batches}:  # before the data is loaded or anything timed
         setting = "throughput_batch" if batch == config.throughput_batch else None
         check_batch(batch, classifier.input_shape, setting or "latency batch", setting)
@@ -155,7 +155,7 @@ def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset],
     target, gradients, notes_of_source = white_box_target(classifier, source, surrogate, config, precision.name,
                                                           attacks, subset.x)
     notes += notes_of_source
-    second = (AttackTarget(classifier, source, surrogate)
+    second = (AttackTarget(classifier, source, surrogate, torch_device=config.torch_device)
               if gradients == FROM_CONVERTED_GRAPH and source is not None and precision.is_reduced else None)
     runnable = [attack for attack in attacks if skip_reason(attack, target) is None]
     if runnable and say is not silent_step:  # the probe costs a few passes: only when someone is told
@@ -176,11 +176,13 @@ def assess_model(path: Path, config: AssessConfig, datasets: dict[str, Dataset],
     if minimal:
         checks.append(unbounded_attacks_succeed(minimal))
     notes += [f"check {check.name} failed: {check.detail}" for check in checks if not check.passed]
+    if classifier.runtime.note and classifier.runtime.note not in notes:  # the runtime moved to the CPU during a run
+        notes.append(classifier.runtime.note)
     return ModelAssessment(str(path), dataset.name, profile, classifier.runtime, latency, throughput, tuple(timed.values()),
                            clean_accuracy, parent_accuracy,
                            len(dataset.test), tuple(results), tuple(minimal), tuple(worst_cases(results)), tuple(checks),
                            str(source) if source else None, metadata, tuple(notes), attacked, gradients, precision,
-                           placement)
+                           placement, target.device_used or (second.device_used if second else None))
 
 
 def white_box_target(classifier: OnnxClassifier, source: Path | None, surrogate: Path | None, config: AssessConfig,
@@ -190,24 +192,24 @@ def white_box_target(classifier: OnnxClassifier, source: Path | None, surrogate:
     rounding straight-through), else its float parent's source; the converted graph when there is no source.
     (target, FROM_* or None, notes)."""
     if not any(attack.kind.value == "white-box" for attack in attacks):
-        return AttackTarget(classifier, source, surrogate), None, []
+        return AttackTarget(classifier, source, surrogate, torch_device=config.torch_device), None, []
     recorded = (classifier.metadata or {}).get("precision") is not None
     float_source = recorded and (config.source is None or sha256_of(Path(config.source)) ==
                                  ((classifier.metadata or {}).get("source") or {}).get("sha256"))
     if source is not None and not float_source:  # a source given for this graph itself
-        return AttackTarget(classifier, source, surrogate), FROM_SOURCE, []
+        return AttackTarget(classifier, source, surrogate, torch_device=config.torch_device), FROM_SOURCE, []
     if source is not None and precision != INT8:  # fp16, int8-dynamic: the float function is theirs up to rounding
-        return AttackTarget(classifier, source, surrogate), FROM_FLOAT_SOURCE, []
+        return AttackTarget(classifier, source, surrogate, torch_device=config.torch_device), FROM_FLOAT_SOURCE, []
     from evaluator.converted_source import converted_graph
 
     module, note = converted_graph(classifier, x)
     if module is not None:
-        return AttackTarget(classifier, None, surrogate, _source=module), FROM_CONVERTED_GRAPH, [note]
+        return AttackTarget(classifier, None, surrogate, _source=module, torch_device=config.torch_device), FROM_CONVERTED_GRAPH, [note]
     if source is not None:
         reason = note.removeprefix("white-box attacks skipped: ").split("; give its")[0]
-        return AttackTarget(classifier, source, surrogate), FROM_FLOAT_SOURCE, [
+        return AttackTarget(classifier, source, surrogate, torch_device=config.torch_device), FROM_FLOAT_SOURCE, [
             f"the int8 graph's own gradients are unavailable ({reason}): white-box attacks use its float parent's source"]
-    return AttackTarget(classifier, None, surrogate), None, [note]
+    return AttackTarget(classifier, None, surrogate, torch_device=config.torch_device), None, [note]
 
 
 def parent_clean_accuracy(path: Path, metadata: dict[str, Any] | None, config: AssessConfig,
@@ -222,7 +224,8 @@ def parent_clean_accuracy(path: Path, metadata: dict[str, Any] | None, config: A
                             "the unpruned parent")
     if not candidate.is_file():
         return None, [f"unpruned parent {candidate.name} is not beside the model: no accuracy drop"]
-    classifier = OnnxClassifier(candidate, config.provider, config.batch_size, config.threads)  # type: ignore[arg-type]
+    classifier = OnnxClassifier(candidate, config.provider, config.batch_size, config.threads,  # type: ignore[arg-type]
+                                device_id=config.device)
     if ((classifier.metadata or {}).get("source") or {}).get("sha256") != root.get("sha256"):
         return None, [f"{candidate.name} is not the unpruned parent recorded in the metadata (sha256 of its source differs): no accuracy drop"]
     return float((classifier.predict(dataset.test.x) == dataset.test.y).mean()), []
@@ -289,6 +292,10 @@ def assess(paths: list[Path], config: AssessConfig, progress: Step = silent_step
             raise EvaluatorError(f"{setting} must be at least 1, got {getattr(config, setting)}", field=setting)
     check_budgets(config)
     config.create_attacks()  # unknown attacks and options fail before any work
+    if config.torch_device not in ("auto", "cpu"):  # a GPU asked for and not there, or a typo: before any work
+        from evaluator.torch_device import choose_torch_device
+
+        choose_torch_device(config.torch_device)
     with assessment_threads(config.threads) as threads:  # torch's and ONNX Runtime's, one number
         run_config = replace(config, threads=threads.threads)
         datasets: dict[str, Dataset] = {}

@@ -15,3 +15,9 @@ class EvaluatorError(Exception):
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+def first_line(error: Exception) -> str:
+    """The first line of an exception's message (its type's name when it has none): libraries' errors in one line."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -11,6 +11,7 @@ MAX_INPUT_VALUES = 1 << 24  # C x H x W of one input: 64 MiB as float32 (3 x 204
 MAX_BATCH = 1 << 16  # samples in one run: batch size, latency and throughput batches, a policy's batches
 MAX_BATCH_BYTES = 1 << 32  # one float32 batch, batch x C x H x W x 4 bytes: 4 GiB
 MAX_THREADS = 1024  # ONNX Runtime intra-op threads
+MAX_DEVICES = 64  # GPU numbers ONNX Runtime's CUDA EP is given (device_id)
 MAX_CLASSES = 100_000  # classes of a dataset or a classifier
 # Counts far past any real use are typos that would run for years: refused with one line instead.
 MAX_ATTACK_COUNT = 1_000_000  # an attack's whole-number option (steps, queries, evaluations, restarts, pixels)

@@ -36,7 +36,8 @@ def float_parent(path: Path, metadata: dict[str, Any] | None, config: Any) -> tu
         return None, [f"{candidate.name} is not the float parent recorded in the metadata (its sha256 differs): no "
                       "accuracy drop or speed-up against it"]
     try:
-        return OnnxClassifier(candidate, config.provider, config.batch_size, config.threads, config.inputs), []
+        return OnnxClassifier(candidate, config.provider, config.batch_size, config.threads, config.inputs,
+                              config.device), []
     except EvaluatorError as error:
         return None, [f"float parent {candidate.name} cannot be loaded ({error}): no accuracy drop or speed-up against it"]
 

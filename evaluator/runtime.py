@@ -13,8 +13,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from evaluator.errors import EvaluatorError
-from evaluator.limits import MAX_INPUT_VALUES, MAX_THREADS, check_batch
+from evaluator.errors import EvaluatorError, first_line
+from evaluator.limits import MAX_DEVICES, MAX_INPUT_VALUES, MAX_THREADS, check_batch
+from evaluator.cuda_libraries import cuda_failure_reason, gpu_name, preload_cuda_libraries
 from evaluator.input_options import InputOverrides
 from evaluator.graph_input import adapt, image_input, input_dims, resolve_input
 from evaluator.metadata import read_metadata
@@ -52,16 +53,10 @@ def load_onnx(path: Path) -> onnx.ModelProto:
         model = onnx.load(str(path))
         onnx.checker.check_model(model)
     except Exception as error:  # onnx raises DecodeError, ValidationError, ... for a corrupt file
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise EvaluatorError(f"{path} is not a valid ONNX model: {first_line}") from None
+        raise EvaluatorError(f"{path} is not a valid ONNX model: {first_line(error)}") from None
     if not model.graph.node:
         raise EvaluatorError(f"{path} is not a valid ONNX model: its graph is empty")
     return model
-
-
-def first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def nchwc_filter_counts(model: onnx.ModelProto) -> list[int]:
@@ -120,11 +115,13 @@ class OnnxClassifier:
 
     With CUDA graphs every run has a fixed batch shape (the last batch is padded): one session per
     batch size, its graph captured on the first run and replayed through IOBinding with device buffers
-    that never move. `queries` counts the samples sent (padding excluded).
+    that never move. `queries` counts the samples sent (padding excluded). `device_id` is the GPU the CUDA EP uses.
+    A CUDA session never falls back to the CPU unseen: ORT's own fallback is disabled (a CUDA failure during a run
+    is an error), and should a session still end up on the CPU, `runtime` says CPU from then on.
     """
 
     def __init__(self, path: Path, provider: Provider = "auto", batch_size: int = 256, threads: int | None = None,
-                 inputs: InputOverrides = InputOverrides()) -> None:
+                 inputs: InputOverrides = InputOverrides(), device_id: int = 0) -> None:
         self.path = Path(path)
         self.model = load_onnx(self.path)  # the deployed graph, as it is
         self.metadata = read_metadata(self.model)
@@ -139,6 +136,9 @@ class OnnxClassifier:
         check_batch(batch_size, self.input_shape, "batch size")
         if threads is not None and not 1 <= threads <= MAX_THREADS:
             raise EvaluatorError(f"threads must be between 1 and {MAX_THREADS}, got {threads}")
+        if isinstance(device_id, bool) or not isinstance(device_id, int) or not 0 <= device_id < MAX_DEVICES:
+            raise EvaluatorError(f"device must be a GPU number from 0 to {MAX_DEVICES - 1}, got {device_id}", field="device")
+        self.device_id = device_id
         self.batch_size = self.fixed_batch or batch_size
         self.notes: list[str] = []
         if self.fixed_batch:
@@ -204,9 +204,11 @@ class OnnxClassifier:
         if CUDA_EP not in self._ort.get_available_providers():
             note = "" if provider == "auto" else "CUDA requested but this onnxruntime has no CUDA EP: fell back to CPU"
             return RuntimeChoice(provider, CPU_EP, note=note)
+        preload_problem = preload_cuda_libraries()
+        on_gpu = {"device_id": self.device_id, "device_name": gpu_name(self.device_id)}
         try:
             self._run_cuda_graph(np.zeros((self.batch_size, *self.input_shape), np.float32))  # captures the graph
-            return RuntimeChoice(provider, CUDA_EP, cuda_graph=True)
+            return RuntimeChoice(provider, CUDA_EP, cuda_graph=True, **on_gpu)  # type: ignore[arg-type]
         except Exception as error:  # ORT raises plain RuntimeError/Fail for EP problems
             graph_problem = first_line(error)
         self._bindings = {}
@@ -215,9 +217,12 @@ class OnnxClassifier:
         except Exception as error:  # a broken CUDA install surfaces here
             return RuntimeChoice(provider, CPU_EP, note=f"CUDA EP failed to start ({first_line(error)}): fell back to CPU")
         if session.get_providers()[0] != CUDA_EP:
-            return RuntimeChoice(provider, CPU_EP, note="ONNX Runtime did not place the graph on CUDA: fell back to CPU")
+            reason = "; ".join(filter(None, [cuda_failure_reason(self._ort), preload_problem]))
+            return RuntimeChoice(provider, CPU_EP, note=f"ONNX Runtime could not start the CUDA EP on GPU {self.device_id} "
+                                 f"({reason}): fell back to CPU")
         self._session = session
-        return RuntimeChoice(provider, CUDA_EP, note=f"CUDA graphs unavailable ({graph_problem}): plain CUDA EP")
+        return RuntimeChoice(provider, CUDA_EP, note=f"CUDA graphs unavailable ({graph_problem}): plain CUDA EP",
+                             **on_gpu)  # type: ignore[arg-type]
 
     def _new_session(self, provider: str, cuda_graph: bool = False) -> Any:
         options = self._ort.SessionOptions()
@@ -226,10 +231,14 @@ class OnnxClassifier:
         options.graph_optimization_level = self._ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.use_deterministic_compute = True  # same seed, same numbers, on the GPU too
         if provider == CUDA_EP:
-            cuda = {"enable_cuda_graph": "1" if cuda_graph else "0", "cudnn_conv_algo_search": "HEURISTIC"}
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # CPU threads wait for the GPU asleep
+            cuda = {"device_id": str(self.device_id), "enable_cuda_graph": "1" if cuda_graph else "0",
+                    "cudnn_conv_algo_search": "HEURISTIC"}
             session = self._ort.InferenceSession(self._serialized, options, providers=[(CUDA_EP, cuda), CPU_EP])
             if cuda_graph and session.get_providers()[0] != CUDA_EP:
                 raise RuntimeError("the session did not start on the CUDA EP")
+            if hasattr(session, "disable_fallback"):  # a CUDA error in a run raises instead of rerunning on the CPU
+                session.disable_fallback()
             return session
         try:
             return self._ort.InferenceSession(self._serialized, options, providers=[CPU_EP])
@@ -243,30 +252,56 @@ class OnnxClassifier:
         return int(logits.shape[1])
 
     def run_batch(self, x: np.ndarray) -> np.ndarray:
-        """One session run on exactly x.shape[0] samples (no padding, no query count)."""
+        """One session run on exactly x.shape[0] samples (no padding, no query count); x (N, C, H, W) float32."""
+        self._check_batch(x)
         try:
             if not self.uses_cuda_graph:
                 if self._session is None:
                     self._session = self._new_session(CPU_EP)
-                return self._session.run([self.output_name], {self.input_name: x})[0]
+                logits = self._session.run([self.output_name], {self.input_name: x})[0]
+                self._check_still_on_cuda()
+                return logits
             return self._run_cuda_graph(x)
         except EvaluatorError:
             raise
         except Exception as error:  # ORT raises its own types (Fail, InvalidArgument, RuntimeException)
-            raise EvaluatorError(f"ONNX Runtime failed to run {self.path} on a batch of {x.shape[0]}: {first_line(error)}") from None
+            where = f" on {self.runtime.used}" if getattr(self, "runtime", None) is not None else ""
+            raise EvaluatorError(f"ONNX Runtime failed to run {self.path} on a batch of {x.shape[0]}{where}: "
+                                 f"{first_line(error)}") from None
+
+    def _check_batch(self, x: np.ndarray) -> None:
+        """Every path takes exactly what the graph's input is: float32 (N, C, H, W); anything else is refused rather
+        than converted or copied into a device buffer as raw bytes."""
+        if not isinstance(x, np.ndarray) or x.dtype != np.float32:
+            found = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
+            raise EvaluatorError(f"{self.path}: a batch of {found} values: the graph takes float32 (N, C, H, W)")
+        if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape or x.shape[0] < 1:
+            raise EvaluatorError(f"{self.path}: a batch of shape {tuple(x.shape)} does not fit the model's input "
+                                 f"(N, {', '.join(map(str, self.input_shape))}) (N, C, H, W)")
+
+    def _check_still_on_cuda(self) -> None:
+        """After a plain CUDA run: ORT's Python API reruns a failed CUDA run on the CPU and moves the session there
+        (where fallback is not disabled). The runtime then says CPU, with why."""
+        if self.runtime_on_cuda() and self._session.get_providers()[0] != CUDA_EP:
+            self.runtime = RuntimeChoice(self.runtime.requested, CPU_EP, note=(
+                "ONNX Runtime moved the session from the CUDA EP to the CPU during a run (its fallback after a CUDA "
+                "error): the figures from then on are the CPU's"))
+
+    def runtime_on_cuda(self) -> bool:
+        return getattr(self, "runtime", None) is not None and self.runtime.used == CUDA_EP
 
     def _run_cuda_graph(self, x: np.ndarray) -> np.ndarray:
         batch = x.shape[0]
         if batch not in self._bindings:
             session = self._new_session(CUDA_EP, cuda_graph=True)
-            device_input = self._ort.OrtValue.ortvalue_from_numpy(np.zeros_like(x), "cuda", 0)
+            device_input = self._ort.OrtValue.ortvalue_from_numpy(np.zeros(x.shape, np.float32), "cuda", self.device_id)
             binding = session.io_binding()
             binding.bind_ortvalue_input(self.input_name, device_input)
-            device_output = self._ort.OrtValue.ortvalue_from_shape_and_type([batch, self._output_width()], self.output_type, "cuda", 0)
+            device_output = self._ort.OrtValue.ortvalue_from_shape_and_type([batch, self._output_width()], self.output_type, "cuda", self.device_id)
             binding.bind_ortvalue_output(self.output_name, device_output)
             self._bindings[batch] = (session, binding, device_input, device_output)
         session, binding, device_input, device_output = self._bindings[batch]
-        device_input.update_inplace(np.ascontiguousarray(x))
+        device_input.update_inplace(np.ascontiguousarray(x, dtype=np.float32))
         session.run_with_iobinding(binding)
         return device_output.numpy()
 

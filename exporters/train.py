@@ -14,6 +14,7 @@ from evaluator.datasets import Split
 from evaluator.errors import EvaluatorError
 from evaluator.limits import MAX_EPOCHS
 from evaluator.progress import Progress, SilentProgress
+from evaluator.torch_device import current_training_device
 
 
 @dataclass(frozen=True)
@@ -46,13 +47,14 @@ def seed_everything(seed: int) -> None:
 
 
 def accuracy(model: nn.Module, split: Split, batch_size: int = 1000) -> float:
-    """Top-1 accuracy of `model` (in eval mode) on `split`."""
+    """Top-1 accuracy of `model` (in eval mode, on the device of its parameters) on `split`."""
     model.eval()
+    device = next(model.parameters()).device
     correct = 0
     with torch.no_grad():
         for start in range(0, len(split), batch_size):
-            x = torch.from_numpy(split.x[start:start + batch_size])
-            y = torch.from_numpy(split.y[start:start + batch_size])
+            x = torch.from_numpy(split.x[start:start + batch_size]).to(device)
+            y = torch.from_numpy(split.y[start:start + batch_size]).to(device)
             correct += int((model(x).argmax(1) == y).sum())
     return correct / max(1, len(split))
 
@@ -71,10 +73,14 @@ def train_model(model: nn.Module, train: Split, validation: Split, config: Train
                 description: str = "training", after_step: Callable[[], None] | None = None) -> TrainResult:
     """Train `model` in place; at the end it holds the weights of its best validation epoch.
 
-    `after_step` runs after every optimizer step (pruning masks use it to keep zeroed weights at zero).
+    `after_step` runs after every optimizer step (pruning masks use it to keep zeroed weights at zero). The model
+    trains on the device training_device chose (the CPU by default) and is handed back on the CPU; batch order and
+    augmentation draw from a CPU generator, so a seed picks the same batches on any device.
     """
     seed_everything(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
+    device = current_training_device()
+    model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     loss_fn = nn.CrossEntropyLoss()
     x_all, y_all = torch.from_numpy(train.x), torch.from_numpy(train.y)
@@ -90,6 +96,7 @@ def train_model(model: nn.Module, train: Split, validation: Split, config: Train
             x, y = x_all[index], y_all[index]
             if config.augment:
                 x = augment_batch(x, generator)
+            x, y = x.to(device), y.to(device)
             optimizer.zero_grad(set_to_none=True)
             loss_fn(model(x), y).backward()
             optimizer.step()
@@ -104,5 +111,6 @@ def train_model(model: nn.Module, train: Split, validation: Split, config: Train
             break
     task.finish()
     model.load_state_dict(best_state)
+    model.to("cpu")
     model.eval()
     return TrainResult(epoch, best_epoch, best_accuracy)

@@ -30,7 +30,7 @@ def test_assess_zoo_models_writes_the_documented_json(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "size / speed / robustness" in result.output and "lenet5_fmnist_filter-l1_cr4.onnx" in result.output
     data = json.loads(report.read_text())
-    assert data["schema_version"] == "1.4" and data["environment"]["packages"]["onnxruntime"]
+    assert data["schema_version"] == "1.5" and data["environment"]["packages"]["onnxruntime"]
     parent, child = data["models"]
     for model in (parent, child):
         for key in ("path", "sha256", "size_bytes", "params", "macs", "provider", "clean_accuracy", "clean_accuracy_ci"):

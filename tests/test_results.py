@@ -58,7 +58,7 @@ def test_a_minimal_result_without_any_adversarial_example(assessment: Assessment
 
 def test_another_schema_version_is_refused_by_name(assessment: Assessment) -> None:
     data: dict[str, Any] = {**assessment.to_dict(), "schema_version": "1.1"}
-    with pytest.raises(ValueError, match=f"schema version 1.1, this evaluator reads 1.2, 1.3 and {SCHEMA_VERSION}"):
+    with pytest.raises(ValueError, match=f"schema version 1.1, this evaluator reads 1.2, 1.3, 1.4 and {SCHEMA_VERSION}"):
         Assessment.from_dict(data)
 
 

@@ -9,7 +9,7 @@ import typer
 
 from evaluator.app.console import console, say_line, task_progress
 from evaluator.app.options import (
-    THREADS_HELP, InputRange, Layout, Provider, Scores, check_output_path, input_overrides, parse_epsilons,
+    DEVICE_HELP, THREADS_HELP, TORCH_DEVICE_HELP, InputRange, Layout, Provider, Scores, check_output_path, input_overrides, parse_epsilons,
 )
 from evaluator.default_attacks import DEFAULT_CASCADES
 from evaluator.errors import EvaluatorError
@@ -32,6 +32,8 @@ def assess(
     samples: Annotated[int, typer.Option(help="Test samples attacked: the first N of a seeded permutation of the test set, so a smaller N "
                                                "attacks a subset (clean accuracy uses the whole test set).")] = 1000,
     provider: Annotated[Provider, typer.Option(help="Where ONNX Runtime runs.")] = Provider.auto,
+    device: Annotated[int, typer.Option(help=DEVICE_HELP)] = 0,
+    torch_device: Annotated[str, typer.Option(help=TORCH_DEVICE_HELP + " For the white-box and transfer attacks.")] = "auto",
     batch_size: Annotated[int, typer.Option(help="ONNX Runtime batch size for accuracy and black-box queries.")] = 256,
     throughput_batch: Annotated[int, typer.Option(help="Batch size of the throughput measurement.")] = 256,
     threads: Annotated[Optional[int], typer.Option(help=THREADS_HELP)] = None,
@@ -67,7 +69,7 @@ def assess(
     budgets = {"Linf": eps, "L2": eps_l2, "L1": eps_l1, "L0": eps_l0}
     config = AssessConfig(
         dataset=dataset, data_dir=data_dir, source=source, surrogate=surrogate, samples=samples,
-        cascade=not no_cascade, provider=provider,
+        cascade=not no_cascade, provider=provider, device=device, torch_device=torch_device,
         batch_size=batch_size, throughput_batch=throughput_batch, threads=threads, seed=seed, skip_latency=no_latency,
         inputs=input_overrides(layout, input_range, mean, std, output, scores),
         **{BUDGET_FIELDS[norm]: parse_epsilons(text) for norm, text in budgets.items() if text is not None},  # type: ignore[arg-type]

@@ -14,6 +14,8 @@ from evaluator.errors import EvaluatorError
 from evaluator.input_options import LAYOUTS, RANGES, SCORES, InputOverrides
 
 THREADS_HELP = "Threads of torch and ONNX Runtime, 1 to 1024 (default: the free cores, see README)."
+TORCH_DEVICE_HELP = "Where torch computes: auto (CUDA when torch sees a GPU), cpu, cuda or cuda:N."
+DEVICE_HELP = "The GPU ONNX Runtime's CUDA EP runs on (with --provider auto or cuda)."
 
 
 class Choice(str, Enum):

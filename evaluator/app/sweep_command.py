@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from evaluator.app.console import console, console_progress, errors
-from evaluator.app.options import THREADS_HELP, Provider, Schedule, choice
+from evaluator.app.options import DEVICE_HELP, THREADS_HELP, TORCH_DEVICE_HELP, Provider, Schedule, choice
 
 
 def sweep(
@@ -38,6 +38,9 @@ def sweep(
     eps_l0: Annotated[Optional[str], typer.Option(help="L0 budgets in pixels. \\[default: 10]")] = None,
     samples: Annotated[Optional[int], typer.Option(help="Test samples attacked per variant. \\[default: 1000]")] = None,
     provider: Annotated[Optional[Provider], typer.Option(help="Where ONNX Runtime runs. \\[default: auto]")] = None,
+    device: Annotated[Optional[int], typer.Option(help=DEVICE_HELP + " \\[default: 0]")] = None,
+    torch_device: Annotated[Optional[str], typer.Option(help=TORCH_DEVICE_HELP + " For training, fine-tuning and the "
+                                                        "attacks. \\[default: auto]")] = None,
     no_latency: Annotated[bool, typer.Option("--no-latency", help="Skip the latency measurement.")] = False,
     retime_rounds: Annotated[Optional[int], typer.Option(help="After assessing, time every variant again in this many "
                                                          "interleaved rounds (steadier ratios on a shared machine). \\[default: 0]")] = None,
@@ -52,7 +55,8 @@ def sweep(
              "methods": methods, "rates": rates, "precisions": precisions,
              "schedule": choice(schedule), "rate_tolerance": rate_tolerance, "finetune_epochs": finetune_epochs, "train_epochs": train_epochs, "width": width,
              "attacks": attacks, "epsilons": eps, "epsilons_l2": eps_l2, "epsilons_l1": eps_l1, "epsilons_l0": eps_l0,
-             "samples": samples, "provider": choice(provider), "seed": seed, "skip_latency": True if no_latency else None,
+             "samples": samples, "provider": choice(provider), "device": device,
+             "torch_device": torch_device, "seed": seed, "skip_latency": True if no_latency else None,
              "retime_rounds": retime_rounds, "threads": threads}
     overrides = {key: value for key, value in given.items() if value is not None}
     config = load_sweep_file(config_file, overrides) if config_file else make_config(overrides, "command line")

@@ -16,7 +16,7 @@ from evaluator.catalogue import ARCHITECTURES, METHODS, STUDY_METHODS
 from evaluator.default_attacks import DEFAULT_CASCADES, default_attacks
 from evaluator.errors import EvaluatorError
 from evaluator.files import read_text_file
-from evaluator.limits import MAX_EPOCHS
+from evaluator.limits import MAX_DEVICES, MAX_EPOCHS
 from evaluator.threads import choose_threads
 
 PROVIDERS = ("auto", "cpu", "cuda")
@@ -58,6 +58,8 @@ class SweepConfig:
     cascade: bool = AssessConfig.cascade
     samples: int = AssessConfig.samples
     provider: str = AssessConfig.provider
+    device: int = AssessConfig.device  # the GPU of ONNX Runtime's CUDA EP; not in any cache key
+    torch_device: str = AssessConfig.torch_device  # training, fine-tuning and the attacks; not in any cache key
     batch_size: int = AssessConfig.batch_size
     throughput_batch: int = AssessConfig.throughput_batch
     skip_latency: bool = AssessConfig.skip_latency
@@ -146,6 +148,12 @@ class SweepConfig:
             choose_threads(self.threads)
         if self.provider not in PROVIDERS:
             raise EvaluatorError(f"unknown provider {self.provider!r}: expected {', '.join(PROVIDERS)}")
+        if not 0 <= self.device < MAX_DEVICES:
+            raise EvaluatorError(f"device must be a GPU number from 0 to {MAX_DEVICES - 1}, got {self.device}", field="device")
+        if self.torch_device not in ("auto", "cpu"):  # a GPU asked for and not there, or a typo
+            from evaluator.torch_device import choose_torch_device
+
+            choose_torch_device(self.torch_device)
         assess = self.assess_config()
         check_budgets(assess)
         assess.create_attacks()

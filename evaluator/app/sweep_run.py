@@ -42,6 +42,7 @@ from evaluator.assessment import assess
 from evaluator.errors import EvaluatorError
 from evaluator.progress import Progress, SilentProgress
 from evaluator.threads import training_threads
+from evaluator.torch_device import training_device
 from evaluator.results import Assessment, ModelAssessment, TableRow
 from evaluator.files import (digest, is_inside, json_text, read_json_object, sha256_of, stem_file, write_bytes_atomic,
                              write_text_atomic)
@@ -79,7 +80,7 @@ def run_sweep(config: SweepConfig, progress: Progress = SilentProgress(), say: S
             if (out / name).exists() and not is_inside(out / name, out):
                 raise EvaluatorError(f"{out / name} leads outside {out}: remove it or choose another --out")
         remove_stale_temporaries(out)
-        with training_threads(config.threads):
+        with training_threads(config.threads), training_device(config.torch_device):
             return sweep_locked(config, out, progress, say)
 
 
@@ -245,12 +246,18 @@ def prune_method(config: SweepConfig, parent: Path, method: str, progress: Progr
     return [step.artifacts.onnx for step in steps], (stopped[0] if stopped else None)
 
 
+def machine_free(settings: dict[str, Any]) -> dict[str, Any]:
+    """An assessment's settings less those naming this machine's devices (which GPU, where torch computes): the same
+    results on any machine, so the same cache key."""
+    return {key: value for key, value in settings.items() if key not in ("device", "torch_device")}
+
+
 def assessment_key(assess_config: AssessConfig, onnx: Path) -> str:
     """The hash of what decides a variant's assessment: its files, the settings (threads aside) and the cache version."""
     from evaluator.profile import external_data_files
 
     inputs = {"onnx": sha256_of(onnx), "pt2": sha256_of(onnx.with_suffix(".pt2")) if onnx.with_suffix(".pt2").is_file() else None,
-              "config": replace(assess_config, threads=None).to_dict(), "cache": ASSESS_CACHE_VERSION}
+              "config": machine_free(replace(assess_config, threads=None).to_dict()), "cache": ASSESS_CACHE_VERSION}
     external = [sha256_of(path) for path in external_data_files(onnx)]
     if external:  # only then, so that the keys of earlier sweeps stay the same
         inputs["external_data"] = external
@@ -299,7 +306,8 @@ def retime_variants(config: SweepConfig, variants: list[Path], assessments: list
         order = list(zip(variants, runs, threads))
         for onnx, collected, count in (order if round_index % 2 == 0 else order[::-1]):
             # a fresh session per visit: no 50 sessions held at once
-            classifier = OnnxClassifier(onnx, config.provider, threads=count if isinstance(count, int) else None)
+            classifier = OnnxClassifier(onnx, config.provider, threads=count if isinstance(count, int) else None,  # type: ignore[arg-type]
+                                        device_id=config.device)
             for batch, per_round in collected.items():
                 per_round.append(time_batch(classifier, batch, warmup=3, min_runs=20, min_seconds=0.25, max_seconds=3.0,
                                             seed=config.seed))

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from evaluator.app.console import console, console_progress, task_progress
-from evaluator.app.options import (THREADS_HELP, Architecture, RateBasis, RateTarget, Schedule, Scope, check_output_folder,
+from evaluator.app.options import (THREADS_HELP, TORCH_DEVICE_HELP, Architecture, RateBasis, RateTarget, Schedule, Scope, check_output_folder,
                                    check_output_path, check_seed, choice, parse_rates, positive_finite)
 from evaluator.errors import EvaluatorError
 from evaluator.files import check_name
@@ -31,10 +31,12 @@ def train(
     width: Annotated[float, typer.Option(help="Width multiplier of the channels.")] = 1.0,
     validation_size: Annotated[int, typer.Option(help="Validation samples carved from the training set.")] = 5000,
     threads: Annotated[Optional[int], typer.Option(help=THREADS_HELP)] = None,
+    torch_device: Annotated[str, typer.Option(help=TORCH_DEVICE_HELP)] = "auto",
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Train an architecture and write NAME.pt2, NAME.onnx (verified) and NAME.json."""
     from evaluator.threads import training_threads
+    from evaluator.torch_device import training_device
     from exporters.train import TrainConfig
     from exporters.workflows import DataOptions, TrainRequest, train_architecture
 
@@ -48,7 +50,7 @@ def train(
     config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, patience=patience, seed=seed)
     shape = None if image_size is None else (3, image_size, image_size)
     request = TrainRequest(arch.value, DataOptions(dataset, data_dir, validation_size, shape), config, width)
-    with training_threads(threads), console_progress() as progress:
+    with training_threads(threads), training_device(torch_device), console_progress() as progress:
         artifacts, metadata = train_architecture(request, stem, progress)
     card = json.loads(artifacts.card.read_text())
     check = card["export_check"]
@@ -92,6 +94,7 @@ def prune(
     tolerance: Annotated[float, typer.Option(help="Accepted relative distance of the achieved rate from each target "
                                              "(coarse filter steps on small models may need 0.25).")] = 0.05,
     threads: Annotated[Optional[int], typer.Option(help=THREADS_HELP)] = None,
+    torch_device: Annotated[str, typer.Option(help=TORCH_DEVICE_HELP + " For the fine-tuning.")] = "auto",
     list_methods: Annotated[bool, typer.Option("--list", help="List the pruning methods and exit.")] = False,
 ) -> None:
     """Prune a model to one or more compression rates, fine-tune each step and write verified artifacts."""
@@ -116,8 +119,9 @@ def prune(
                            round_to=round_to, schedule=schedule.value, finetune=finetune, tolerance=tolerance)  # type: ignore[arg-type]
     job = PruneJob(source, out or source.parent, name=name, dataset=dataset, data_dir=data_dir, seed=seed)
     from evaluator.threads import training_threads
+    from evaluator.torch_device import training_device
 
-    with training_threads(threads), console_progress() as progress:
+    with training_threads(threads), training_device(torch_device), console_progress() as progress:
         steps = run_schedule(job, request, progress)
     for step in steps:
         record = step.outcome

@@ -34,13 +34,21 @@ class AttackKind(str, Enum):
 @dataclass
 class AttackTarget:
     """What an attack may use: the deployed ORT classifier and, lazily, the PyTorch source (or the deployed graph
-    converted to torch) and a surrogate."""
+    converted to torch) and a surrogate. The torch models compute on `torch_device` (auto, cpu, cuda, cuda:N); attacks
+    hand them CPU tensors and get CPU tensors back (evaluator.torch_device.OnDevice). `device_used` names the device
+    once a torch model is loaded."""
 
     deployed: OnnxClassifier
     source_path: Path | None = None
     surrogate_path: Path | None = None
     _source: Any = field(default=None, repr=False)
     _surrogate: Any = field(default=None, repr=False)
+    torch_device: str = "cpu"
+    device_used: str | None = None
+
+    def __post_init__(self) -> None:
+        if self._source is not None:  # a module given (the converted graph): placed like a loaded source
+            self._source = self._placed(self._source)
 
     def has_gradients(self) -> bool:
         """A differentiable model stands behind the deployed one: its PyTorch source, or the graph converted to torch
@@ -55,7 +63,7 @@ class AttackTarget:
                                      "exporters", field="source")
             from evaluator.source import load_source
 
-            self._source = load_source(self.source_path)
+            self._source = self._placed(load_source(self.source_path))
         return self._source
 
     def surrogate(self) -> Any:
@@ -66,8 +74,15 @@ class AttackTarget:
                                      "beside it", field="surrogate")
             from evaluator.source import load_source
 
-            self._surrogate = load_source(self.surrogate_path)
+            self._surrogate = self._placed(load_source(self.surrogate_path))
         return self._surrogate
+
+    def _placed(self, module: Any) -> Any:
+        from evaluator.torch_device import choose_torch_device, device_label, on_device
+
+        device = choose_torch_device(self.torch_device)
+        self.device_used = device_label(device)
+        return on_device(module, device)
 
 
 @dataclass(frozen=True)

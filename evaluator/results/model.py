@@ -74,12 +74,15 @@ class ModelProfile:
 
 @dataclass(frozen=True)
 class RuntimeChoice:
-    """The execution provider asked for, the one really used, whether CUDA graphs replay, and why (if it differs)."""
+    """The execution provider asked for, the one really used, whether CUDA graphs replay, and why (if it differs);
+    on CUDA the GPU's number and name (from nvidia-smi, None where it is absent)."""
 
     requested: str
     used: str
     cuda_graph: bool = False
     note: str = ""
+    device_id: int | None = None
+    device_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,12 +108,13 @@ FROM_SURROGATE = "surrogate"  # the transfer attacks' surrogate (the unpruned pa
 # sample is the first N of one seeded permutation of the test split (1.1 drew N without such nesting).
 # 1.4: precision (the graph's precision; for an int8 or fp16 artifact its float32 parent's accuracy and throughput),
 # float_accuracy_drop, placement (where each kernel ran, with fallbacks flagged).
+# 1.5: cuda_graph, device_id, device_name (the GPU ONNX Runtime ran on), torch_device (where torch computed the attacks).
 FROM_FLOAT_SOURCE = "float source"  # the float32 parent's PyTorch source, for an int8 or fp16 graph
 # Appended to the name of a white-box attack that ran a second time with the float source's gradients, after an int8
 # graph's own (converted) ones: the worst case per norm and epsilon takes both.
 FLOAT_SOURCE_SUFFIX = " (float source)"
-SCHEMA_VERSION = "1.4"
-READABLE_SCHEMAS = ("1.2", "1.3", "1.4")
+SCHEMA_VERSION = "1.5"
+READABLE_SCHEMAS = ("1.2", "1.3", "1.4", "1.5")
 
 
 @dataclass(frozen=True)
@@ -174,6 +178,7 @@ class ModelAssessment:
     # FROM_FLOAT_SOURCE
     precision: PrecisionResult | None = None
     placement: Placement | None = None
+    torch_device: str | None = None  # where torch computed the white-box and transfer attacks ('cpu', 'cuda:0 (NAME)')
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON entry of one model (README, "JSON report"). Per-sample lists (`samples`, each result's `outcomes`
@@ -184,6 +189,10 @@ class ModelAssessment:
             **self.profile.to_dict(),
             "provider": self.runtime.used,
             "provider_requested": self.runtime.requested,
+            "cuda_graph": self.runtime.cuda_graph,
+            "device_id": self.runtime.device_id,
+            "device_name": self.runtime.device_name,
+            "torch_device": self.torch_device,
             "latency": self.latency.to_dict() if self.latency else None,
             "throughput": self.throughput.to_dict() if self.throughput else None,
             "latency_by_batch": {str(stats.batch_size): stats.to_dict() for stats in self.latency_by_batch},
@@ -213,12 +222,13 @@ class ModelAssessment:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelAssessment":
         """One entry of an assessment's "models" list as to_dict wrote it. What the JSON does not hold comes back
-        empty: the metadata beyond architecture and pruning, the runtime's CUDA-graph flag and note."""
+        empty: the metadata beyond architecture and pruning, the runtime's note (it is among the notes)."""
         metadata = {key: data[key] for key in ("architecture", "pruning") if data.get(key) is not None}
         latency = lambda entry: None if entry is None else LatencyStats.from_dict(entry)  # noqa: E731
         return cls(
             path=data["path"], dataset=data["dataset"], profile=ModelProfile.from_dict(data),
-            runtime=RuntimeChoice(data["provider_requested"], data["provider"]),
+            runtime=RuntimeChoice(data["provider_requested"], data["provider"], bool(data.get("cuda_graph", False)),
+                                  device_id=data.get("device_id"), device_name=data.get("device_name")),
             latency=latency(data["latency"]), throughput=latency(data["throughput"]),
             latency_by_batch=tuple(LatencyStats.from_dict(entry) for entry in data["latency_by_batch"].values()),
             clean_accuracy=data["clean_accuracy"], parent_clean_accuracy=data["parent_clean_accuracy"],
@@ -232,6 +242,7 @@ class ModelAssessment:
             gradients=data.get("gradients"),
             precision=PrecisionResult.from_dict(data.get("precision")),
             placement=None if data.get("placement") is None else Placement.from_dict(data["placement"]),
+            torch_device=data.get("torch_device"),
         )
 
     @property

@@ -81,5 +81,8 @@ class MaskKeeper:
 
     def __call__(self) -> None:
         with torch.no_grad():
-            for weight, mask in self.masks:
+            for i, (weight, mask) in enumerate(self.masks):
+                if mask.device != weight.device:  # the model moved to the training device after the masks were taken
+                    mask = mask.to(weight.device)
+                    self.masks[i] = (weight, mask)
                 weight.mul_(mask)

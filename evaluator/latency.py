@@ -42,6 +42,12 @@ def time_batch(classifier: OnnxClassifier, batch_size: int, warmup: int = 10, mi
             return times
 
 
+def best_round(batch_size: int, rounds: list[list[float]]) -> LatencyStats:
+    """The statistics of the round (per-run times in seconds) with the lowest median: other work on a shared machine
+    only ever adds time, so the quietest round is the closest to the model's own speed."""
+    return latency_stats(batch_size, min(rounds, key=lambda times: float(np.median(times))))
+
+
 def latency_stats(batch_size: int, times: list[float]) -> LatencyStats:
     """Percentiles (ms) and throughput (samples/s at the median run) of per-run times in seconds."""
     ms = np.array(times) * 1e3

@@ -12,9 +12,9 @@ import numpy as np
 
 from evaluator.errors import EvaluatorError
 from evaluator.files import check_name, file_beside, sha256_of
-from evaluator.latency import latency_stats, time_batch
+from evaluator.latency import best_round, time_batch
 from evaluator.precision import FP32, graph_precision, recorded_precision
-from evaluator.profile import external_data_files, file_figures
+from evaluator.profile import external_data_sha256
 from evaluator.results import LatencyStats, Placement, PrecisionResult
 from evaluator.runtime import OnnxClassifier
 
@@ -30,9 +30,7 @@ def float_parent(path: Path, metadata: dict[str, Any] | None, config: Any) -> tu
     candidate = file_beside(path, check_name(parent["file"], "the float parent"), "the float parent")
     if not candidate.is_file():
         return None, [f"float parent {candidate.name} is not beside the model: no accuracy drop or speed-up against it"]
-    external = external_data_files(candidate)
-    data_sha256 = file_figures(external)[0] if external else None
-    if sha256_of(candidate) != parent.get("sha256") or data_sha256 != parent.get("data_sha256"):
+    if sha256_of(candidate) != parent.get("sha256") or external_data_sha256(candidate) != parent.get("data_sha256"):
         return None, [f"{candidate.name} is not the float parent recorded in the metadata (its sha256 differs): no "
                       "accuracy drop or speed-up against it"]
     try:
@@ -78,7 +76,7 @@ def side_by_side(model: OnnxClassifier, parent: OnnxClassifier, batch: int, seed
         for collected, classifier in ((runs[1], parent), (runs[0], model)):
             collected.append(time_batch(classifier, batch, warmup=3, min_runs=20, min_seconds=0.25, max_seconds=3.0,
                                         seed=seed))
-    own, theirs = (latency_stats(batch, min(each, key=lambda times: float(np.median(times)))) for each in runs)
+    own, theirs = (best_round(batch, each) for each in runs)
     return own, theirs
 
 

@@ -32,6 +32,12 @@ def quantization_parameter_names(model: onnx.ModelProto) -> set[str]:
             for index in QUANTIZATION_PARAMETER_INPUTS.get(node.op_type, ()) if index < len(node.input)}
 
 
+def external_data_sha256(path: Path) -> str | None:
+    """The sha256 over the external data files of the .onnx at `path` (as file_figures counts them), None without any."""
+    external = external_data_files(path)
+    return file_figures(external)[0] if external else None
+
+
 def external_data_files(path: Path) -> list[Path]:
     """The external data files the .onnx at `path` names (each once, in order of first use), resolved beside it. A
     location outside the model's folder or a missing file is a one-line error."""

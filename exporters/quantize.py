@@ -35,7 +35,7 @@ from evaluator.metadata import METADATA_FORMAT, write_metadata
 from evaluator.precision import FP16, FP32, INT8, INT8_DYNAMIC, QUANTIZED_PRECISIONS, graph_precision, recorded_precision
 from evaluator.progress import Step, silent_step
 from evaluator.environment import int8_instructions
-from evaluator.profile import external_data_files, file_figures
+from evaluator.profile import external_data_sha256
 from evaluator.runtime import CPU_EP, OnnxClassifier, first_line, import_onnxruntime, unoptimised_logits
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
@@ -142,9 +142,9 @@ def quantize_artifact(parent: Path, options: QuantizeOptions, out: Path | None =
     else:
         proto, record = convert_fp16(stripped, options.fp16_io)
     record["parent"] = {"file": Path(parent).name, "sha256": sha256_of(Path(parent))}
-    external = external_data_files(Path(parent))
-    if external:  # the .onnx alone would not say which weights the artifact was made from
-        record["parent"]["data_sha256"] = file_figures(external)[0]
+    data_sha256 = external_data_sha256(Path(parent))
+    if data_sha256 is not None:  # the .onnx alone would not say which weights the artifact was made from
+        record["parent"]["data_sha256"] = data_sha256
     metadata = {key: value for key, value in (float_model.metadata or {}).items() if key != "format"}
     metadata["precision"] = record
     write_metadata(proto, metadata)

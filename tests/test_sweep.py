@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +16,7 @@ from evaluator.errors import EvaluatorError
 from evaluator.app.sweep_config import make_config
 
 from conftest import ROOT, ZOO_PARENT
+from interrupt import kill_after
 
 SMALL = ["--source", str(ZOO_PARENT.with_suffix(".pt2")), "--methods", "filter-l1,unstructured-global-magnitude",
          "--rates", "1,2,4", "--finetune-epochs", "0", "--samples", "60", "--attacks", "pgd-linf:steps=5,square-linf:queries=40",
@@ -91,13 +89,7 @@ def test_killed_sweep_resumes_to_the_same_results(uninterrupted: Path, tmp_path:
     """Kill -9 part-way (after the first pruned model is written), start again: the same results files."""
     out = tmp_path / "results"
     command = [sys.executable, "-m", "evaluator", "sweep", *SMALL, "--out", str(out)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-    while process.poll() is None and not list((out / "models").glob("*_cr2.onnx")):
-        time.sleep(0.05)
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    assert not (out / "table.json").exists(), "the sweep finished before it could be killed"
+    kill_after(command, out / "models", "*_cr2.onnx", ROOT)
     resumed = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     assert resumed.returncode == 0, resumed.stderr
     assert comparable(out) == comparable(uninterrupted)

@@ -4,11 +4,8 @@ rows equal `evaluator assess --json` of the same artifacts."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +14,7 @@ from typer.testing import CliRunner
 from evaluator.app.cli import app
 
 from conftest import ROOT, ZOO_PARENT
+from interrupt import kill_after
 from test_sweep import comparable
 
 ATTACKS = ["--attacks", "pgd-linf:steps=5,square-linf:queries=40", "--eps", "8/255"]
@@ -80,13 +78,7 @@ def test_rows_match_assess_json_of_the_same_int8_artifact(uninterrupted: Path, t
 @pytest.mark.train
 def test_killed_after_the_first_quantization_resumes_to_the_same_results(uninterrupted: Path, tmp_path: Path) -> None:
     out = tmp_path / "results"
-    process = subprocess.Popen(sweep_command(out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-    while process.poll() is None and not list((out / "models").glob("*_int8.json")):
-        time.sleep(0.05)
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    assert not (out / "table.json").exists(), "the sweep finished before it could be killed"
+    kill_after(sweep_command(out), out / "models", "*_int8.json", ROOT)
     resumed = subprocess.run(sweep_command(out), capture_output=True, text=True, cwd=ROOT)
     assert resumed.returncode == 0, resumed.stderr
     assert "cached" in resumed.stderr

@@ -33,8 +33,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import numpy as np
-
 from evaluator.app.sweep_config import SweepConfig
 from evaluator.app.sweep_precision import in_precisions
 from evaluator.assess_config import AssessConfig
@@ -293,7 +291,7 @@ def retime_variants(config: SweepConfig, variants: list[Path], assessments: list
     median: other work on a shared machine only ever adds time, and a slow spell then costs a variant one round
     rather than its figures, so ratios to the parent mean more. The new figures replace the assessment's and its
     cached file is rewritten under its cache key from `keys` (marked `latency_retimed`)."""
-    from evaluator.latency import latency_stats, time_batch
+    from evaluator.latency import best_round, time_batch
     from evaluator.runtime import OnnxClassifier
 
     rounds = config.retime_rounds
@@ -316,8 +314,7 @@ def retime_variants(config: SweepConfig, variants: list[Path], assessments: list
     retimed_throughput: dict[str, float] = {}
     for onnx, assessment, key, collected in zip(variants, assessments, keys, runs):
         model = assessment.models[0]
-        stats = {batch: latency_stats(batch, min(per_round, key=lambda times: float(np.median(times))))
-                 for batch, per_round in collected.items()}
+        stats = {batch: best_round(batch, per_round) for batch, per_round in collected.items()}
         model = replace(model, latency_by_batch=tuple(stats.values()),
                         latency=stats[model.latency.batch_size] if model.latency else None,
                         throughput=stats[model.throughput.batch_size] if model.throughput else None)

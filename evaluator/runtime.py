@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import tempfile
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +18,7 @@ from evaluator.cuda_libraries import cuda_failure_reason, gpu_name, preload_cuda
 from evaluator.input_options import InputOverrides
 from evaluator.graph_input import adapt, image_input, input_dims, resolve_input
 from evaluator.metadata import read_metadata
+from evaluator.threads import available_cores
 from evaluator.results import RuntimeChoice
 
 Provider = Literal["auto", "cpu", "cuda"]
@@ -150,7 +150,7 @@ class OnnxClassifier:
         if not self.graph_input.is_plain:
             self.notes.append(f"the graph's input and output: {self.graph_input.describe()}; the evaluator feeds images in "
                               "[0, 1] NCHW (epsilons in that space) through the matching nodes in front of the graph")
-        self.threads = threads if threads is not None else (os.cpu_count() or 1)
+        self.threads = threads if threads is not None else available_cores()  # a container's quota, not the host's cores
         self.queries = 0
         self._ort = import_onnxruntime()
         self._serialized = self.graph.SerializeToString()

@@ -72,6 +72,7 @@ def environment_record(threads: int) -> dict[str, Any]:
         "evaluator": evaluator.__version__,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
+        "node": platform.node(),
         "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "cpu_int8": int8_instructions(),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,10 @@ from evaluator.datasets import Dataset, load_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO_PARENT = ROOT / "models" / "lenet5_fmnist.onnx"
+# The tests' small sweep: two methods at rates 2 and 4, no fine-tuning, two quick attacks.
+SMALL = ["--source", str(ZOO_PARENT.with_suffix(".pt2")), "--methods", "filter-l1,unstructured-global-magnitude",
+         "--rates", "1,2,4", "--finetune-epochs", "0", "--samples", "60", "--attacks", "pgd-linf:steps=5,square-linf:queries=40",
+         "--eps", "4/255,8/255", "--no-latency"]
 ZOO_CHILD = ROOT / "models" / "lenet5_fmnist_filter-l1_cr4.onnx"
 
 
@@ -50,3 +56,14 @@ def tiny_model(small_npz: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 def tiny_resnet(small_npz: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A quarter-width ResNet-8 trained for one epoch on the small subset (its .pt2, with batch norm)."""
     return train_small(small_npz, tmp_path_factory.mktemp("tiny_resnet", numbered=False), "resnet8", 0.25, 1).with_suffix(".pt2")
+
+
+@pytest.fixture(scope="session")
+def small_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The reference run, in a fresh process like the killed and resumed runs it is compared with: the suite's own
+    process has run many tests before and is no fair reference for byte-equal files."""
+    out = tmp_path_factory.mktemp("sweep") / "results"
+    result = subprocess.run([sys.executable, "-m", "evaluator", "sweep", *SMALL, "--out", str(out)], capture_output=True,
+                            text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    return out

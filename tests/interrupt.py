@@ -9,13 +9,18 @@ import time
 from pathlib import Path
 
 
-def kill_after(command: list[str], folder: Path, pattern: str, cwd: Path) -> None:
+def kill_after(command: list[str], folder: Path, pattern: str, cwd: Path, group: bool = False) -> None:
     """Run `command` and SIGKILL it once a file matching `pattern` appears in `folder` (it must not have finished by
-    then: its table.json beside `folder` would say it did)."""
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd)
+    then: its table.json beside `folder` would say it did). group: kill its whole process group, as a terminal's
+    Ctrl-C reaches every process of a job (a local Ray runtime's processes too)."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd,
+                               start_new_session=group)
     while process.poll() is None and not list(folder.glob(pattern)):
         time.sleep(0.05)
     if process.poll() is None:
-        os.kill(process.pid, signal.SIGKILL)
+        if group:
+            os.killpg(process.pid, signal.SIGKILL)
+        else:
+            os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert not (folder.parent / "table.json").exists(), "the command finished before it could be killed"

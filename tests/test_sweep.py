@@ -15,12 +15,9 @@ from evaluator.app.cli import app
 from evaluator.errors import EvaluatorError
 from evaluator.app.sweep_config import make_config
 
-from conftest import ROOT, ZOO_PARENT
+from conftest import ROOT, SMALL, ZOO_PARENT
 from interrupt import kill_after
 
-SMALL = ["--source", str(ZOO_PARENT.with_suffix(".pt2")), "--methods", "filter-l1,unstructured-global-magnitude",
-         "--rates", "1,2,4", "--finetune-epochs", "0", "--samples", "60", "--attacks", "pgd-linf:steps=5,square-linf:queries=40",
-         "--eps", "4/255,8/255", "--no-latency"]
 
 
 def comparable(out: Path) -> dict[str, object]:
@@ -30,6 +27,7 @@ def comparable(out: Path) -> dict[str, object]:
     for row in table["rows"]:
         row.pop("path")
     table["config"].pop("out")
+    table.pop("timing")  # how the steps ran and how long each took
     for key in ("threads", "threads_reason"):
         table["environment"].pop(key, None)
     return {"table.json": table, "table.csv": (out / "table.csv").read_text(), "table.md": (out / "table.md").read_text(),
@@ -37,14 +35,8 @@ def comparable(out: Path) -> dict[str, object]:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The reference run, in a fresh process like the killed and resumed runs it is compared with: the suite's own
-    process has run many tests before and is no fair reference for byte-equal files."""
-    out = tmp_path_factory.mktemp("sweep") / "results"
-    result = subprocess.run([sys.executable, "-m", "evaluator", "sweep", *SMALL, "--out", str(out)], capture_output=True,
-                            text=True, cwd=ROOT)
-    assert result.returncode == 0, result.stderr
-    return out
+def uninterrupted(small_sweep: Path) -> Path:
+    return small_sweep
 
 
 @pytest.mark.train

@@ -9,7 +9,8 @@ import typer
 
 from evaluator.app.console import console, say_line, task_progress
 from evaluator.app.options import (
-    DEVICE_HELP, THREADS_HELP, TORCH_DEVICE_HELP, InputRange, Layout, Provider, Scores, check_output_path, input_overrides, parse_epsilons,
+    DEVICE_HELP, MLFLOW_EXPERIMENT_HELP, MLFLOW_HELP, THREADS_HELP, TORCH_DEVICE_HELP, InputRange, Layout, Provider, Scores,
+    check_output_path, input_overrides, parse_epsilons,
 )
 from evaluator.default_attacks import DEFAULT_CASCADES
 from evaluator.errors import EvaluatorError
@@ -57,6 +58,8 @@ def assess(
     scores: Annotated[Optional[Scores], typer.Option(metavar="<kind>", help="What the output holds: logits or probabilities "
                                                    "(read as log-probabilities). "
                                                    "\\[default: probabilities after a final Softmax, else logits]")] = None,
+    mlflow: Annotated[Optional[str], typer.Option(help=MLFLOW_HELP.format(what="each model as a run"))] = None,
+    mlflow_experiment: Annotated[str, typer.Option(help=MLFLOW_EXPERIMENT_HELP)] = "evaluator",
 ) -> None:
     """Measure size, latency, clean accuracy and robust accuracy of each ONNX model; with --policy, sign them off."""
     from evaluator.assess_config import BUDGET_FIELDS, AssessConfig, check_budgets, plan_assessment
@@ -77,6 +80,11 @@ def assess(
     )
     check_budgets(config)
     outputs = report_outputs(report or [], {"json": json_path, "markdown": markdown, "junit": junit}, policy is not None)
+    tracking = None
+    if mlflow is not None:
+        from evaluator.tracking import tracking_target
+
+        tracking = tracking_target(mlflow, mlflow_experiment)
     gate = None
     if policy is not None:
         from evaluator.policy import load_policy
@@ -99,6 +107,12 @@ def assess(
     for writer, path in outputs:
         write_text_atomic(path, writer.render(assessment, verdicts))
         console.print(f"wrote {path}")
+    if tracking is not None:
+        from evaluator.tracking import log_assessment
+
+        runs = log_assessment(tracking, assessment)
+        console.print(f"logged {len(runs)} MLflow run{'s' if len(runs) > 1 else ''} to {tracking.uri} "
+                      f"(experiment {tracking.experiment})", markup=False, highlight=False)
     if verdicts:
         from evaluator.policy import exit_code
 

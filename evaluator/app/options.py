@@ -16,6 +16,9 @@ from evaluator.input_options import LAYOUTS, RANGES, SCORES, InputOverrides
 THREADS_HELP = "Threads of torch and ONNX Runtime, 1 to 1024 (default: the free cores, see README)."
 TORCH_DEVICE_HELP = "Where torch computes: auto (CUDA when torch sees a GPU), cpu, cuda or cuda:N."
 DEVICE_HELP = "The GPU ONNX Runtime's CUDA EP runs on (with --provider auto or cuda)."
+MLFLOW_HELP = ("Log {what} to this MLflow tracking URI: a folder, file:PATH, sqlite:///PATH.db or http(s)://HOST:PORT "
+               "(needs the mlflow extra; README, Experiment tracking).")
+MLFLOW_EXPERIMENT_HELP = "The MLflow experiment of the runs (made if missing)."
 
 
 class Choice(str, Enum):

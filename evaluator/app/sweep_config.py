@@ -21,6 +21,7 @@ from evaluator.threads import choose_threads
 
 PROVIDERS = ("auto", "cpu", "cuda")
 MAX_RETIME_ROUNDS = 100
+MAX_WORKERS = 4096  # Ray tasks at once on a local runtime
 MAX_SEED = 2**63 - 1  # as the CLI's other commands (torch takes up to 2**64 - 1)
 DEFAULT_DATASET = "fashion-mnist"  # of a parent trained here
 
@@ -65,6 +66,8 @@ class SweepConfig:
     skip_latency: bool = AssessConfig.skip_latency
     retime_rounds: int = 0  # > 0: after assessing, time every variant again in this many interleaved rounds
     threads: int | None = None  # torch's and ONNX Runtime's; None: the free cores (evaluator.threads); not in any cache key
+    workers: int = 1  # > 1: the steps run as Ray tasks on a local Ray runtime of this many CPUs (sweep_engine)
+    ray_address: str | None = None  # the Ray cluster the steps run on (HOST:PORT, ray://HOST:PORT or auto)
     seed: int = 0
 
     def assess_config(self) -> AssessConfig:
@@ -146,6 +149,12 @@ class SweepConfig:
             raise EvaluatorError(f"seed must be a whole number from 0 to 2**63 - 1, got {self.seed}")
         if self.threads is not None:
             choose_threads(self.threads)
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise EvaluatorError(f"workers must be a whole number from 1 to {MAX_WORKERS}, got {self.workers}", field="workers")
+        if self.ray_address is not None:
+            from evaluator.app.sweep_engine import check_reachable
+
+            check_reachable(self.ray_address)
         if self.provider not in PROVIDERS:
             raise EvaluatorError(f"unknown provider {self.provider!r}: expected {', '.join(PROVIDERS)}")
         if not 0 <= self.device < MAX_DEVICES:
@@ -299,7 +308,7 @@ def convert(value: Any, default: Any, key: str) -> Any:
 def describe(default: Any, key: str) -> str:
     if key in ("out", "data_dir"):
         return "path"
-    if key == "dataset":
+    if key in ("dataset", "ray_address"):
         return "str"
     if key in ("threads", "image_size"):
         return "whole number"

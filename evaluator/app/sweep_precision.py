@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from evaluator.app.sweep_config import SweepConfig
+from evaluator.app.sweep_engine import Engine, SerialEngine, bound
 from evaluator.errors import EvaluatorError
 from evaluator.files import digest, read_json_object, sha256_of
 from evaluator.progress import Progress
@@ -14,21 +15,30 @@ from evaluator.progress import Progress
 Say = Callable[[str], None]
 
 
-def in_precisions(config: SweepConfig, variants: list[Path], progress: Progress, say: Say, failures: list[str]) -> list[Path]:
+def in_precisions(config: SweepConfig, variants: list[Path], progress: Progress, say: Say, failures: list[str],
+                  engine: Engine = SerialEngine()) -> list[Path]:
     """The .onnx of every variant in every precision of config.precisions, each variant's in that order (fp32: the
-    variant itself); a quantization that fails is left out and its reason added to `failures`."""
+    variant itself); a quantization that fails is left out and its reason added to `failures`. The quantizations
+    run on `engine` (in parallel on Ray)."""
+    pairs = [(onnx, precision) for onnx in variants for precision in config.precisions]
+    quantized = iter(engine.map(bound(quantize_step, config), [pair for pair in pairs if pair[1] != "fp32"], progress, say,
+                                "quantizing"))
     deployed: list[Path] = []
-    for onnx in variants:
-        for precision in config.precisions:
-            if precision == "fp32":
-                deployed.append(onnx)
-                continue
-            quantized, failure = quantize_variant(config, onnx, precision, progress, say)
-            deployed += [quantized] if quantized is not None else []
-            if failure:
-                failures.append(failure)
-                say(f"[yellow]note[/yellow] {failure}")
+    for onnx, precision in pairs:
+        if precision == "fp32":
+            deployed.append(onnx)
+            continue
+        made, failure = next(quantized)
+        deployed += [made] if made is not None else []
+        if failure:
+            failures.append(failure)
+            say(f"[yellow]note[/yellow] {failure}")
     return deployed
+
+
+def quantize_step(config: SweepConfig, pair: tuple[Path, str], progress: Progress, say: Say) -> tuple[Path | None, str | None]:
+    """quantize_variant of one (variant, precision) as an engine step (sweep_engine)."""
+    return quantize_variant(config, pair[0], pair[1], progress, say)
 
 
 QUANTIZE_CACHE_VERSION = "1"  # bump when a change of the evaluator changes quantized artifacts

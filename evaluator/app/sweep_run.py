@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from evaluator.app.sweep_config import SweepConfig
+from evaluator.app.sweep_engine import SerialEngine, bound, sweep_engine
+from evaluator.app.sweep_latency import latency_record, retime_variants
 from evaluator.app.sweep_precision import in_precisions
 from evaluator.assess_config import AssessConfig
 from evaluator.assessment import assess
@@ -84,26 +86,36 @@ def run_sweep(config: SweepConfig, progress: Progress = SilentProgress(), say: S
 
 def sweep_locked(config: SweepConfig, out: Path, progress: Progress, say: Say) -> SweepResult:
     """run_sweep's work, with the configuration checked and OUT locked."""
-    models = out / "models"
-    make_folder(models)
-    write_text_atomic(out / "sweep.json", json.dumps({"schema_version": SWEEP_SCHEMA_VERSION, "config": config.to_dict()}, indent=2) + "\n")
-    parent = prepare_parent(config, models, progress, say)
-    variants, failures = [parent], []
-    for method in config.methods:
-        pruned, failure = prune_method(config, parent, method, progress, say)
-        variants += pruned
-        if failure:
-            failures.append(failure)
-            say(f"[yellow]note[/yellow] {failure}")
-    variants = in_precisions(config, variants, progress, say, failures)
-    cached = [assess_variant(config, onnx, out / "assessments", say) for onnx in variants]
+    engine = sweep_engine(config.workers, config.ray_address, config.threads, config.torch_device)  # before any file
+    try:
+        if not isinstance(engine, SerialEngine):
+            say(f"steps run on {engine.description}")
+        models = out / "models"
+        make_folder(models)
+        write_text_atomic(out / "sweep.json", json.dumps({"schema_version": SWEEP_SCHEMA_VERSION, "config": config.to_dict()},
+                                                        indent=2) + "\n")
+        parent = prepare_parent(config, models, progress, say)
+        variants, failures = [parent], []
+        for pruned, failure in engine.map(bound(prune_method, config, parent), config.methods, progress, say, "pruning"):
+            variants += pruned
+            if failure:
+                failures.append(failure)
+                say(f"[yellow]note[/yellow] {failure}")
+        variants = in_precisions(config, variants, progress, say, failures, engine)
+        cached = engine.map(bound(assess_step, config, out / "assessments"), variants, progress, say, "assessing")
+    finally:
+        engine.close()
     assessments, keys = [assessment for assessment, _ in cached], [key for _, key in cached]
-    if config.retime_rounds and not config.skip_latency:
-        assessments = retime_variants(config, variants, assessments, keys, out / "assessments", progress, say)
+    rounds = config.retime_rounds or (0 if isinstance(engine, SerialEngine) else 1)  # parallel tasks timed each other
+    if rounds and not config.skip_latency:
+        assessments = retime_variants(replace(config, retime_rounds=rounds), variants, assessments, keys,
+                                      out / "assessments", progress, say)
+    timing = {**latency_record(config, rounds, engine.description), "step_seconds": {
+        label: [round(seconds, 3) for seconds in values] for label, values in engine.seconds.items()}}
     from evaluator.table import table_row, with_parent_drop
 
     rows = with_parent_drop([table_row(model) for assessment in assessments for model in assessment.models])
-    files = write_outputs(config, out, rows, assessments, failures)
+    files = write_outputs(config, out, rows, assessments, failures, timing)
     return SweepResult(out, rows, failures, files)
 
 
@@ -241,6 +253,9 @@ def prune_method(config: SweepConfig, parent: Path, method: str, progress: Progr
     stopped: list[str] = []
     job = PruneJob(parent.with_suffix(".pt2"), parent.parent, dataset=config.dataset, data_dir=config.data_dir, seed=config.seed)
     steps = run_schedule(job, request, progress, stopped)
+    for step in steps:
+        if step.resumed:
+            say(f"{method} CR {step.rate:g}: cached")
     return [step.artifacts.onnx for step in steps], (stopped[0] if stopped else None)
 
 
@@ -260,6 +275,11 @@ def assessment_key(assess_config: AssessConfig, onnx: Path) -> str:
     if external:  # only then, so that the keys of earlier sweeps stay the same
         inputs["external_data"] = external
     return digest(inputs)
+
+
+def assess_step(config: SweepConfig, folder: Path, onnx: Path, progress: Progress, say: Say) -> tuple[Assessment, str]:
+    """assess_variant as an engine step (sweep_engine)."""
+    return assess_variant(config, onnx, folder, say)
 
 
 def assess_variant(config: SweepConfig, onnx: Path, folder: Path, say: Say) -> tuple[Assessment, str]:
@@ -284,70 +304,14 @@ def assess_variant(config: SweepConfig, onnx: Path, folder: Path, say: Say) -> t
     return assessment, key
 
 
-def retime_variants(config: SweepConfig, variants: list[Path], assessments: list[Assessment], keys: list[str],
-                    folder: Path, progress: Progress, say: Say) -> list[Assessment]:
-    """Latency of every variant measured again in config.retime_rounds rounds, each visiting every variant once at
-    every batch size its assessment timed (odd rounds in reverse order). Each variant keeps its round with the lowest
-    median: other work on a shared machine only ever adds time, and a slow spell then costs a variant one round
-    rather than its figures, so ratios to the parent mean more. The new figures replace the assessment's and its
-    cached file is rewritten under its cache key from `keys` (marked `latency_retimed`)."""
-    from evaluator.latency import best_round, time_batch
-    from evaluator.runtime import OnnxClassifier
-
-    rounds = config.retime_rounds
-    say(f"re-timing {len(variants)} variants in {rounds} interleaved rounds")
-    runs: list[dict[int, list[list[float]]]] = [{stats.batch_size: [] for stats in assessment.models[0].latency_by_batch}
-                                                for assessment in assessments]
-    threads = [assessment.environment.get("threads") for assessment in assessments]  # as each was timed
-    task = progress.task("re-timing latency", rounds * len(variants))
-    for round_index in range(rounds):
-        order = list(zip(variants, runs, threads))
-        for onnx, collected, count in (order if round_index % 2 == 0 else order[::-1]):
-            # a fresh session per visit: no 50 sessions held at once
-            classifier = OnnxClassifier(onnx, config.provider, threads=count if isinstance(count, int) else None,  # type: ignore[arg-type]
-                                        device_id=config.device)
-            for batch, per_round in collected.items():
-                per_round.append(time_batch(classifier, batch, warmup=3, min_runs=20, min_seconds=0.25, max_seconds=3.0,
-                                            seed=config.seed))
-            task.advance()
-    updated = []
-    retimed_throughput: dict[str, float] = {}
-    for onnx, assessment, key, collected in zip(variants, assessments, keys, runs):
-        model = assessment.models[0]
-        stats = {batch: best_round(batch, per_round) for batch, per_round in collected.items()}
-        model = replace(model, latency_by_batch=tuple(stats.values()),
-                        latency=stats[model.latency.batch_size] if model.latency else None,
-                        throughput=stats[model.throughput.batch_size] if model.throughput else None)
-        if model.throughput is not None:
-            retimed_throughput[onnx.name] = model.throughput.throughput_per_s
-        model = with_retimed_speedup(model, retimed_throughput)
-        retimed = replace(assessment, models=(model,))
-        record = {**retimed.to_dict(), "sweep_key": key,
-                  "latency_retimed": {"rounds": rounds, "variants": len(variants)}}
-        write_text_atomic(folder / f"{onnx.stem}.json", json_text(record) + "\n")
-        updated.append(retimed)
-    return updated
-
-
-def with_retimed_speedup(model: ModelAssessment, throughput: dict[str, float]) -> ModelAssessment:
-    """An int8 / fp16 model's speed-up against its float parent from the re-timed figures of both (`throughput`: file
-    name -> samples/s, the parent re-timed before its variants), when the parent is among them."""
-    precision = model.precision
-    parent = throughput.get(precision.float_parent or "") if precision is not None else None
-    if precision is None or parent is None or model.throughput is None:
-        return model
-    return replace(model, precision=replace(precision, float_parent_throughput_per_s=parent,
-                                            speedup=model.throughput.throughput_per_s / parent))
-
-
 def write_outputs(config: SweepConfig, out: Path, rows: list[TableRow], assessments: list[Assessment],
-                  failures: list[str]) -> list[Path]:
-    """table.csv/json/md, figures and report.html from the rows."""
+                  failures: list[str], timing: dict[str, Any] | None = None) -> list[Path]:
+    """table.csv/json/md, figures and report.html from the rows; `timing` (latency_record) goes into table.json."""
     from evaluator.table import TABLE_SCHEMA_VERSION, table_csv, table_markdown
 
     environment = assessments[0].environment if assessments else {}
     table = {"schema_version": TABLE_SCHEMA_VERSION, "config": config.to_dict(), "environment": environment,
-             "failures": failures, "rows": [row.to_dict() for row in rows]}
+             "timing": timing, "failures": failures, "rows": [row.to_dict() for row in rows]}
     written = [out / "table.json", out / "table.csv", out / "table.md"]
     write_text_atomic(written[0], json_text(table) + "\n")
     write_text_atomic(written[1], table_csv(rows))

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Set up the evaluator in ./.venv: torch 2.13.0 (CPU wheel), the package with its torch, report and test extras,
+# at the versions pinned in constraints.txt (shared with the Dockerfile),
 # ONNX Runtime (EVALUATOR_RUNTIME=gpu installs onnxruntime-gpu instead of onnxruntime), Fashion-MNIST from
 # Debian's dataset-fashion-mnist package and, for the HTML report's browser test, Debian's chromium and
 # chromium-driver (skipped with EVALUATOR_NO_BROWSER=1). Safe to run again.
@@ -23,9 +24,9 @@ fi
 
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q torch==2.13.0
+.venv/bin/python -m pip install -q -c constraints.txt torch
 other=$([ "$runtime" = cpu ] && echo onnxruntime-gpu || echo onnxruntime)
 .venv/bin/python -m pip uninstall -q -y "$other" 2>/dev/null || true  # exactly one ONNX Runtime
-.venv/bin/python -m pip install -q -e ".[$runtime,torch,report,dev]"
+.venv/bin/python -m pip install -q -c constraints.txt -e ".[$runtime,torch,report,dev]"
 .venv/bin/python -m pip install -q --no-deps torchattacks  # test-only reference; it declares torchvision, which it does not need
 echo "evaluator installed in .venv (ONNX Runtime: $runtime)"

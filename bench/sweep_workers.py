@@ -17,6 +17,7 @@ import argparse
 import json
 import math
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -81,9 +82,9 @@ def main() -> None:
         raise SystemExit("the serial and the Ray run gave different tables")
     print(f"sweep: {' '.join(flags)}")
     print("| run | wall s (each round) | median s | vs serial |\n|---|---|---:|---:|")
-    serial = sorted(times["serial"])[len(times["serial"]) // 2]
+    serial = statistics.median(times["serial"])
     for name, values in times.items():
-        median = sorted(values)[len(values) // 2]
+        median = statistics.median(values)
         print(f"| {name} | {', '.join(f'{v:.1f}' for v in values)} | {median:.1f} | {serial / median:.2f}x |")
     for name, out in (("serial", serial_out), (f"workers {args.workers}", ray_out)):
         timing = json.loads((out / "table.json").read_text())["timing"]

@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import functools
 import io
+import os
 import re
 import shutil
 import subprocess
@@ -67,13 +68,39 @@ def cuda_failure_reason(onnxruntime: Any, loader: Any = ctypes.CDLL) -> str:
     return f"its libraries load, so the fault is elsewhere: it needs {DRIVER_HINT}"
 
 
-def gpu_name(device_id: int) -> str | None:
-    """The name of GPU `device_id` from nvidia-smi (None where it is absent or fails)."""
+@functools.lru_cache(maxsize=1)
+def visible_gpu_count() -> int | None:
+    """GPUs CUDA programs see here: nvidia-smi's list, narrowed by CUDA_VISIBLE_DEVICES (None without nvidia-smi)."""
     smi = shutil.which("nvidia-smi")
     if smi is None:
         return None
     try:
-        done = subprocess.run([smi, "--query-gpu=name", "--format=csv,noheader", f"--id={device_id}"],
+        done = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=20, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0:
+        return None
+    count = sum(1 for line in done.stdout.splitlines() if line.startswith("GPU "))
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return count if visible is None else min(count, len([entry for entry in visible.split(",") if entry.strip()]))
+
+
+@functools.lru_cache(maxsize=16)
+def gpu_name(device_id: int) -> str | None:
+    """The name of CUDA device `device_id` from nvidia-smi (None where it is absent or fails). The number counts the
+    GPUs CUDA_VISIBLE_DEVICES leaves visible, as ONNX Runtime's device_id does; nvidia-smi counts them all."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return None
+    target = str(device_id)
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        ids = [entry.strip() for entry in visible.split(",") if entry.strip()]
+        if device_id >= len(ids):
+            return None
+        target = ids[device_id]  # an index or a UUID, both of which nvidia-smi --id takes
+    try:
+        done = subprocess.run([smi, "--query-gpu=name", "--format=csv,noheader", f"--id={target}"],
                               capture_output=True, text=True, timeout=20, check=False)
     except (OSError, subprocess.SubprocessError):
         return None

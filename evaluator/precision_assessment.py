@@ -16,7 +16,7 @@ from evaluator.latency import best_round, time_batch
 from evaluator.precision import FP32, graph_precision, recorded_precision
 from evaluator.profile import external_data_sha256
 from evaluator.results import LatencyStats, Placement, PrecisionResult
-from evaluator.runtime import OnnxClassifier
+from evaluator.runtime import CUDA_EP, OnnxClassifier
 
 PLACEMENT_BATCH = 8  # samples per profiled run: which kernel runs where does not depend on the batch
 
@@ -91,7 +91,9 @@ def placement_of(classifier: OnnxClassifier, precision: str, x: np.ndarray, thre
     if len(sample) < batch:
         sample = np.concatenate([sample, np.zeros((batch - len(sample), *sample.shape[1:]), sample.dtype)])
     try:
-        placement = node_placement(classifier.graph, classifier.runtime.used, precision, sample, threads or 1)
+        on_gpu = {"device_id": str(classifier.device_id), "cudnn_conv_algo_search": "HEURISTIC"}
+        placement = node_placement(classifier.graph, classifier.runtime.used, precision, sample, threads or 1,
+                                   provider_options=on_gpu if classifier.runtime.used == CUDA_EP else None)
     except EvaluatorError as error:
         return None, [f"where the kernels ran is unknown: {error}"]
     fallbacks = placement.fallbacks

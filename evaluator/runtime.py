@@ -14,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from evaluator.errors import EvaluatorError, first_line
 from evaluator.limits import MAX_DEVICES, MAX_INPUT_VALUES, MAX_THREADS, check_batch
-from evaluator.cuda_libraries import cuda_failure_reason, gpu_name, preload_cuda_libraries
+from evaluator.cuda_libraries import cuda_failure_reason, gpu_name, preload_cuda_libraries, visible_gpu_count
 from evaluator.input_options import InputOverrides
 from evaluator.graph_input import adapt, image_input, input_dims, resolve_input
 from evaluator.metadata import read_metadata
@@ -204,6 +204,10 @@ class OnnxClassifier:
         if CUDA_EP not in self._ort.get_available_providers():
             note = "" if provider == "auto" else "CUDA requested but this onnxruntime has no CUDA EP: fell back to CPU"
             return RuntimeChoice(provider, CPU_EP, note=note)
+        gpus = visible_gpu_count()
+        if gpus is not None and self.device_id >= gpus:
+            raise EvaluatorError(f"device {self.device_id} names a GPU this machine does not have: CUDA sees {gpus} "
+                                 f"(numbered from 0)", field="device")
         preload_problem = preload_cuda_libraries()
         on_gpu = {"device_id": self.device_id, "device_name": gpu_name(self.device_id)}
         try:

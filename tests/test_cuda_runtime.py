@@ -219,3 +219,40 @@ def test_the_runtime_fields_are_in_the_json_entry() -> None:
     data = model.to_dict()
     assert (data["provider"], data["cuda_graph"], data["device_id"], data["device_name"], data["torch_device"]) == (
         CUDA_EP, True, 2, "NVIDIA H200", "cuda:0 (NVIDIA H200)")
+
+
+@pytest.fixture()
+def fake_nvidia_smi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An nvidia-smi on PATH that lists four GPUs and names GPU N 'Fake GPU N' (the calls logged beside it)."""
+    from evaluator.cuda_libraries import gpu_name, visible_gpu_count
+
+    script = tmp_path / "nvidia-smi"
+    script.write_text('#!/bin/sh\necho "$@" >> "$(dirname "$0")/calls"\n'
+                      'case "$1" in -L) for i in 0 1 2 3; do echo "GPU $i: Fake (UUID: GPU-$i)"; done ;;\n'
+                      '*) for a in "$@"; do case "$a" in --id=*) echo "Fake GPU ${a#--id=}" ;; esac; done ;; esac\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{__import__('os').environ['PATH']}")
+    gpu_name.cache_clear()
+    visible_gpu_count.cache_clear()
+    yield script
+    gpu_name.cache_clear()
+    visible_gpu_count.cache_clear()
+
+
+def test_the_gpu_name_follows_cuda_visible_devices(fake_nvidia_smi: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from evaluator.cuda_libraries import gpu_name, visible_gpu_count
+
+    assert gpu_name(1) == "Fake GPU 1" and visible_gpu_count() == 4
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,GPU-2")
+    gpu_name.cache_clear()
+    visible_gpu_count.cache_clear()
+    assert gpu_name(0) == "Fake GPU 3" and gpu_name(1) == "Fake GPU GPU-2" and gpu_name(2) is None
+    assert visible_gpu_count() == 2
+
+
+@ONLY_CPU
+def test_a_gpu_the_machine_does_not_have_is_refused(fake_nvidia_smi: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: [CUDA_EP, CPU_EP])
+    with pytest.raises(EvaluatorError, match="device 4 names a GPU this machine does not have: CUDA sees 4") as error:
+        OnnxClassifier(ZOO_PARENT, provider="cuda", device_id=4)
+    assert error.value.field == "device"

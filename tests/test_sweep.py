@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 import shutil
 import subprocess
 import sys
@@ -118,7 +119,7 @@ def test_retime_replaces_latency_in_interleaved_rounds(uninterrupted: Path, tmp_
     assert [(row["latency_p50_ms"], row["throughput_per_s"]) for row in table["rows"]] == [(1.0, 1000.0)] * 5
     for assessment in (out / "assessments").glob("*.json"):
         data = json.loads(assessment.read_text())
-        assert data["latency_retimed"] == {"rounds": 2, "variants": 5}
+        assert data["latency_retimed"] == {"rounds": 2, "variants": 5, "node": platform.node()}
         assert data["models"][0]["latency_by_batch"]["256"]["runs"] == 2  # one round's runs
     with pytest.raises(EvaluatorError, match="retime_rounds must be"):
         make_config({"retime_rounds": -1}).validate()

@@ -12,8 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from evaluator.app.cli import app
-from evaluator.app.sweep_engine import SerialEngine, check_reachable, sweep_engine
+from evaluator.app.sweep_engine import RayEngine, SerialEngine, check_reachable, sweep_engine
 from evaluator.errors import EvaluatorError
+from evaluator.progress import SilentProgress
 
 from conftest import ROOT, SMALL
 from interrupt import kill_after
@@ -80,6 +81,7 @@ def test_bad_cluster_addresses_are_refused_before_ray_tries(address: str, messag
     (["--ray-address", "127.0.0.1:1"], "--ray-address 127.0.0.1:1 is not reachable"),
     (["--ray-address", "::"], "--ray-address must be HOST:PORT"),
     (["--workers", "0"], "--workers must be a whole number from 1 to 4096, got 0"),
+    (["--workers", "2", "--methods", "filter-l1,filter-l1"], "methods must name each method once"),
 ])
 def test_bad_engine_settings_are_one_line_exit_2_and_nothing_written(flags: list[str], message: str, tmp_path: Path) -> None:
     out = tmp_path / "results"
@@ -87,3 +89,42 @@ def test_bad_engine_settings_are_one_line_exit_2_and_nothing_written(flags: list
     assert result.exit_code == 2, result.output
     assert message in result.output and len(result.output.strip().splitlines()) == 1
     assert not out.exists() or not any(path.is_file() and path.name != ".sweep.lock" for path in out.rglob("*"))
+
+
+def test_on_a_cluster_paths_must_be_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["sweep", *SMALL, "--ray-address", "127.0.0.1:1", "--out", "results"])
+    assert result.exit_code == 2 and "--out must be an absolute path with ray_address" in result.output, result.output
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.fixture(scope="module")
+def engine() -> RayEngine:
+    """A local Ray runtime for 2 tasks of 3 threads each: more threads than workers, which must not starve it."""
+    made = RayEngine(2, None, 3, "cpu")
+    yield made
+    made.close()
+
+
+def test_tasks_of_more_threads_than_workers_run_and_keep_their_order(engine: RayEngine) -> None:
+    def double(item: int, progress: object, say: object) -> int:
+        say(f"doubled {item}")  # type: ignore[operator]
+        return item * 2
+
+    said: list[str] = []
+    assert engine.map(double, [3, 1, 2], SilentProgress(), said.append, "doubling") == [6, 2, 4]
+    assert said == ["doubled 3", "doubled 1", "doubled 2"] and len(engine.seconds["doubling"]) == 3
+    assert engine.description == "ray: 6 CPUs on a local Ray runtime"
+
+
+def test_a_task_that_fails_is_one_evaluator_error(engine: RayEngine) -> None:
+    def refuse(item: int, progress: object, say: object) -> int:
+        if item == 2:
+            raise EvaluatorError("samples must be at least 1, got 0", field="samples")
+        raise ValueError("a bug")
+
+    with pytest.raises(EvaluatorError, match="samples must be at least 1") as error:
+        engine.map(refuse, [2], SilentProgress(), lambda message: None, "refusing")
+    assert error.value.field == "samples"
+    with pytest.raises(EvaluatorError, match=r"a Ray task of the sweep \(refusing\) failed: .*a bug"):
+        engine.map(refuse, [1], SilentProgress(), lambda message: None, "refusing")

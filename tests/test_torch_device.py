@@ -79,3 +79,24 @@ def test_the_report_names_where_torch_computed_the_attacks(tmp_path: Path) -> No
     assert result.exit_code == 0, result.output
     model = json.loads(out.read_text())["models"][0]
     assert model["torch_device"] == "cpu" and model["gradients"] == "source"
+
+
+def test_a_source_that_does_not_run_on_the_device_stays_on_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An exported program can keep constants off the module's buffers (.to() leaves them behind): the first pass on
+    the device fails, and the source stays on the CPU with the reason recorded. 'meta' stands in for a GPU here."""
+    from evaluator.attacks import AttackTarget
+    from evaluator.runtime import OnnxClassifier
+
+    class ConstantOffTheBuffers(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = torch.ones(10, 784)  # a plain attribute: module.to(device) does not move it
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.flatten(1) @ self.weight.T
+
+    monkeypatch.setattr("evaluator.torch_device.choose_torch_device", lambda name: torch.device("meta"))
+    target = AttackTarget(OnnxClassifier(ZOO_PARENT, provider="cpu"), _source=ConstantOffTheBuffers(), torch_device="cuda")
+    source = target.source()
+    assert target.device_used is not None and target.device_used.startswith("cpu (meta failed: ")
+    assert source(torch.zeros(2, 1, 28, 28)).shape == (2, 10)

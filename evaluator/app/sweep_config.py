@@ -114,6 +114,8 @@ class SweepConfig:
         unknown = [method for method in self.methods if method not in METHODS]
         if unknown:
             raise EvaluatorError(f"unknown pruning method {unknown[0]!r}: see `evaluator prune --list`")
+        if len(set(self.methods)) < len(self.methods):
+            raise EvaluatorError(f"methods must name each method once, got {list(self.methods)}")
         if not self.rates or any(not (rate >= 1 and math.isfinite(rate)) for rate in self.rates):
             raise EvaluatorError(f"rates must be finite numbers >= 1 (1 = the unpruned parent), got {self.rates}")
         from evaluator.precision import PRECISIONS
@@ -151,10 +153,13 @@ class SweepConfig:
             choose_threads(self.threads)
         if not 1 <= self.workers <= MAX_WORKERS:
             raise EvaluatorError(f"workers must be a whole number from 1 to {MAX_WORKERS}, got {self.workers}", field="workers")
-        if self.ray_address is not None:
-            from evaluator.app.sweep_engine import check_reachable
+        if self.workers > 1 or self.ray_address is not None:
+            from evaluator.app.sweep_engine import check_reachable, import_ray
 
-            check_reachable(self.ray_address)
+            import_ray()
+            if self.ray_address is not None:
+                self.check_paths_absolute()
+                check_reachable(self.ray_address)
         if self.provider not in PROVIDERS:
             raise EvaluatorError(f"unknown provider {self.provider!r}: expected {', '.join(PROVIDERS)}")
         if not 0 <= self.device < MAX_DEVICES:
@@ -168,6 +173,15 @@ class SweepConfig:
         assess.create_attacks()
         check_out(Path(self.out))
         self.check_data()
+
+    def check_paths_absolute(self) -> None:
+        """On a cluster every node resolves the sweep's paths in its own working folder: they must be absolute."""
+        paths = {"out": self.out, "data_dir": self.data_dir, "source": self.source if self.source.endswith(".pt2") else None,
+                 "dataset": self.dataset if self.dataset and Path(self.dataset).exists() else None}
+        for name, value in paths.items():
+            if value is not None and not Path(value).is_absolute():
+                raise EvaluatorError(f"{name} must be an absolute path with ray_address (every node of the cluster "
+                                     f"reads and writes it, on a filesystem they share), got {value}", field=name)
 
     def input_shape(self) -> tuple[int, int, int] | None:
         """The (C, H, W) an image folder is decoded to for a parent trained here (None: the format's default)."""

@@ -70,17 +70,22 @@ def run_task(step: Step, item: Any, threads: int | None, torch_device: str) -> t
 
 
 class RayEngine:
-    """Steps as Ray tasks of one CPU each (`threads` CPUs when the sweep sets a thread count); the driver shows one
-    progress task per map and prints each step's messages when it ends, in the items' order."""
+    """Steps as Ray tasks of `threads` CPUs each (torch's and ONNX Runtime's thread count in the task): the sweep's
+    thread count, else on a local runtime this machine's cores shared among the `workers`, on a cluster 1. A local
+    runtime gets workers x threads CPUs, so that `workers` tasks run at once. The driver shows one progress task per
+    map and prints each step's messages when it ends, in the items' order."""
 
     def __init__(self, workers: int | None, address: str | None, threads: int | None, torch_device: str) -> None:
+        from evaluator.threads import available_cores
+
         ray = import_ray()
         if address is not None:
             check_reachable(address)
+        per_task = threads or (max(1, available_cores() // workers) if workers else 1)
         options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
         try:
-            if address is None:
-                ray.init(num_cpus=workers, **options)
+            if address is None:  # "local": a new runtime, never one that RAY_ADDRESS or `ray start` left running
+                ray.init(address="local", num_cpus=(workers or 1) * per_task, **options)
             else:
                 ray.init(address=address, **options)
         except Exception as error:  # ConnectionError, RuntimeError, ValueError from ray.init
@@ -88,7 +93,7 @@ class RayEngine:
                                  f"workers: a local Ray runtime did not start: {first_line(error)}",
                                  field="ray_address" if address else "workers") from None
         self._ray = ray
-        self._threads, self._torch_device = threads, torch_device
+        self._threads, self._torch_device = per_task, torch_device
         self.seconds: dict[str, list[float]] = {}
         cpus = int(ray.cluster_resources().get("CPU", 0))
         where = f"the cluster at {address}" if address else "a local Ray runtime"
@@ -97,7 +102,7 @@ class RayEngine:
     def map(self, step: Step, items: Sequence[Any], progress: Progress, say: Say, label: str) -> list[Any]:
         if not items:
             return []
-        task = self._ray.remote(num_cpus=self._threads or 1, max_retries=0)(run_task)
+        task = self._ray.remote(num_cpus=self._threads, max_retries=0)(run_task)
         pending = {task.remote(step, item, self._threads, self._torch_device): index for index, item in enumerate(items)}
         results: list[Any] = [None] * len(items)
         shown = progress.task(f"{label} ({len(items)} Ray tasks)", len(items))
@@ -106,9 +111,13 @@ class RayEngine:
             done, waiting = self._ray.wait(waiting, num_returns=1)
             try:
                 results[pending[done[0]]] = self._ray.get(done[0])
-            except self._ray.exceptions.RayTaskError as error:  # the step's own exception, raised again here
+            except self._ray.exceptions.RayError as error:
+                for ref in waiting:  # nothing goes on writing into OUT once the driver gives up
+                    self._ray.cancel(ref, force=True)
                 cause = getattr(error, "cause", None)
-                raise (cause if isinstance(cause, Exception) else error.as_instanceof_cause()) from None
+                if isinstance(cause, EvaluatorError):  # the step's own error (bad input): as the serial sweep says it
+                    raise cause from None
+                raise EvaluatorError(f"a Ray task of the sweep ({label}) failed: {first_line(cause or error)}") from None
             shown.advance()
         shown.finish()
         values = []

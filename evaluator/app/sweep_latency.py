@@ -12,7 +12,7 @@ from typing import Any, Callable
 from evaluator.app.sweep_config import SweepConfig
 from evaluator.files import json_text, write_text_atomic
 from evaluator.progress import Progress
-from evaluator.results import Assessment, ModelAssessment
+from evaluator.results import Assessment, ModelAssessment, RuntimeChoice
 
 Say = Callable[[str], None]
 
@@ -37,8 +37,11 @@ def retime_variants(config: SweepConfig, variants: list[Path], assessments: list
     """Latency of every variant measured again in config.retime_rounds rounds, each visiting every variant once at
     every batch size its assessment timed (odd rounds in reverse order). Each variant keeps its round with the lowest
     median: other work on a shared machine only ever adds time, and a slow spell then costs a variant one round
-    rather than its figures, so ratios to the parent mean more. The new figures replace the assessment's and its
-    cached file is rewritten under its cache key from `keys` (marked `latency_retimed`)."""
+    rather than its figures, so ratios to the parent mean more. Every variant is timed with one thread count (the
+    sweep's, else the first assessment's), and where the re-timing ran on another provider than the assessment (a
+    driver without the workers' GPU) the variant's provider becomes the re-timing's, with a note. The new figures
+    replace the assessment's and its cached file is rewritten under its cache key from `keys` (marked
+    `latency_retimed`)."""
     from evaluator.latency import best_round, time_batch
     from evaluator.runtime import OnnxClassifier
 
@@ -46,14 +49,16 @@ def retime_variants(config: SweepConfig, variants: list[Path], assessments: list
     say(f"re-timing {len(variants)} variants in {rounds} interleaved rounds")
     runs: list[dict[int, list[list[float]]]] = [{stats.batch_size: [] for stats in assessment.models[0].latency_by_batch}
                                                 for assessment in assessments]
-    threads = [assessment.environment.get("threads") for assessment in assessments]  # as each was timed
+    first = assessments[0].environment.get("threads") if assessments else None
+    count = config.threads or (first if isinstance(first, int) else None)  # one count: ratios between variants hold
+    runtimes: dict[Path, RuntimeChoice] = {}
     task = progress.task("re-timing latency", rounds * len(variants))
     for round_index in range(rounds):
-        order = list(zip(variants, runs, threads))
-        for onnx, collected, count in (order if round_index % 2 == 0 else order[::-1]):
+        order = list(zip(variants, runs))
+        for onnx, collected in (order if round_index % 2 == 0 else order[::-1]):
             # a fresh session per visit: no 50 sessions held at once
-            classifier = OnnxClassifier(onnx, config.provider, threads=count if isinstance(count, int) else None,  # type: ignore[arg-type]
-                                        device_id=config.device)
+            classifier = OnnxClassifier(onnx, config.provider, threads=count, device_id=config.device)  # type: ignore[arg-type]
+            runtimes[onnx] = classifier.runtime
             for batch, per_round in collected.items():
                 per_round.append(time_batch(classifier, batch, warmup=3, min_runs=20, min_seconds=0.25, max_seconds=3.0,
                                             seed=config.seed))
@@ -69,6 +74,9 @@ def retime_variants(config: SweepConfig, variants: list[Path], assessments: list
         if model.throughput is not None:
             retimed_throughput[onnx.name] = model.throughput.throughput_per_s
         model = with_retimed_speedup(model, retimed_throughput)
+        if runtimes[onnx].used != model.runtime.used:
+            model = replace(model, runtime=runtimes[onnx], notes=(*model.notes, (
+                f"latency re-timed on {runtimes[onnx].used}; the assessment ran on {model.runtime.used}")))
         retimed = replace(assessment, models=(model,))
         record = {**retimed.to_dict(), "sweep_key": key,
                   "latency_retimed": {"rounds": rounds, "variants": len(variants), "node": platform.node()}}

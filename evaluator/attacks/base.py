@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from evaluator.errors import EvaluatorError
+from evaluator.errors import EvaluatorError, first_line
 from evaluator.limits import MAX_ATTACK_COUNT, MAX_BATCH
 from evaluator.norms import Norm
 from evaluator.runtime import OnnxClassifier
@@ -78,11 +78,23 @@ class AttackTarget:
         return self._surrogate
 
     def _placed(self, module: Any) -> Any:
+        """`module` on the torch device, once one forward pass there works; else on the CPU, the reason in
+        device_used (an exported program can hold constants or nodes that stay on the CPU)."""
+        import torch
+
         from evaluator.torch_device import choose_torch_device, device_label, on_device
 
         device = choose_torch_device(self.torch_device)
+        placed = on_device(module, device)
+        if device.type != "cpu":
+            try:
+                with torch.no_grad():
+                    placed(torch.zeros((1, *self.deployed.input_shape)))
+            except Exception as error:  # torch's device-mismatch RuntimeError, or anything the program raises
+                self.device_used = f"cpu ({device_label(device)} failed: {first_line(error)[:160]})"
+                return module.to("cpu")  # OnDevice moved its parameters
         self.device_used = device_label(device)
-        return on_device(module, device)
+        return placed
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,8 @@ POLL_SECONDS = 0.01
 SAFETY_TIMEOUT = 900  # seconds: only against a hung subprocess, never a measure of speed
 TIMING_KEYS = ("latency", "throughput", "latency_by_batch", "latency_p50_ms", "latency_p99_ms", "throughput_per_s",
                "throughput_batch", "latency_retimed", "float_parent_throughput_per_s", "speedup", "speedup_vs_float",
-               "placement")  # placement: what ONNX Runtime ran, observed at run time like the latency
+               "placement", "step_seconds")  # placement: what ONNX Runtime ran, observed at run time like the latency;
+# step_seconds: the wall time of each step of the run (table.json timing)
 
 
 @pytest.fixture(scope="module")

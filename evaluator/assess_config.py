@@ -75,6 +75,14 @@ class AssessConfig:
         return {key: str(value) if isinstance(value, Path) else value for key, value in data.items()}
 
 
+def check_torch_device(name: str) -> None:
+    """A torch device other than auto and cpu (a GPU, or a typo) checked before any work; torch is imported only then."""
+    if name not in ("auto", "cpu"):
+        from evaluator.torch_device import choose_torch_device
+
+        choose_torch_device(name)
+
+
 def check_budgets(config: AssessConfig, pixels: int | None = None) -> None:
     """Budgets per norm: Linf in (0, 1], L2 and L1 positive, L0 a whole number of pixels >= 1; at most MAX_BUDGETS
     of each."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from evaluator.attacks import Attack, AttackTarget, is_minimal
-from evaluator.assess_config import AssessConfig, check_budgets
+from evaluator.assess_config import AssessConfig, check_budgets, check_torch_device
 from evaluator.checks import (
     FLOAT_SOURCE_DISAGREEMENT, QUANTIZED_TIES, above_chance, deterministic, epsilon_monotone, gradients_nonzero,
     int8_kernels_exact, output_is_logits, source_agrees, unbounded_attacks_succeed, white_box_strongest,
@@ -191,25 +192,26 @@ def white_box_target(classifier: OnnxClassifier, source: Path | None, surrogate:
     converted to torch when it converts and agrees with ONNX Runtime (its forward is the int8 arithmetic, the
     rounding straight-through), else its float parent's source; the converted graph when there is no source.
     (target, FROM_* or None, notes)."""
+    target = functools.partial(AttackTarget, classifier, surrogate_path=surrogate, torch_device=config.torch_device)
     if not any(attack.kind.value == "white-box" for attack in attacks):
-        return AttackTarget(classifier, source, surrogate, torch_device=config.torch_device), None, []
+        return target(source), None, []
     recorded = (classifier.metadata or {}).get("precision") is not None
     float_source = recorded and (config.source is None or sha256_of(Path(config.source)) ==
                                  ((classifier.metadata or {}).get("source") or {}).get("sha256"))
     if source is not None and not float_source:  # a source given for this graph itself
-        return AttackTarget(classifier, source, surrogate, torch_device=config.torch_device), FROM_SOURCE, []
+        return target(source), FROM_SOURCE, []
     if source is not None and precision != INT8:  # fp16, int8-dynamic: the float function is theirs up to rounding
-        return AttackTarget(classifier, source, surrogate, torch_device=config.torch_device), FROM_FLOAT_SOURCE, []
+        return target(source), FROM_FLOAT_SOURCE, []
     from evaluator.converted_source import converted_graph
 
     module, note = converted_graph(classifier, x)
     if module is not None:
-        return AttackTarget(classifier, None, surrogate, _source=module, torch_device=config.torch_device), FROM_CONVERTED_GRAPH, [note]
+        return target(None, _source=module), FROM_CONVERTED_GRAPH, [note]
     if source is not None:
         reason = note.removeprefix("white-box attacks skipped: ").split("; give its")[0]
-        return AttackTarget(classifier, source, surrogate, torch_device=config.torch_device), FROM_FLOAT_SOURCE, [
+        return target(source), FROM_FLOAT_SOURCE, [
             f"the int8 graph's own gradients are unavailable ({reason}): white-box attacks use its float parent's source"]
-    return AttackTarget(classifier, None, surrogate, torch_device=config.torch_device), None, [note]
+    return target(None), None, [note]
 
 
 def parent_clean_accuracy(path: Path, metadata: dict[str, Any] | None, config: AssessConfig,
@@ -292,10 +294,7 @@ def assess(paths: list[Path], config: AssessConfig, progress: Step = silent_step
             raise EvaluatorError(f"{setting} must be at least 1, got {getattr(config, setting)}", field=setting)
     check_budgets(config)
     config.create_attacks()  # unknown attacks and options fail before any work
-    if config.torch_device not in ("auto", "cpu"):  # a GPU asked for and not there, or a typo: before any work
-        from evaluator.torch_device import choose_torch_device
-
-        choose_torch_device(config.torch_device)
+    check_torch_device(config.torch_device)
     with assessment_threads(config.threads) as threads:  # torch's and ONNX Runtime's, one number
         run_config = replace(config, threads=threads.threads)
         datasets: dict[str, Dataset] = {}

@@ -68,41 +68,42 @@ def cuda_failure_reason(onnxruntime: Any, loader: Any = ctypes.CDLL) -> str:
     return f"its libraries load, so the fault is elsewhere: it needs {DRIVER_HINT}"
 
 
-@functools.lru_cache(maxsize=1)
-def visible_gpu_count() -> int | None:
-    """GPUs CUDA programs see here: nvidia-smi's list, narrowed by CUDA_VISIBLE_DEVICES (None without nvidia-smi)."""
+def nvidia_smi(*arguments: str, timeout_s: float = 20) -> str | None:
+    """nvidia-smi's output for `arguments`; None where it is absent, fails or takes over `timeout_s` seconds."""
     smi = shutil.which("nvidia-smi")
     if smi is None:
         return None
     try:
-        done = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=20, check=False)
+        done = subprocess.run([smi, *arguments], capture_output=True, text=True, timeout=timeout_s, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
-    if done.returncode != 0:
+    return done.stdout if done.returncode == 0 else None
+
+
+@functools.lru_cache(maxsize=1)
+def visible_gpu_count() -> int | None:
+    """GPUs CUDA programs see here: nvidia-smi's list, narrowed by CUDA_VISIBLE_DEVICES (None without nvidia-smi)."""
+    listed = nvidia_smi("-L")
+    if listed is None:
         return None
-    count = sum(1 for line in done.stdout.splitlines() if line.startswith("GPU "))
+    count = sum(1 for line in listed.splitlines() if line.startswith("GPU "))
+    visible = visible_devices()
+    return count if visible is None else min(count, len(visible))
+
+
+def visible_devices() -> list[str] | None:
+    """The GPUs CUDA_VISIBLE_DEVICES names (indices or UUIDs), in CUDA's numbering; None where it is not set."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    return count if visible is None else min(count, len([entry for entry in visible.split(",") if entry.strip()]))
+    return None if visible is None else [entry.strip() for entry in visible.split(",") if entry.strip()]
 
 
 @functools.lru_cache(maxsize=16)
 def gpu_name(device_id: int) -> str | None:
     """The name of CUDA device `device_id` from nvidia-smi (None where it is absent or fails). The number counts the
     GPUs CUDA_VISIBLE_DEVICES leaves visible, as ONNX Runtime's device_id does; nvidia-smi counts them all."""
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
+    visible = visible_devices()
+    if visible is not None and device_id >= len(visible):
         return None
-    target = str(device_id)
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        ids = [entry.strip() for entry in visible.split(",") if entry.strip()]
-        if device_id >= len(ids):
-            return None
-        target = ids[device_id]  # an index or a UUID, both of which nvidia-smi --id takes
-    try:
-        done = subprocess.run([smi, "--query-gpu=name", "--format=csv,noheader", f"--id={target}"],
-                              capture_output=True, text=True, timeout=20, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    name = done.stdout.strip().splitlines()[0].strip() if done.returncode == 0 and done.stdout.strip() else ""
-    return name or None
+    target = str(device_id) if visible is None else visible[device_id]  # an index or a UUID: nvidia-smi --id takes both
+    lines = (nvidia_smi("--query-gpu=name", "--format=csv,noheader", f"--id={target}") or "").strip().splitlines()
+    return lines[0].strip() if lines else None

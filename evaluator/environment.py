@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import platform
-import shutil
-import subprocess
 import sys
 from importlib import metadata
 from typing import Any
@@ -54,13 +52,9 @@ def int8_instructions() -> dict[str, Any]:
 
 
 def gpu_names() -> list[str]:
-    if shutil.which("nvidia-smi") is None:
-        return []
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
-                             text=True, timeout=10, check=False).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
+    from evaluator.cuda_libraries import nvidia_smi
+
+    out = nvidia_smi("--query-gpu=name", "--format=csv,noheader", timeout_s=10) or ""
     return [line.strip() for line in out.splitlines() if line.strip()]
 
 

@@ -19,6 +19,13 @@ MAX_EPOCHS = 10_000  # training or fine-tuning epochs
 MAX_BUDGETS = 1_000  # epsilons of one norm in one assessment
 
 
+def check_device(device_id: object) -> int:
+    """A GPU number for ONNX Runtime's CUDA EP: a whole number from 0 to MAX_DEVICES - 1."""
+    if isinstance(device_id, bool) or not isinstance(device_id, int) or not 0 <= device_id < MAX_DEVICES:
+        raise EvaluatorError(f"device must be a GPU number from 0 to {MAX_DEVICES - 1}, got {device_id}", field="device")
+    return device_id
+
+
 def check_batch(batch: int, input_shape: tuple[int, ...], what: str, field: str | None = None) -> int:
     """`batch` when a float32 batch of `batch` inputs of input_shape (C, H, W) is at most MAX_BATCH samples and
     MAX_BATCH_BYTES; else an EvaluatorError naming `what` ("batch size", "latency batch", ...), the value and the limit

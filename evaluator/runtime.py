@@ -13,7 +13,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from evaluator.errors import EvaluatorError, first_line
-from evaluator.limits import MAX_DEVICES, MAX_INPUT_VALUES, MAX_THREADS, check_batch
+from evaluator.limits import MAX_INPUT_VALUES, MAX_THREADS, check_batch, check_device
 from evaluator.cuda_libraries import cuda_failure_reason, gpu_name, preload_cuda_libraries, visible_gpu_count
 from evaluator.input_options import InputOverrides
 from evaluator.graph_input import adapt, image_input, input_dims, resolve_input
@@ -136,9 +136,7 @@ class OnnxClassifier:
         check_batch(batch_size, self.input_shape, "batch size")
         if threads is not None and not 1 <= threads <= MAX_THREADS:
             raise EvaluatorError(f"threads must be between 1 and {MAX_THREADS}, got {threads}")
-        if isinstance(device_id, bool) or not isinstance(device_id, int) or not 0 <= device_id < MAX_DEVICES:
-            raise EvaluatorError(f"device must be a GPU number from 0 to {MAX_DEVICES - 1}, got {device_id}", field="device")
-        self.device_id = device_id
+        self.device_id = check_device(device_id)
         self.batch_size = self.fixed_batch or batch_size
         self.notes: list[str] = []
         if self.fixed_batch:
@@ -269,8 +267,7 @@ class OnnxClassifier:
         except EvaluatorError:
             raise
         except Exception as error:  # ORT raises its own types (Fail, InvalidArgument, RuntimeException)
-            where = f" on {self.runtime.used}" if getattr(self, "runtime", None) is not None else ""
-            raise EvaluatorError(f"ONNX Runtime failed to run {self.path} on a batch of {x.shape[0]}{where}: "
+            raise EvaluatorError(f"ONNX Runtime failed to run {self.path} on a batch of {x.shape[0]} on {self.runtime.used}: "
                                  f"{first_line(error)}") from None
 
     def _check_batch(self, x: np.ndarray) -> None:
@@ -286,13 +283,10 @@ class OnnxClassifier:
     def _check_still_on_cuda(self) -> None:
         """After a plain CUDA run: ORT's Python API reruns a failed CUDA run on the CPU and moves the session there
         (where fallback is not disabled). The runtime then says CPU, with why."""
-        if self.runtime_on_cuda() and self._session.get_providers()[0] != CUDA_EP:
+        if self.runtime.used == CUDA_EP and self._session.get_providers()[0] != CUDA_EP:
             self.runtime = RuntimeChoice(self.runtime.requested, CPU_EP, note=(
                 "ONNX Runtime moved the session from the CUDA EP to the CPU during a run (its fallback after a CUDA "
                 "error): the figures from then on are the CPU's"))
-
-    def runtime_on_cuda(self) -> bool:
-        return getattr(self, "runtime", None) is not None and self.runtime.used == CUDA_EP
 
     def _run_cuda_graph(self, x: np.ndarray) -> np.ndarray:
         batch = x.shape[0]
@@ -305,7 +299,7 @@ class OnnxClassifier:
             binding.bind_ortvalue_output(self.output_name, device_output)
             self._bindings[batch] = (session, binding, device_input, device_output)
         session, binding, device_input, device_output = self._bindings[batch]
-        device_input.update_inplace(np.ascontiguousarray(x, dtype=np.float32))
+        device_input.update_inplace(np.ascontiguousarray(x))  # run_batch took only float32
         session.run_with_iobinding(binding)
         return device_output.numpy()
 

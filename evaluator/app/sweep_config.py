@@ -11,12 +11,12 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from evaluator.assess_config import BUDGET_FIELDS, AssessConfig, check_attack_norms, check_budgets
+from evaluator.assess_config import BUDGET_FIELDS, AssessConfig, check_attack_norms, check_budgets, check_torch_device
 from evaluator.catalogue import ARCHITECTURES, METHODS, STUDY_METHODS
 from evaluator.default_attacks import DEFAULT_CASCADES, default_attacks
 from evaluator.errors import EvaluatorError
 from evaluator.files import read_text_file
-from evaluator.limits import MAX_DEVICES, MAX_EPOCHS
+from evaluator.limits import MAX_EPOCHS, check_device
 from evaluator.threads import choose_threads
 
 PROVIDERS = ("auto", "cpu", "cuda")
@@ -162,12 +162,8 @@ class SweepConfig:
                 check_reachable(self.ray_address)
         if self.provider not in PROVIDERS:
             raise EvaluatorError(f"unknown provider {self.provider!r}: expected {', '.join(PROVIDERS)}")
-        if not 0 <= self.device < MAX_DEVICES:
-            raise EvaluatorError(f"device must be a GPU number from 0 to {MAX_DEVICES - 1}, got {self.device}", field="device")
-        if self.torch_device not in ("auto", "cpu"):  # a GPU asked for and not there, or a typo
-            from evaluator.torch_device import choose_torch_device
-
-            choose_torch_device(self.torch_device)
+        check_device(self.device)
+        check_torch_device(self.torch_device)
         assess = self.assess_config()
         check_budgets(assess)
         assess.create_attacks()
